@@ -1,0 +1,202 @@
+"""The line config: one TOML file describing one grading line, validated by pydantic.
+
+Owns the schema, loading and error reporting (``FILE: dotted.path: message``). Every field
+has bounds and a description; unknown keys are errors so typos fail at start. No config file
+means the built-in demo line: every device simulated, SQLite under ``./var/``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from drivers.settings import OpenCvCameraSettings, PlcModbusSettings, SerialScaleSettings
+from simulators.settings import (
+    SimulatedCameraSettings,
+    SimulatedPlcSettings,
+    SimulatedScaleSettings,
+    SimulationSettings,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineSettings(_Strict):
+    name: str = Field("line-1", min_length=1, max_length=64, description="Line name, used in metrics and records.")
+    lanes: int = Field(4, ge=1, le=16, description="Number of singulated lanes.")
+    cup_pitch_mm: float = Field(100.0, gt=10, le=500, description="Distance between cups along a lane.")
+    cups_per_second: float = Field(
+        8.0, gt=0, le=40, description="Belt speed in cups per second per lane (simulated belt; real belts report it)."
+    )
+    scale_offset_cups: int = Field(
+        -10, le=-1, ge=-200,
+        description="Where the load cell sits, in cups relative to the inspection point (camera exit); negative = upstream.",
+    )
+
+
+class CameraGeometry(_Strict):
+    width_px: int = Field(1280, ge=64, le=8192, description="Image width; the belt runs along x.")
+    height_px: int = Field(480, ge=32, le=8192, description="Image height; lanes are horizontal bands.")
+    fps: float = Field(20.0, gt=0, le=500, description="Frames per second.")
+    mm_per_px: float = Field(0.5, gt=0.01, le=10, description="Scale at the belt plane, from calibration.")
+
+
+SimOrOpenCvCamera = Annotated[SimulatedCameraSettings | OpenCvCameraSettings, Field(discriminator="kind")]
+ScaleDevice = Annotated[SimulatedScaleSettings | SerialScaleSettings, Field(discriminator="kind")]
+PlcDevice = Annotated[SimulatedPlcSettings | PlcModbusSettings, Field(discriminator="kind")]
+
+
+class CameraSettings(_Strict):
+    geometry: CameraGeometry = Field(default_factory=CameraGeometry, description="Image size, rate and scale.")
+    device: SimOrOpenCvCamera = Field(default_factory=SimulatedCameraSettings, description="Where frames come from.")
+
+
+class OutletSettings(_Strict):
+    number: int = Field(ge=1, le=255, description="Outlet (drop) number as the PLC knows it.")
+    name: str = Field("", max_length=64, description="Display name on the HMI.")
+    offset_cups: int = Field(ge=1, le=10000, description="Distance from the inspection point in cups.")
+    role: Literal["pack", "recheck", "cull"] = Field(
+        "pack", description="pack: graded fruit; recheck: fruit without a valid weight or flagged; cull: out of grade."
+    )
+    quality_classes: list[str] = Field(
+        default_factory=list, description="Quality classes this outlet takes (empty = any)."
+    )
+    size_classes: list[str] = Field(default_factory=list, description="Size classes this outlet takes (empty = any).")
+
+
+def _demo_outlets() -> list[OutletSettings]:
+    return [
+        OutletSettings(number=1, name="特级 Extra", offset_cups=6, quality_classes=["extra"]),
+        OutletSettings(number=2, name="一级 Class I", offset_cups=8, quality_classes=["class_i"]),
+        OutletSettings(number=3, name="二级 Class II", offset_cups=10, quality_classes=["class_ii"]),
+        OutletSettings(number=4, name="复检 Recheck", offset_cups=12, role="recheck"),
+        OutletSettings(number=5, name="次果 Cull", offset_cups=14, role="cull"),
+    ]
+
+
+class PlcSettings(_Strict):
+    device: PlcDevice = Field(default_factory=SimulatedPlcSettings, description="How to reach the PLC.")
+    poll_hz: float = Field(100.0, ge=1, le=1000, description="Status polls per second.")
+    decision_margin_cups: float = Field(
+        1.0, ge=0, le=100, description="A decision must land this many cups before the first outlet, else it is late."
+    )
+
+
+class DatabaseSettings(_Strict):
+    url: str = Field(
+        "sqlite:///var/gradeline.db",
+        description="SQLAlchemy URL; sqlite:///path (WAL) or postgresql+psycopg://user@host/db.",
+    )
+    batch_size: int = Field(200, ge=1, le=10000, description="Rows per insert batch.")
+    flush_interval_s: float = Field(0.25, gt=0, le=10, description="Longest time a row waits before it is written.")
+
+
+class ApiSettings(_Strict):
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0 = any free port).")
+
+
+class LotSettings(_Strict):
+    code: str = Field("DEMO-LOT-1", min_length=1, max_length=40, description="Lot code of the lot being run.")
+    grower: str = Field("演示果农 Demo grower", max_length=100, description="Grower name.")
+    variety: str = Field("", max_length=64, description="Variety.")
+
+
+class LineConfig(_Strict):
+    line: LineSettings = Field(default_factory=LineSettings, description="Conveyor geometry and speed.")
+    camera: CameraSettings = Field(default_factory=CameraSettings, description="Camera and its geometry.")
+    scale: ScaleDevice = Field(default_factory=SimulatedScaleSettings, description="Per-lane load cells.")
+    plc: PlcSettings = Field(default_factory=PlcSettings, description="The PLC that fires the outlets.")
+    outlets: list[OutletSettings] = Field(default_factory=_demo_outlets, min_length=1, description="Outlets (drops).")
+    recipe: str = Field("apple", min_length=1, description="Built-in recipe name or path to a recipe TOML file.")
+    lot: LotSettings = Field(default_factory=LotSettings, description="The lot the line starts on.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where records are stored.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API.")
+    simulation: SimulationSettings = Field(
+        default_factory=SimulationSettings, description="Simulated fruit flow (used by simulated devices only)."
+    )
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> LineConfig:
+        numbers = [o.number for o in self.outlets]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("outlets: outlet numbers must be unique")
+        if isinstance(self.scale, SerialScaleSettings) and len(self.scale.ports) != self.line.lanes:
+            raise ValueError(f"scale.ports: needs one port per lane ({self.line.lanes}), got {len(self.scale.ports)}")
+        lane_height = self.camera.geometry.height_px // self.line.lanes
+        if lane_height < 16:
+            raise ValueError("camera.geometry.height_px: too small for the number of lanes")
+        return self
+
+    @property
+    def first_outlet_offset_cups(self) -> int:
+        return min(o.offset_cups for o in self.outlets)
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config file is unreadable or invalid; carries every issue found."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues
+
+
+_UNION_TAGS = {"simulated", "opencv", "mt-sics", "toledo", "xk3190", "modbus"}
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        elif item in _UNION_TAGS:
+            continue  # discriminated-union branch name, not a key the user wrote
+        else:
+            parts.append(item)
+    return ".".join(parts) or "(top level)"
+
+
+def parse_config(data: dict[str, object], file: str = "<config>") -> LineConfig:
+    try:
+        return LineConfig.model_validate(data)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            message = err["msg"]
+            field = _dotted(tuple(err["loc"]))
+            if field == "(top level)" and message.startswith("Value error, ") and ":" in message:
+                field, _, message = message.removeprefix("Value error, ").partition(": ")
+            issues.append(ConfigIssue(file, field, message))
+        raise ConfigError(issues) from exc
+
+
+def load_config(path: str | Path | None) -> LineConfig:
+    """Load and validate ``path``; ``None`` gives the built-in demo line."""
+    if path is None:
+        return LineConfig()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), "(file)", exc.strerror or str(exc))]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue(str(path), "(toml)", str(exc))]) from exc
+    return parse_config(data, str(path))
