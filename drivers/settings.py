@@ -37,10 +37,3 @@ class PlcModbusSettings(_Strict):
     port: int = Field(502, ge=1, le=65535, description="Modbus TCP port.")
     device_id: int = Field(1, ge=0, le=247, description="Modbus unit id.")
     timeout_s: float = Field(0.5, gt=0, le=10, description="Per-request timeout.")
-
-
-class OpenCvCameraSettings(_Strict):
-    """A real camera or recording through cv2.VideoCapture."""
-
-    kind: Literal["opencv"] = Field(description="cv2.VideoCapture source.")
-    source: int | str = Field(description="Device index, video file path or RTSP URL.")

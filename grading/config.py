@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from drivers.settings import OpenCvCameraSettings, PlcModbusSettings, SerialScaleSettings
+from drivers.camera import OpenCvCameraSettings
+from drivers.settings import PlcModbusSettings, SerialScaleSettings
 from simulators.settings import (
     SimulatedCameraSettings,
     SimulatedPlcSettings,
