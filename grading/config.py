@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from drivers.camera import OpenCvCameraSettings
-from drivers.settings import PlcModbusSettings, SerialScaleSettings
+from drivers.modbus.settings import PlcModbusSettings
+from drivers.scales.settings import SerialScaleSettings
 from simulators.settings import (
     SimulatedCameraSettings,
     SimulatedPlcSettings,

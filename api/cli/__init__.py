@@ -1,7 +1,8 @@
 """The ``gradeline`` command line: one parser, sub-commands registered by feature modules.
 
-Each feature module exposes ``register(subparsers)`` and, where it has benchmarks,
-``register_bench(bench_subparsers)``. A handler takes the parsed args and returns the exit code.
+Each feature module exposes ``register(parsers: CliParsers)`` and adds its commands to the
+groups it needs (top level, ``sim``, ``bench``, ``vision``). A handler takes the parsed args
+and returns the exit code; it is attached with ``parser.set_defaults(func=handler)``.
 """
 
 from __future__ import annotations
@@ -9,18 +10,32 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from api.cli import sim, vision
+
+@dataclass(frozen=True)
+class CliParsers:
+    root: argparse._SubParsersAction  # type: ignore[type-arg]
+    sim: argparse._SubParsersAction  # type: ignore[type-arg]
+    bench: argparse._SubParsersAction  # type: ignore[type-arg]
+    vision: argparse._SubParsersAction  # type: ignore[type-arg]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from api.cli import sim_modbus, sim_scale, vision, vision_bench
+
     parser = argparse.ArgumentParser(prog="gradeline", description="Fruit grading-line control software.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser("bench", help="Benchmarks; each prints a JSON line last.")
-    bench_sub = bench.add_subparsers(dest="bench", required=True)
-    for module in (vision, sim):
-        module.register(sub)
-        module.register_bench(bench_sub)
+    root = parser.add_subparsers(dest="command", required=True)
+    groups = CliParsers(
+        root=root,
+        sim=root.add_parser("sim", help="Run a wire-level device simulator.").add_subparsers(dest="sim", required=True),
+        bench=root.add_parser("bench", help="Benchmarks; each prints a JSON line last.").add_subparsers(
+            dest="bench", required=True
+        ),
+        vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
+    )
+    for module in (vision, vision_bench, sim_scale, sim_modbus):
+        module.register(groups)
     return parser
 
 

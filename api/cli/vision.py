@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
+from api.cli import CliParsers
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+def register(parsers: CliParsers) -> None:
+    del parsers

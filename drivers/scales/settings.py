@@ -1,8 +1,4 @@
-"""Config models for reaching real devices (ports, addresses, register maps).
-
-These are parts of the line config (``grading/config.py``); they only describe how to
-reach a device, never what to do with its values.
-"""
+"""Config models for serial weighing indicators (how to reach them, which protocol)."""
 
 from __future__ import annotations
 
@@ -27,13 +23,3 @@ class SerialScaleSettings(_Strict):
     )
     baudrate: int = Field(9600, ge=300, le=115200, description="Serial baud rate.")
     timeout_s: float = Field(0.3, gt=0, le=10, description="Time to wait for one weight.")
-
-
-class PlcModbusSettings(_Strict):
-    """The line PLC, reached over Modbus TCP; register contract in docs/plc-register-contract.md."""
-
-    kind: Literal["modbus"] = Field(description="Modbus TCP PLC.")
-    host: str = Field(description="PLC address.")
-    port: int = Field(502, ge=1, le=65535, description="Modbus TCP port.")
-    device_id: int = Field(1, ge=0, le=247, description="Modbus unit id.")
-    timeout_s: float = Field(0.5, gt=0, le=10, description="Per-request timeout.")

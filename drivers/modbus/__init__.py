@@ -1,0 +1,1 @@
+"""Modbus devices: register maps from config, typed errors, polling, sensors and the PLC contract."""

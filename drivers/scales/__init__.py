@@ -1,0 +1,1 @@
+"""Serial weighing indicators: frame parsers per indicator model, transports, the Scale driver."""
