@@ -49,6 +49,15 @@ class CameraGeometry(_Strict):
     mm_per_px: float = Field(0.5, gt=0.01, le=10, description="Scale at the belt plane, from calibration.")
 
 
+class LensCalibration(_Strict):
+    """Lens undistortion from a checkerboard calibration (``gradeline vision calibrate``)."""
+
+    camera_matrix: list[list[float]] | None = Field(
+        None, min_length=3, max_length=3, description="3x3 intrinsic matrix; None = no undistortion."
+    )
+    dist_coeffs: list[float] | None = Field(None, min_length=4, max_length=14, description="OpenCV distortion coefficients.")
+
+
 SimOrOpenCvCamera = Annotated[SimulatedCameraSettings | OpenCvCameraSettings, Field(discriminator="kind")]
 ScaleDevice = Annotated[SimulatedScaleSettings | SerialScaleSettings, Field(discriminator="kind")]
 PlcDevice = Annotated[SimulatedPlcSettings | PlcModbusSettings, Field(discriminator="kind")]
@@ -57,6 +66,7 @@ PlcDevice = Annotated[SimulatedPlcSettings | PlcModbusSettings, Field(discrimina
 class CameraSettings(_Strict):
     geometry: CameraGeometry = Field(default_factory=CameraGeometry, description="Image size, rate and scale.")
     device: SimOrOpenCvCamera = Field(default_factory=SimulatedCameraSettings, description="Where frames come from.")
+    calibration: LensCalibration = Field(default_factory=LensCalibration, description="Lens undistortion.")
 
 
 class OutletSettings(_Strict):
