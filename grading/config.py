@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 class LineSettings(_Strict):
     name: str = Field("line-1", min_length=1, max_length=64, description="Line name, used in metrics and records.")
     lanes: int = Field(4, ge=1, le=16, description="Number of singulated lanes.")
-    cup_pitch_mm: float = Field(100.0, gt=10, le=500, description="Distance between cups along a lane.")
+    cup_pitch_mm: float = Field(110.0, gt=10, le=500, description="Distance between cups along a lane.")
     cups_per_second: float = Field(
         8.0, gt=0, le=40, description="Belt speed in cups per second per lane (simulated belt; real belts report it)."
     )
@@ -44,9 +44,9 @@ class LineSettings(_Strict):
 
 class CameraGeometry(_Strict):
     width_px: int = Field(1280, ge=64, le=8192, description="Image width; the belt runs along x.")
-    height_px: int = Field(480, ge=32, le=8192, description="Image height; lanes are horizontal bands.")
-    fps: float = Field(20.0, gt=0, le=500, description="Frames per second.")
-    mm_per_px: float = Field(0.5, gt=0.01, le=10, description="Scale at the belt plane, from calibration.")
+    height_px: int = Field(640, ge=32, le=8192, description="Image height; lanes are horizontal bands.")
+    fps: float = Field(12.0, gt=0, le=500, description="Frames per second.")
+    mm_per_px: float = Field(0.8, gt=0.01, le=10, description="Scale at the belt plane, from calibration.")
 
 
 class LensCalibration(_Strict):
