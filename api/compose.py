@@ -1,0 +1,199 @@
+"""The composition root: turns a validated line config into running objects, once.
+
+This is the only place that knows whether a device is real or simulated: it picks the
+implementation for each device from the config and hands the runtime objects that satisfy the
+``drivers.interfaces`` Protocols. Everything is opened here and closed here, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from api.metrics import build_registry
+from drivers.interfaces import Camera, Plc, Scale
+from grading.config import LineConfig
+from grading.grader import Grader
+from grading.outlets import OutletAssigner
+from grading.recipe import Recipe, load_recipe
+from grading.runtime import LineRuntime, RuntimeSettings
+from grading.store import RecordWriter, create_store_engine, migrate, open_lot
+from simulators.settings import SimulatedCameraSettings, SimulatedPlcSettings, SimulatedScaleSettings
+from vision.colour import ColourClass
+from vision.pipeline import FramePipeline, VisionSettings
+from vision.tracking import CupTracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Simulation:
+    """Handles on the simulated world, for tests that score against ground truth."""
+
+    conveyor: Any  # simulators.conveyor.SimulatedConveyor
+    plc_model: Any | None  # simulators.plc.PlcModel when the PLC is simulated in-process
+
+
+@dataclass
+class LineHandle:
+    config: LineConfig
+    recipe: Recipe
+    runtime: LineRuntime
+    engine: Engine
+    writer: RecordWriter
+    registry: CollectorRegistry
+    simulation: Simulation | None
+
+
+@dataclass
+class Devices:
+    camera: Camera
+    scales: Sequence[Scale]
+    plc: Plc
+    simulation: Simulation | None
+
+
+def _vision_settings(config: LineConfig, recipe: Recipe) -> VisionSettings:
+    return VisionSettings(
+        mm_per_px=config.camera.geometry.mm_per_px,
+        lanes=config.line.lanes,
+        colour_classes=tuple(ColourClass(c.name, tuple(c.lab_lo), tuple(c.lab_hi)) for c in recipe.colour_classes),
+    )
+
+
+def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]) -> Devices:
+    """Pick a real driver or a simulator for each device, from the config alone."""
+    plc: Plc
+    position: Callable[[], float] | None = None
+    plc_model = None
+    if isinstance(config.plc.device, SimulatedPlcSettings):
+        from simulators.plc import PlcModel, SimulatedPlc
+
+        plc_model = PlcModel(
+            lanes=config.line.lanes,
+            outlet_offsets_cups={o.number: o.offset_cups for o in config.outlets},
+            cups_per_second=config.line.cups_per_second,
+            clock=clock,
+        )
+        plc = SimulatedPlc(plc_model)
+        position = plc_model.position_cups
+    else:
+        from drivers.modbus.plc import ModbusPlc
+
+        plc = ModbusPlc.from_settings(config.plc.device, lanes=config.line.lanes)
+
+    needs_world = isinstance(config.camera.device, SimulatedCameraSettings) or isinstance(
+        config.scale, SimulatedScaleSettings
+    )
+    conveyor = None
+    if needs_world:
+        from simulators.conveyor import FreeRunningBelt, SimulatedConveyor
+
+        if position is None:  # real PLC, simulated fruit: the simulated belt runs on its own
+            position = FreeRunningBelt(config.line.cups_per_second, clock)
+        conveyor = SimulatedConveyor(recipe.product, config.simulation, position)
+
+    camera: Camera
+    if isinstance(config.camera.device, SimulatedCameraSettings):
+        from simulators.conveyor import SimulatedCamera
+        from simulators.scene import SceneGeometry, SceneRenderer
+
+        g = config.camera.geometry
+        geometry = SceneGeometry(
+            width_px=g.width_px, height_px=g.height_px, lanes=config.line.lanes,
+            mm_per_px=g.mm_per_px, cup_pitch_mm=config.line.cup_pitch_mm,
+        )
+        renderer = SceneRenderer(geometry, config.camera.device, seed=config.simulation.seed)
+        assert conveyor is not None
+        camera = SimulatedCamera(conveyor, renderer, fps=g.fps, clock=clock)
+    else:
+        from drivers.camera import OpenCvCamera
+
+        camera = OpenCvCamera(config.camera.device)
+
+    scales: list[Scale]
+    if isinstance(config.scale, SimulatedScaleSettings):
+        from simulators.conveyor import SimulatedScale
+
+        assert conveyor is not None
+        scales = [
+            SimulatedScale(conveyor, lane, config.line.scale_offset_cups, config.scale, clock, config.simulation.seed)
+            for lane in range(config.line.lanes)
+        ]
+    else:
+        from drivers.scales.factory import create_scales
+
+        scales = list(create_scales(config.scale, config.line.lanes))
+
+    simulation = Simulation(conveyor, plc_model) if conveyor is not None else None
+    return Devices(camera=camera, scales=scales, plc=plc, simulation=simulation)
+
+
+@asynccontextmanager
+async def open_line(
+    config: LineConfig, *, clock: Callable[[], float] = time.monotonic, start: bool = True
+) -> AsyncIterator[LineHandle]:
+    """Build, open and run the line; on exit stop intake, flush every record, close devices."""
+    recipe = load_recipe(config.recipe)
+    engine = create_store_engine(config.database.url)
+    await asyncio.to_thread(migrate, engine)
+    lot = await asyncio.to_thread(
+        open_lot, engine, code=config.lot.code, grower=config.lot.grower, variety=config.lot.variety,
+        product=recipe.product, recipe=recipe.name, line=config.line.name,
+    )
+    writer = RecordWriter(engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s)
+    writer.start()
+    devices = build_devices(config, recipe, clock)
+    vision_settings = _vision_settings(config, recipe)
+    geometry = config.camera.geometry
+    pitch_px = config.line.cup_pitch_mm / geometry.mm_per_px
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vision")
+    runtime = LineRuntime(
+        settings=RuntimeSettings(
+            line_name=config.line.name,
+            lanes=config.line.lanes,
+            scale_offset_cups=config.line.scale_offset_cups,
+            first_outlet_offset_cups=config.first_outlet_offset_cups,
+            decision_margin_cups=config.plc.decision_margin_cups,
+            plc_poll_interval_s=1.0 / config.plc.poll_hz,
+        ),
+        camera=devices.camera,
+        scales=devices.scales,
+        plc=devices.plc,
+        measurer_factory=lambda: FramePipeline(vision_settings),
+        tracker_factory=lambda: CupTracker(config.line.lanes, pitch_px, geometry.width_px - pitch_px / 2),
+        grader=Grader(recipe),
+        assigner=OutletAssigner(config.outlets),
+        writer=writer,
+        lot=lot,
+        executor=executor,
+        clock=clock,
+    )
+    async with AsyncExitStack() as stack:
+        stack.callback(engine.dispose)
+        stack.callback(writer.close, 30.0)  # runs after the runtime and devices have stopped
+        stack.callback(executor.shutdown, wait=True)
+        for device in (devices.plc, devices.camera, *devices.scales):
+            await device.open()
+            stack.push_async_callback(device.close)
+        run_task = asyncio.create_task(runtime.run(), name="line-runtime")
+        try:
+            if start:
+                runtime.start_intake()
+            yield LineHandle(
+                config=config, recipe=recipe, runtime=runtime, engine=engine, writer=writer,
+                registry=build_registry(runtime), simulation=devices.simulation,
+            )
+        finally:
+            await runtime.shutdown()
+            await asyncio.gather(run_task, return_exceptions=True)
+            log.info("line stopped: fruit_total=%d", runtime.counters.fruit_total)

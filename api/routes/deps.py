@@ -1,0 +1,19 @@
+"""Dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from grading.runtime import LineRuntime
+
+
+def get_runtime(request: Request) -> LineRuntime:
+    from api.app import LineUnavailable
+
+    handle: Any = getattr(request.app.state, "line", None)
+    if handle is None:
+        raise LineUnavailable("the line is starting or shutting down")
+    runtime: LineRuntime = handle.runtime
+    return runtime
