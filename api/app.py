@@ -26,10 +26,13 @@ def create_app(line_factory: Callable[[], AbstractAsyncContextManager[Any]]) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.line = None
+        app.state.final_snapshot = None
         async with line_factory() as handle:
             app.state.line = handle
             yield
             app.state.line = None
+        # Taken after the line has shut down and every record is written.
+        app.state.final_snapshot = handle.runtime.snapshot()
 
     app = FastAPI(
         title="gradeline",

@@ -27,7 +27,11 @@ from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
-from simulators.settings import SimulatedCameraSettings, SimulatedPlcSettings, SimulatedScaleSettings
+from simulators.settings import (
+    SimulatedCameraSettings,
+    SimulatedPlcSettings,
+    SimulatedScaleSettings,
+)
 from vision.colour import ColourClass
 from vision.pipeline import FramePipeline, VisionSettings
 from vision.tracking import CupTracker

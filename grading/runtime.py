@@ -20,17 +20,28 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from drivers.interfaces import Camera, DeviceError, EndOfStream, Frame, OutletDecision, Plc, PlcStatus, Scale
+from drivers.interfaces import (
+    Camera,
+    DeviceError,
+    EndOfStream,
+    Frame,
+    OutletDecision,
+    Plc,
+    PlcStatus,
+    Scale,
+)
 from grading.grader import Grader, GradeResult
 from grading.measurement import FruitMeasurement
 from grading.outlets import OutletAssigner
 from grading.store import Lot, RecordWriter
-from vision.pipeline import FruitView
-from vision.tracking import FusedFruit
+
+if TYPE_CHECKING:
+    from vision.pipeline import FruitView
+    from vision.tracking import FusedFruit
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +249,7 @@ class LineRuntime:
             "lanes": {str(k): v for k, v in sorted(c.by_lane.items())},
             "frames_total": c.frames_total,
             "frames_dropped_total": c.frames_dropped_total,
-            "rows_written": self.writer.rows_written,
+            "fruit_rows_written": self.writer.fruit_rows_written,
             "belt_speed_cups_per_s": status.belt_speed_cups_per_s if status else None,
             "cup_counter": status.cup_counter if status else None,
             "devices": {

@@ -117,6 +117,7 @@ class RecordWriter:
         self._queue: queue.Queue[tuple[str, Mapping[str, Any]] | threading.Event | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.rows_written = 0
+        self.fruit_rows_written = 0
         self.batches_written = 0
         self.write_errors = 0
 
@@ -195,5 +196,6 @@ class RecordWriter:
                 delay_s = min(delay_s * 2, 5.0)
                 continue
             self.rows_written += len(batch["fruit"]) + len(batch["events"])
+            self.fruit_rows_written += len(batch["fruit"])
             self.batches_written += 1
             return

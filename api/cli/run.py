@@ -73,4 +73,12 @@ def _run(args: argparse.Namespace) -> int:
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown: the lifespan exit stops intake,
     # flushes every pending record and closes the devices before the process exits.
     server.run(sockets=[sock])
-    return 0 if server.started else 1
+    final = getattr(app.state, "final_snapshot", None)
+    if final is None:
+        print("gradeline: the line did not start", file=sys.stderr)
+        return 1
+    print(
+        f"gradeline: line stopped: fruit_total={final['fruit_total']} fruit_rows_written={final['fruit_rows_written']}",
+        file=sys.stderr, flush=True,
+    )
+    return 0
