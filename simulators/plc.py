@@ -80,7 +80,9 @@ class PlcModel:
             raise ValueError("ring_size must be a power of two between 2 and 4096")
         last_offset = max(outlet_offsets_cups.values())
         if last_offset >= ring_size:
-            raise ValueError(f"ring_size {ring_size} must exceed the last outlet offset {last_offset}")
+            raise ValueError(
+                f"ring_size {ring_size} must exceed the last outlet offset {last_offset}"
+            )
         if cups_per_second < 0:
             raise ValueError("cups_per_second must be >= 0")
         if watchdog_timeout_s <= 0:
@@ -91,7 +93,9 @@ class PlcModel:
         self.watchdog_timeout_s = watchdog_timeout_s
         self.outlet_offsets_cups: dict[int, int] = dict(outlet_offsets_cups)
         # Outlets in the order a cup meets them; ties keep outlet-number order.
-        self._outlets_in_order = sorted(self.outlet_offsets_cups, key=lambda n: (self.outlet_offsets_cups[n], n))
+        self._outlets_in_order = sorted(
+            self.outlet_offsets_cups, key=lambda n: (self.outlet_offsets_cups[n], n)
+        )
         max_outlet = max(self.outlet_offsets_cups)
         self.outlet_full: list[bool] = [False] * max_outlet
         self.outlet_enabled: list[bool] = [True] * max_outlet
@@ -109,7 +113,9 @@ class PlcModel:
         # A cleared slot keeps a stale epoch; start every slot one lap "behind" cup 0.
         stale = (EPOCH_MODULUS - 1) << 8
         self._ring: list[list[int]] = [[stale] * ring_size for _ in range(lanes)]
-        self._fired: set[tuple[int, int]] = set()  # (lane, cup) fired and not yet past the last outlet
+        self._fired: set[tuple[int, int]] = (
+            set()
+        )  # (lane, cup) fired and not yet past the last outlet
 
         self._heartbeat_value: int | None = None
         # Grace period after power-up: the PC gets one watchdog timeout to start beating.
@@ -121,7 +127,9 @@ class PlcModel:
         self.recirculated_per_lane: list[int] = [0] * lanes
         self.late_per_lane: list[int] = [0] * lanes  # no decision with the cup's epoch at all
         self.watchdog_recirculated_per_lane: list[int] = [0] * lanes
-        self.blocked_per_outlet: dict[int, int] = dict.fromkeys(self.outlet_offsets_cups, 0)  # full or disabled
+        self.blocked_per_outlet: dict[int, int] = dict.fromkeys(
+            self.outlet_offsets_cups, 0
+        )  # full or disabled
         self.ring_writes = 0
 
     # -- encoder -------------------------------------------------------------------------
@@ -334,7 +342,9 @@ class SimulatedPlc:
     async def write_decisions(self, decisions: Sequence[OutletDecision]) -> None:
         ring = self.model.ring_size
         for d in decisions:
-            self.model.write_slot(d.lane, d.cup_index % ring, ring_word(d.cup_index, d.outlet, ring))
+            self.model.write_slot(
+                d.lane, d.cup_index % ring, ring_word(d.cup_index, d.outlet, ring)
+            )
 
     async def heartbeat(self) -> None:
         self._heartbeat_counter = (self._heartbeat_counter + 1) & 0xFFFF

@@ -23,7 +23,9 @@ class FakeClock:
         self.t_s += dt_s
 
 
-def make(lanes: int = 2, speed: float = 10.0, ring: int = 256, wd: float = 1000.0) -> tuple[PlcModel, FakeClock]:
+def make(
+    lanes: int = 2, speed: float = 10.0, ring: int = 256, wd: float = 1000.0
+) -> tuple[PlcModel, FakeClock]:
     clock = FakeClock()
     return PlcModel(lanes, OFFSETS, speed, clock, ring_size=ring, watchdog_timeout_s=wd), clock
 
