@@ -195,7 +195,7 @@ class ModbusBus:
                         device_id,
                         table,
                         address,
-                        f"{self._rx_bytes} bytes received but no valid frame (CRC/framing)",
+                        "reply bytes received but no valid frame (CRC/framing)",
                     ) from exc
                 raise ModbusTimeout(
                     device, device_id, table, address, f"no answer within {self.timeout_s} s"

@@ -93,6 +93,7 @@ class ModbusPlc:
         self._heartbeat = 0
         self.identity: PlcIdentity | None = None
         self.writes = 0  # FC16 requests sent for decisions
+        self.expected_lanes: int | None = None
 
     @classmethod
     def create(
@@ -110,6 +111,20 @@ class ModbusPlc:
         )
         return cls(settings, bus, name=name, clock=clock)
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: PlcModbusSettings,
+        *,
+        lanes: int | None = None,
+        name: str = "plc",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ModbusPlc:
+        """Build without I/O; ``lanes`` (from the line config) is checked against the PLC at open."""
+        plc = cls.create(settings, name=name, clock=clock)
+        plc.expected_lanes = lanes
+        return plc
+
     async def open(self) -> None:
         """Connect and read the identity block; refuses a PLC speaking another contract."""
         await self.bus.connect(self.name, self.settings.device_id)
@@ -126,6 +141,10 @@ class ModbusPlc:
                 "holding",
                 REG_IDENTITY + 2,
                 f"ring size {identity.ring_size} is not a power of two",
+            )
+        if self.expected_lanes is not None and identity.lanes != self.expected_lanes:
+            raise ModbusConfigError(
+                f"{self.name}: PLC has {identity.lanes} lanes, the line config says {self.expected_lanes}"
             )
         self.identity = identity
 
