@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["NoFruitFound", "background_lab", "segment_fruits", "segment_fruit"]
+__all__ = ["NoFruitFound", "background_bgr", "background_lab", "segment_fruits", "segment_fruit"]
 
 # Smallest blob kept as a fruit, as a share of the image area: JPEG specks and shadows on
 # the background are far smaller than any fruit someone photographs on purpose.
@@ -33,24 +33,38 @@ def _lab(image_bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image_bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
 
 
-def background_lab(lab: np.ndarray) -> np.ndarray:
-    """The background colour of a photo, from its border.
+def _border_background(image: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """Border pixels of ``image`` whose Lab colour falls in the border's most frequent bin.
 
     A close crop lets the fruit touch the edges, so the border is not all background; the
     most frequent colour on the border is (corners and most of the frame stay background).
     """
-    border = np.concatenate([lab[0], lab[-1], lab[1:-1, 0], lab[1:-1, -1]])
+    def frame(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
+
+    border_lab = frame(lab)
     # Coarse bins (8 units per axis) so JPEG noise on a plain background lands in one bin.
-    bins = np.floor(border / 8.0).astype(np.int32)
-    keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
-    del keys
-    mode = int(np.argmax(counts))
-    return np.asarray(np.median(border[inverse.ravel() == mode], axis=0), dtype=np.float32)
+    bins = np.floor(border_lab / 8.0).astype(np.int32)
+    _keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
+    chosen: np.ndarray = frame(image)[inverse.ravel() == int(np.argmax(counts))]
+    return chosen
+
+
+def background_lab(image_bgr: np.ndarray) -> np.ndarray:
+    """The background colour of a photo in CIELAB (L 0..100), from its border."""
+    lab = _lab(image_bgr)
+    return np.asarray(np.median(_border_background(lab, lab), axis=0), dtype=np.float32)
+
+
+def background_bgr(image_bgr: np.ndarray) -> np.ndarray:
+    """The background colour of a photo as 8-bit BGR, from its border."""
+    chosen = _border_background(image_bgr, _lab(image_bgr))
+    return np.asarray(np.median(chosen, axis=0).round(), dtype=np.uint8)
 
 
 def _foreground(image_bgr: np.ndarray) -> np.ndarray:
     lab = _lab(image_bgr)
-    bg = background_lab(lab)
+    bg = np.median(_border_background(lab, lab), axis=0)
     delta_e = np.linalg.norm(lab - bg, axis=2)
     scaled = np.clip(delta_e * 2.0, 0, 255).astype(np.uint8)
     otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,6 +272,7 @@ class QualityModel:
         lambdas: Sequence[float] = DEFAULT_RIDGE_LAMBDAS,
         inner_folds: int = 5,
         seed: int = 0,
+        feature_names: Sequence[str] = FEATURE_NAMES,
     ) -> QualityModel:
         """Fit on ``features`` (rows in ``FEATURE_NAMES`` order) and ordinal ``grades``.
 
@@ -280,8 +282,8 @@ class QualityModel:
         """
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(grades, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(f"features must be (n, {len(FEATURE_NAMES)}), got {x.shape}")
+        if x.ndim != 2 or x.shape[1] != len(feature_names):
+            raise ValueError(f"features must be (n, {len(feature_names)}), got {x.shape}")
         if x.shape[0] != y.shape[0]:
             raise ValueError("features and grades differ in length")
         if len(np.unique(y)) < 2:
@@ -289,7 +291,7 @@ class QualityModel:
         if not np.all(np.isfinite(x)):
             raise ValueError("features contain NaN or infinity")
         if ridge_lambda is None:
-            ridge_lambda = _pick_lambda(x, y, lambdas, inner_folds, seed)
+            ridge_lambda = _pick_lambda(x, y, lambdas, inner_folds, seed, feature_names)
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale[scale < 1e-9] = 1.0  # a constant feature carries no information; keep it inert
@@ -298,7 +300,7 @@ class QualityModel:
         gram = z.T @ z + ridge_lambda * np.eye(z.shape[1])
         weights = np.linalg.solve(gram, z.T @ (y - intercept))
         return cls(
-            feature_names=FEATURE_NAMES,
+            feature_names=tuple(feature_names),
             mean=tuple(float(v) for v in mean),
             scale=tuple(float(v) for v in scale),
             weights=tuple(float(v) for v in weights),
@@ -456,7 +458,9 @@ def roc_auc(scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.
     return (float(ranks[p].sum()) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-def _pick_lambda(x: np.ndarray, y: np.ndarray, lambdas: Sequence[float], folds: int, seed: int) -> float:
+def _pick_lambda(
+    x: np.ndarray, y: np.ndarray, lambdas: Sequence[float], folds: int, seed: int, names: Sequence[str]
+) -> float:
     folds = min(folds, int(np.min(np.unique(y, return_counts=True)[1])))
     if folds < 2 or len(lambdas) == 1:
         return float(lambdas[len(lambdas) // 2])
@@ -466,7 +470,7 @@ def _pick_lambda(x: np.ndarray, y: np.ndarray, lambdas: Sequence[float], folds: 
         predicted = np.empty(len(y))
         for test in splits:
             train = np.setdiff1d(np.arange(len(y)), test)
-            model = QualityModel.fit(x[train], y[train], ridge_lambda=lam)
+            model = QualityModel.fit(x[train], y[train], ridge_lambda=lam, feature_names=names)
             predicted[test] = model.grade_value(x[test])
         rho = spearman(predicted, y)
         if rho > best_rho:
@@ -517,26 +521,32 @@ def cross_validate(
     seed: int = 0,
     good_max: float = 3,
     bad_min: float = 8,
-    clock: object = None,
+    test_folds: Sequence[np.ndarray] | None = None,
+    columns: Sequence[int] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> CrossValidation:
-    """Stratified k-fold: fit on k-1 folds (lambda by inner CV), score the held-out fold.
+    """k-fold evaluation: fit on k-1 folds (lambda by inner CV), score the held-out fold.
 
-    The AUC separates grades <= ``good_max`` (negatives) from grades >= ``bad_min``
-    (positives, i.e. a higher score should mean worse fruit). ``clock`` returns seconds
-    (defaults to ``time.perf_counter``) and times each fit.
+    Folds are stratified by grade unless ``test_folds`` (test-row indices per fold) are
+    given, e.g. to keep photos of one fruit together. ``columns`` restricts the model to
+    some features (for baselines). The AUC separates grades <= ``good_max`` (negatives)
+    from grades >= ``bad_min`` (positives): a higher predicted grade should mean worse
+    fruit. ``clock`` times each fit.
     """
-    import time
-
-    now = clock if callable(clock) else time.perf_counter
     x = np.asarray(features, dtype=np.float64)
+    names: Sequence[str] = FEATURE_NAMES
+    if columns is not None:
+        x = x[:, list(columns)]
+        names = [FEATURE_NAMES[c] for c in columns]
     y = np.asarray(grades, dtype=np.float64)
+    splits = list(test_folds) if test_folds is not None else stratified_folds(y, folds, seed)
     predicted = np.empty(len(y))
     results = []
-    for k, test in enumerate(stratified_folds(y, folds, seed)):
+    for k, test in enumerate(splits):
         train = np.setdiff1d(np.arange(len(y)), test)
-        started = now()
-        model = QualityModel.fit(x[train], y[train], seed=seed)
-        train_s = float(now()) - float(started)
+        started = clock()
+        model = QualityModel.fit(x[train], y[train], seed=seed, feature_names=names)
+        train_s = clock() - started
         predicted[test] = model.grade_value(x[test])
         results.append(
             FoldResult(
