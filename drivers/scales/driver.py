@@ -58,7 +58,8 @@ class ScaleHealth:
 
     ``state`` is ``up`` after a valid weight and ``stale`` from the first failure (no valid
     frame within ``timeout_s``, port down, corrupt reply) until the next valid weight.
-    ``error_count`` counts every failed read, rejected frame and failed reconnect.
+    ``error_count`` counts every failed read, rejected frame and failed reconnect;
+    ``valid_count`` every valid weight received.
     """
 
     state: Literal["up", "stale"]
@@ -67,6 +68,7 @@ class ScaleHealth:
     error_count: int
     corrupt_frame_count: int
     last_error: str | None
+    valid_count: int
 
 
 class _HealthTracker:
@@ -76,6 +78,7 @@ class _HealthTracker:
         self._faulted = False
         self._fault_started_t_s: float | None = None
         self.last_good_t_s: float | None = None
+        self.valid_count = 0
         self.error_count = 0
         self.corrupt_frame_count = 0
         self.last_error: str | None = None
@@ -93,6 +96,7 @@ class _HealthTracker:
             )
         self._up, self._faulted = True, False
         self.last_good_t_s = t_s
+        self.valid_count += 1
 
     def fault(self, exc: DeviceError) -> None:
         self.error_count += 1
@@ -118,6 +122,7 @@ class _HealthTracker:
             error_count=self.error_count,
             corrupt_frame_count=self.corrupt_frame_count,
             last_error=self.last_error,
+            valid_count=self.valid_count,
         )
 
 
