@@ -1,0 +1,109 @@
+"""Frame pipeline on synthetic images of exactly known geometry and colour."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from vision.colour import CANONICAL_CLASSES
+from vision.pipeline import FramePipeline, VisionSettings
+
+
+def _lab_to_bgr(lab: tuple[float, float, float]) -> tuple[float, float, float]:
+    bgr = cv2.cvtColor(np.array([[lab]], np.float32), cv2.COLOR_Lab2BGR)[0, 0] * 255.0
+    return float(bgr[0]), float(bgr[1]), float(bgr[2])
+
+
+def _paint_ellipse(
+    img: np.ndarray, cx: float, cy: float, semi_x: float, semi_y: float, bgr: tuple[float, float, float]
+) -> None:
+    """Exact anti-aliased ellipse: coverage from 8x8 supersampling (cv2.ellipse draws ~1 % large)."""
+    ss = 8
+    y0, y1 = int(cy - semi_y - 2), int(cy + semi_y + 3)
+    x0, x1 = int(cx - semi_x - 2), int(cx + semi_x + 3)
+    ys = (np.arange(y0 * ss, y1 * ss) + 0.5) / ss - 0.5
+    xs = (np.arange(x0 * ss, x1 * ss) + 0.5) / ss - 0.5
+    inside = ((xs[None, :] - cx) / semi_x) ** 2 + ((ys[:, None] - cy) / semi_y) ** 2 < 1.0
+    cover = inside.reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3))[..., None]
+    region = img[y0:y1, x0:x1].astype(np.float64)
+    img[y0:y1, x0:x1] = np.round(region * (1 - cover) + np.array(bgr) * cover).astype(np.uint8)
+
+
+def _frame(background: tuple[int, int, int] = (40, 42, 46)) -> np.ndarray:
+    img = np.empty((400, 800, 3), np.uint8)
+    img[:] = background
+    return img
+
+
+SETTINGS = VisionSettings(mm_per_px=0.5, lanes=2, colour_classes=CANONICAL_CLASSES["apple"])
+
+
+@pytest.mark.parametrize("background", [(40, 42, 46), (235, 235, 235)])
+def test_ellipse_size_and_colour_on_uniform_background(background: tuple[int, int, int]) -> None:
+    img = _frame(background)
+    # a red ellipse 80 mm across (x) and 70 mm tall (y) in lane 0, drawn with sub-pixel precision
+    _paint_ellipse(img, 300.0, 100.0, 80.0, 70.0, _lab_to_bgr((42, 52, 28)))
+    views = FramePipeline(SETTINGS).measure(img)
+    assert len(views) == 1
+    v = views[0]
+    assert v.lane == 0 and "edge" not in v.flags
+    assert v.equatorial_mm == pytest.approx(80.0, abs=0.6)
+    assert v.polar_mm == pytest.approx(70.0, abs=0.6)
+    assert v.diameter_major_mm == pytest.approx(80.0, abs=0.6)
+    assert v.colour_fractions["red"] == pytest.approx(1.0, abs=0.01)
+    assert v.defect_count == 0
+    assert v.x_px == pytest.approx(300.0, abs=0.5) and v.y_px == pytest.approx(100.0, abs=0.5)
+
+
+def test_half_and_half_colour_and_a_defect() -> None:
+    img = _frame()
+    centre = (400, 300)
+    cv2.circle(img, centre, 70, _lab_to_bgr((42, 52, 28)), -1)
+    # right half yellow: on a sphere the surface shares of the two halves are equal
+    half = np.zeros(img.shape[:2], np.uint8)
+    cv2.circle(half, centre, 70, 255, -1)
+    half[:, :400] = 0
+    img[half > 0] = _lab_to_bgr((78, 3, 60))
+    cv2.circle(img, (380, 300), 8, _lab_to_bgr((18, 1, 3)), -1)  # dark spot near the centre
+    v = FramePipeline(SETTINGS).measure(img)[0]
+    assert v.lane == 1
+    assert v.colour_fractions["yellow"] == pytest.approx(0.5 * (1 - v.colour_fractions.get("none", 0)), abs=0.03)
+    assert v.defect_count == 1
+    # 8 px radius at 0.5 mm/px near the centre of a 35 mm sphere: ~50 mm2 of surface
+    assert v.defect_area_cm2 == pytest.approx(np.pi * 4.0**2 / 100, rel=0.15)
+
+
+def test_edge_flag_and_learned_background() -> None:
+    bg = _frame()
+    bg[:, :, 0] = np.linspace(20, 90, 800, dtype=np.uint8)[None, :]  # strong gradient
+    img = bg.copy()
+    cv2.circle(img, (20, 100), 60, _lab_to_bgr((62, -28, 48)), -1)  # cut by the left edge
+    _paint_ellipse(img, 500.0, 300.0, 60.0, 60.0, _lab_to_bgr((62, -28, 48)))
+    pipe = FramePipeline(SETTINGS)
+    pipe.learn_background([bg, bg])
+    views = sorted(pipe.measure(img), key=lambda v: v.x_px)
+    assert len(views) == 2
+    assert "edge" in views[0].flags and "edge" not in views[1].flags
+    assert views[1].diameter_major_mm == pytest.approx(60.0, abs=0.5)
+
+
+def test_measure_is_thread_safe() -> None:
+    img = _frame()
+    cv2.circle(img, (300, 100), 60, _lab_to_bgr((42, 52, 28)), -1)
+    pipe = FramePipeline(SETTINGS)
+    expected = pipe.measure(img)
+    results: list[object] = []
+
+    def work() -> None:
+        for _ in range(5):
+            results.append(pipe.measure(img))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == expected for r in results) and len(results) == 15

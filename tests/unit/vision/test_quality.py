@@ -1,0 +1,226 @@
+"""The quality model's maths and features, against exact ground truth and synthetic fruit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vision.photo import segment_fruit
+from vision.quality import (
+    FEATURE_NAMES,
+    FORMAT_VERSION,
+    QualityModel,
+    QualityModelError,
+    cross_validate,
+    extract_features,
+    roc_auc,
+    spearman,
+    stratified_folds,
+)
+
+
+def _feature(features: np.ndarray, name: str) -> float:
+    return float(features[FEATURE_NAMES.index(name)])
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+
+def test_spearman_exact_values() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # Ties share their mean rank: ranks x = 1, 2.5, 2.5, 4 against 1, 2, 3, 4.
+    x_ranks = np.array([1, 2.5, 2.5, 4]) - 2.5
+    y_ranks = np.array([1, 2, 3, 4]) - 2.5
+    expected = (x_ranks @ y_ranks) / np.sqrt((x_ranks @ x_ranks) * (y_ranks @ y_ranks))
+    assert spearman([5, 7, 7, 9], [1, 2, 3, 4]) == pytest.approx(expected)
+
+
+def test_roc_auc_exact_values() -> None:
+    assert roc_auc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == pytest.approx(1.0)
+    assert roc_auc([0.9, 0.8, 0.2, 0.1], [False, False, True, True]) == pytest.approx(0.0)
+    # Pairs (pos, neg): (0.5, 0.1) win, (0.5, 0.5) tie, (0.3, 0.1) win, (0.3, 0.5) loss -> 2.5 / 4.
+    assert roc_auc([0.1, 0.5, 0.5, 0.3], [False, False, True, True]) == pytest.approx(0.625)
+    with pytest.raises(ValueError):
+        roc_auc([0.1, 0.2], [True, True])
+
+
+def test_stratified_folds_partition_and_balance() -> None:
+    grades = np.repeat(np.arange(1, 11), 30)
+    folds = stratified_folds(grades, 5, seed=7)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(300))
+    for test in folds:
+        assert np.all(np.unique(grades[test], return_counts=True)[1] == 6)
+    assert [f.tolist() for f in folds] == [f.tolist() for f in stratified_folds(grades, 5, seed=7)]
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+def _linear_data(n: int = 200, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(FEATURE_NAMES))) * rng.uniform(0.1, 10, size=len(FEATURE_NAMES))
+    true_w = np.zeros(len(FEATURE_NAMES))
+    true_w[[0, 5, 12]] = [0.5, -0.2, 0.05]
+    grade = 5.5 + x @ true_w
+    return x, grade, true_w
+
+
+def test_fit_recovers_a_linear_grade() -> None:
+    x, grade, true_w = _linear_data()
+    model = QualityModel.fit(x, grade, ridge_lambda=1e-6)
+    assert np.allclose(model.grade_value(x), grade, atol=1e-3)
+    # Weights are stored for standardised features: undo the scale to compare.
+    assert np.allclose(np.array(model.weights) / np.array(model.scale), true_w, atol=1e-4)
+
+
+def test_scores_are_clipped_to_unit_interval_and_ordered() -> None:
+    x, grade, _ = _linear_data()
+    model = QualityModel.fit(x, grade)
+    scores = model.score_features(x)
+    assert scores.min() >= 0.0 and scores.max() <= 1.0
+    assert spearman(scores, grade) > 0.99
+    extreme = x[np.argmax(grade)] * 10
+    assert model.predict_features(extreme).quality_score == 1.0
+
+
+def test_lambda_is_chosen_by_inner_cv_from_the_grid() -> None:
+    x, grade, _ = _linear_data()
+    noisy = grade + np.random.default_rng(1).normal(scale=0.5, size=len(grade))
+    model = QualityModel.fit(x, noisy, lambdas=(0.1, 1000.0))
+    assert model.ridge_lambda == 0.1  # a strong pull to zero loses on a real linear signal
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    x, grade, _ = _linear_data()
+    model = QualityModel.fit(x, grade)
+    path = tmp_path / "model.json"
+    model.save(path)
+    data = json.loads(path.read_text())
+    assert data["format_version"] == FORMAT_VERSION
+    assert data["feature_names"] == list(FEATURE_NAMES)
+    assert set(data["normalisation"]) == {"mean", "scale"}
+    loaded = QualityModel.load(path)
+    assert np.allclose(loaded.grade_value(x), model.grade_value(x))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(format_version=99), "format version"),
+        (lambda d: d.update(feature_names=["a", "b"]), "differ"),
+        (lambda d: d.pop("weights"), "malformed"),
+        (lambda d: d.update(format="something-else"), "not a gradeline quality model"),
+    ],
+)
+def test_bad_model_files_are_refused(tmp_path: Path, mutate, message: str) -> None:
+    x, grade, _ = _linear_data()
+    data = QualityModel.fit(x, grade).to_json()
+    mutate(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(QualityModelError, match=message):
+        QualityModel.load(path)
+
+
+def test_unreadable_model_file(tmp_path: Path) -> None:
+    with pytest.raises(QualityModelError):
+        QualityModel.load(tmp_path / "missing.json")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(QualityModelError, match="not JSON"):
+        QualityModel.load(tmp_path / "junk.json")
+
+
+def test_cross_validate_on_a_learnable_signal() -> None:
+    x, grade, _ = _linear_data(n=300)
+    grades = np.clip(np.round(grade), 1, 10)
+    cv = cross_validate(x, grades, folds=5, seed=0)
+    assert len(cv.folds) == 5
+    assert cv.mean_spearman > 0.9
+    assert all(f.train_count + f.test_count == 300 for f in cv.folds)
+
+
+# --- features on synthetic fruit ----------------------------------------------------------
+
+
+def _fruit(size_px: int = 240, *, wrinkles: int = 0, dark_spot: bool = False, highlights: int = 1, scale: float = 1.0) -> np.ndarray:
+    """A red ellipse on white, shaded like a sphere, with optional wrinkles, spot, glints."""
+    s = int(size_px * scale)
+    image = np.full((s, s, 3), 255, np.uint8)
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    cx, cy, rx, ry = s / 2, s / 2, 0.42 * s, 0.36 * s
+    r2 = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
+    inside = r2 < 1
+    shade = np.sqrt(np.clip(1 - r2, 0, 1)) * 0.35 + 0.65
+    if wrinkles:
+        # Fine creases: sinusoidal ridges in lightness across the fruit.
+        shade = shade * (1 - 0.12 * (np.sin(xx / s * wrinkles * 2 * np.pi) > 0.7))
+    colour = np.array([40, 50, 200], np.float32)  # BGR red
+    body = (shade[..., None] * colour).clip(0, 255).astype(np.uint8)
+    image[inside] = body[inside]
+    if dark_spot:
+        cv2.circle(image, (int(cx + 0.15 * s), int(cy)), int(0.07 * s), (20, 30, 50), -1, cv2.LINE_AA)
+    for k in range(highlights):
+        angle = 2 * np.pi * k / max(highlights, 1)
+        hx = int(cx - 0.12 * s + (0.18 * s * np.cos(angle) if highlights > 1 else 0))
+        hy = int(cy - 0.1 * s + (0.14 * s * np.sin(angle) if highlights > 1 else 0))
+        cv2.circle(image, (hx, hy), max(2, int(0.025 * s)), (250, 250, 250), -1, cv2.LINE_AA)
+    return image
+
+
+def _features(image: np.ndarray) -> np.ndarray:
+    return extract_features(image, segment_fruit(image))
+
+
+def test_features_have_the_documented_length_and_are_finite() -> None:
+    f = _features(_fruit())
+    assert f.shape == (len(FEATURE_NAMES),)
+    assert np.all(np.isfinite(f))
+
+
+def test_wrinkles_raise_texture_features() -> None:
+    smooth, wrinkled = _features(_fruit()), _features(_fruit(wrinkles=14))
+    for name in ("log_dog_fine", "log_dog_mid", "log_ridge_1", "log_ridge_2", "log_edge_density"):
+        assert _feature(wrinkled, name) > _feature(smooth, name) + 0.3, name
+
+
+def test_dark_spot_raises_dark_and_blemish_shares() -> None:
+    clean, spotted = _features(_fruit()), _features(_fruit(dark_spot=True))
+    assert _feature(spotted, "log_dark_share") > _feature(clean, "log_dark_share") + 1.0
+    assert _feature(spotted, "log_blemish_share") > _feature(clean, "log_blemish_share") + 1.0
+
+
+def test_scattered_highlights_are_counted() -> None:
+    one, many = _features(_fruit(highlights=1)), _features(_fruit(highlights=6))
+    assert np.exp(_feature(one, "log_highlight_blobs")) - 1 == pytest.approx(1)
+    assert np.exp(_feature(many, "log_highlight_blobs")) - 1 == pytest.approx(6)
+
+
+def test_features_do_not_depend_on_photo_resolution() -> None:
+    small = _features(_fruit(wrinkles=10, scale=1.0))
+    large = _features(_fruit(wrinkles=10, scale=2.0))
+    for name in ("lab_l_mean", "lab_a_mean", "chroma_mean", "log_dog_mid", "log_ridge_2", "solidity"):
+        assert _feature(large, name) == pytest.approx(_feature(small, name), rel=0.1, abs=0.15), name
+
+
+def test_score_from_image_and_mask_is_in_unit_interval() -> None:
+    images = [_fruit(wrinkles=w) for w in (0, 0, 6, 10, 14, 18)] * 2
+    grades = np.array([1, 1, 4, 6, 8, 10] * 2, dtype=float)
+    x = np.array([_features(i) for i in images])
+    model = QualityModel.fit(x, grades)
+    smooth, wrinkled = _fruit(), _fruit(wrinkles=16)
+    s_smooth = model.score(smooth, segment_fruit(smooth))
+    s_wrinkled = model.score(wrinkled, segment_fruit(wrinkled))
+    assert 0.0 <= s_smooth < s_wrinkled <= 1.0
+
+
+def test_empty_or_mismatched_mask_is_refused() -> None:
+    image = _fruit()
+    with pytest.raises(ValueError, match="empty"):
+        extract_features(image, np.zeros(image.shape[:2], np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        extract_features(image, np.ones((5, 5), np.uint8))

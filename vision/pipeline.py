@@ -1,0 +1,59 @@
+"""The per-frame measurement pipeline: one BGR frame in, one ``FruitView`` per fruit out.
+
+Owns the order of the steps (background -> segmentation per lane band -> per-fruit geometry,
+colour and defects) and the settings that tune them. The steps themselves live in
+``vision.background``, ``vision.segment``, ``vision.measure`` and ``vision.defects``; all are
+pure functions over numpy arrays. Never opens a device or a file.
+
+Geometry convention (shared with the simulator and the line runtime): the belt runs along +x,
+lanes are horizontal bands of equal height, and the cup rollers spin each fruit about its
+stem-calyx axis, which lies across the belt (near image y). The silhouette is therefore the
+same ellipse in every view: its near-vertical axis is the fruit's polar length, its
+near-horizontal axis the equatorial diameter, which is also the depth.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from vision.background import BackgroundModel
+from vision.measure import measure_fruit
+from vision.segment import FruitBlob, find_fruit
+from vision.views import DefectView, FruitView, VisionSettings
+
+__all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings"]
+
+
+class FramePipeline:
+    """Stateless per frame apart from the learned background, which is replaced atomically."""
+
+    def __init__(self, settings: VisionSettings) -> None:
+        self.settings = settings
+        self._background: BackgroundModel | None = None
+        self._lock = threading.Lock()
+
+    def learn_background(self, empty_frames: Sequence[np.ndarray]) -> None:
+        model = BackgroundModel.learn(empty_frames)
+        with self._lock:
+            self._background = model
+
+    def measure(self, image_bgr: np.ndarray) -> list[FruitView]:
+        with self._lock:
+            background = self._background
+        s = self.settings
+        height = image_bgr.shape[0]
+        views: list[FruitView] = []
+        for lane in range(s.lanes):
+            y0, y1 = lane * height // s.lanes, (lane + 1) * height // s.lanes
+            band = image_bgr[y0:y1]
+            if background is not None:
+                bg_band, gain = background.band(y0, y1, band)
+            else:
+                bg_band, gain = None, 1.0
+            blobs: list[FruitBlob] = find_fruit(band, bg_band, s)
+            for blob in blobs:
+                views.append(measure_fruit(band, blob, lane, y0, gain, image_bgr.shape[1], s))
+        return views

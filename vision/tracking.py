@@ -1,0 +1,268 @@
+"""Cup tracking and multi-view fusion: many ``FruitView``s of one cup become one ``FusedFruit``.
+
+Owns the association of views to cups (by encoder position when the frame carries one,
+otherwise by nearest centroid along the lane), the moment a cup is complete (it has left the
+field of view), and the fusion rules:
+
+- size, area and shape: mean over the full views (views touching an image edge are partial
+  and only prove the cup was seen);
+- colour fractions: mean over full views. Each view reports surface-weighted shares of the
+  visible zone; as the fruit spins every surface point is visible in the same share of views,
+  so the mean estimates the share of the whole surface;
+- defects: each physical defect is counted once. Detections are chained from view to view by
+  latitude (unchanged by the spin) and by the spin step, which is estimated per fruit from
+  the detections themselves; a chain's area is the median of its unoccluded sightings.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from vision.views import DefectView, FruitView
+
+
+@dataclass(frozen=True)
+class FusedFruit:
+    lane: int
+    cup_index: int
+    views: int
+    diameter_major_mm: float
+    diameter_minor_mm: float
+    area_cm2: float
+    volume_cm3: float
+    colour_fractions: dict[str, float]
+    defect_count: int
+    defect_area_cm2: float
+    elongation: float
+    flags: frozenset[str]
+    quality_score: float | None
+    mean_lab: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    defect_areas_mm2: tuple[float, ...] = ()  # one per physical defect
+
+
+@dataclass
+class _Track:
+    lane: int
+    cup_index: int
+    frames: list[list[FruitView]] = field(default_factory=list)  # views per frame, in order
+    last_x_px: float = 0.0
+    last_update: int = 0
+    step_px: float = 0.0  # free-running mode: belt motion per frame
+
+
+def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> FusedFruit | None:
+    """One record from the views of one cup, grouped by frame; None when nothing was seen."""
+    all_views = [v for f in frames for v in f]
+    if not all_views:
+        return None
+    flags: set[str] = set()
+    for frame_views in frames:
+        if len(frame_views) > 1:
+            flags.add("double")  # two separate fruit in one cup
+        for v in frame_views:
+            flags |= v.flags - {"edge"}
+    per_frame = [max(f, key=lambda v: v.area_cm2) for f in frames if f]
+    full = [v for v in per_frame if "edge" not in v.flags]
+    if not full:
+        full = per_frame
+        flags.add("edge")
+    n = len(full)
+    major = sum(v.diameter_major_mm for v in full) / n
+    minor = sum(v.diameter_minor_mm for v in full) / n
+    eq = sum(v.equatorial_mm for v in full) / n
+    pol = sum(v.polar_mm for v in full) / n
+    names = {k for v in full for k in v.colour_fractions}
+    colour = {k: sum(v.colour_fractions.get(k, 0.0) for v in full) / n for k in sorted(names)}
+    mean_lab = (
+        sum(v.mean_lab[0] for v in full) / n,
+        sum(v.mean_lab[1] for v in full) / n,
+        sum(v.mean_lab[2] for v in full) / n,
+    )
+    defect_areas = fuse_defects([v.defects for v in full])
+    volume_cm3 = math.pi / 6.0 * eq * eq * pol / 1000.0 if eq > 0 else math.pi / 6 * minor * minor * major / 1000.0
+    return FusedFruit(
+        lane=lane,
+        cup_index=cup_index,
+        views=len(per_frame),
+        diameter_major_mm=major,
+        diameter_minor_mm=minor,
+        area_cm2=sum(v.area_cm2 for v in full) / n,
+        volume_cm3=volume_cm3,
+        colour_fractions=colour,
+        defect_count=len(defect_areas),
+        defect_area_cm2=sum(defect_areas) / 100.0,
+        elongation=major / minor if minor > 0 else 1.0,
+        flags=frozenset(flags),
+        quality_score=None,
+        mean_lab=mean_lab,
+        defect_areas_mm2=tuple(defect_areas),
+    )
+
+
+def _wrap(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2) -> list[float]:
+    """Areas (mm2) of the distinct defects seen across consecutive views of one spinning fruit.
+
+    Between two views every defect moves by the same spin step in azimuth and keeps its
+    latitude. The step is taken as the median azimuth shift over plausible pairs; detections
+    then link to the nearest one in the next view at that shift.
+    """
+    if not any(views):
+        return []
+    # estimate the spin step per view from all same-latitude pairs of consecutive views
+    shifts: list[float] = []
+    for a, b in zip(views, views[1:], strict=False):
+        for da in a:
+            for db in b:
+                if abs(da.theta - db.theta) < max_dtheta:
+                    shift = _wrap(db.phi - da.phi)
+                    if 0.05 < abs(shift) < 2.0:
+                        shifts.append(shift)
+    step = statistics.median(shifts) if shifts else 0.0
+    if shifts:
+        # keep the sign the majority agrees on; the rollers spin every fruit the same way
+        sign = 1.0 if sum(1 for s in shifts if s > 0) >= len(shifts) / 2 else -1.0
+        same = [s for s in shifts if s * sign > 0]
+        step = statistics.median(same) if same else step
+    chains: list[list[DefectView]] = []
+    open_chains: list[tuple[list[DefectView], DefectView]] = []
+    for frame in views:
+        next_open: list[tuple[list[DefectView], DefectView]] = []
+        taken: set[int] = set()
+        for d in frame:
+            best, best_cost = -1, 1e9
+            for ci, (_, last) in enumerate(open_chains):
+                if ci in taken:
+                    continue
+                dtheta = abs(d.theta - last.theta)
+                dphi = abs(_wrap(d.phi - last.phi - step))
+                if dtheta < max_dtheta and dphi < 0.45:
+                    cost = dtheta + dphi
+                    if cost < best_cost:
+                        best, best_cost = ci, cost
+            if best >= 0:
+                taken.add(best)
+                chain = open_chains[best][0]
+                chain.append(d)
+                next_open.append((chain, d))
+            else:
+                chain = [d]
+                chains.append(chain)
+                next_open.append((chain, d))
+        open_chains = next_open
+    areas: list[float] = []
+    for chain in chains:
+        whole = [d.area_mm2 for d in chain if not d.partial]
+        areas.append(statistics.median(whole) if whole else max(d.area_mm2 for d in chain))
+    return areas
+
+
+class CupTracker:
+    """Collects views per cup and emits each cup's fused record once, when it leaves the field.
+
+    Lives on the runtime's event loop: ``update`` is called once per frame, in frame order.
+    """
+
+    def __init__(self, lanes: int, pitch_px: float, exit_x_px: float) -> None:
+        self.lanes = lanes
+        self.pitch_px = pitch_px
+        self.exit_x_px = exit_x_px
+        self._cups: dict[tuple[int, int], _Track] = {}
+        self._emitted: set[tuple[int, int]] = set()  # cups already reported, to ignore late slivers
+        self._free: dict[int, list[_Track]] = {lane: [] for lane in range(lanes)}
+        self._next_free_index = dict.fromkeys(range(lanes), 0)
+        self._frame = 0
+
+    def update(self, views: Sequence[FruitView], belt_position_cups: float | None) -> list[FusedFruit]:
+        self._frame += 1
+        if belt_position_cups is None:
+            return self._update_free(views)
+        return self._update_encoder(views, belt_position_cups)
+
+    def flush(self) -> list[FusedFruit]:
+        out: list[FusedFruit] = []
+        for key in sorted(self._cups):
+            out += self._emit(self._cups[key])
+        self._cups.clear()
+        for lane in range(self.lanes):
+            for track in self._free[lane]:
+                out += self._emit(track)
+            self._free[lane] = []
+        return out
+
+    # -- encoder mode ---------------------------------------------------------------------
+    def _update_encoder(self, views: Sequence[FruitView], position: float) -> list[FusedFruit]:
+        this_frame: dict[tuple[int, int], list[FruitView]] = {}
+        for v in views:
+            k = round(position - (v.x_px - self.exit_x_px) / self.pitch_px)
+            this_frame.setdefault((v.lane, k), []).append(v)
+        for key, group in this_frame.items():
+            if key in self._emitted:
+                continue  # the sliver of a cup that already left and was reported
+            track = self._cups.get(key)
+            if track is None:
+                track = self._cups[key] = _Track(lane=key[0], cup_index=key[1])
+            track.frames.append(group)
+        out: list[FusedFruit] = []
+        for key in sorted(k for k in self._cups if position - k[1] > 0.5):
+            out += self._emit(self._cups.pop(key))
+            self._emitted.add(key)
+        # a cup more than two pitches past the exit cannot be in view any more
+        self._emitted = {k for k in self._emitted if position - k[1] < 3.0}
+        return out
+
+    # -- free-running mode ----------------------------------------------------------------
+    def _update_free(self, views: Sequence[FruitView]) -> list[FusedFruit]:
+        out: list[FusedFruit] = []
+        gate = 0.5 * self.pitch_px
+        for lane in range(self.lanes):
+            tracks = self._free[lane]
+            lane_views = sorted((v for v in views if v.lane == lane), key=lambda v: -v.x_px)
+            claimed: dict[int, list[FruitView]] = {}
+            for v in lane_views:
+                best, best_d = -1, gate
+                for ti, t in enumerate(tracks):
+                    predicted = t.last_x_px + t.step_px * (self._frame - t.last_update)
+                    d = abs(v.x_px - predicted)
+                    if d < best_d and ti not in claimed:
+                        best, best_d = ti, d
+                if best < 0:
+                    # a second fruit right beside one matched this frame is a double in that cup
+                    for ti, group in claimed.items():
+                        if abs(group[0].x_px - v.x_px) < gate:
+                            best = ti
+                            break
+                if best < 0:
+                    tracks.append(_Track(lane=lane, cup_index=self._next_free_index[lane]))
+                    self._next_free_index[lane] += 1
+                    best = len(tracks) - 1
+                claimed.setdefault(best, []).append(v)
+            for ti, group in claimed.items():
+                t = tracks[ti]
+                x = max(g.x_px for g in group)
+                if t.frames:
+                    moved = (x - t.last_x_px) / max(1, self._frame - t.last_update)
+                    t.step_px = moved if t.step_px == 0 else 0.5 * (t.step_px + moved)
+                t.frames.append(group)
+                t.last_x_px = x
+                t.last_update = self._frame
+            keep: list[_Track] = []
+            for t in tracks:
+                predicted = t.last_x_px + t.step_px * (self._frame - t.last_update)
+                gone = predicted - self.exit_x_px > 0.5 * self.pitch_px or self._frame - t.last_update > 2
+                if gone:
+                    out += self._emit(t)
+                else:
+                    keep.append(t)
+            self._free[lane] = keep
+        return out
+
+    def _emit(self, track: _Track) -> list[FusedFruit]:
+        fused = fuse(track.lane, track.cup_index, track.frames)
+        return [] if fused is None else [fused]

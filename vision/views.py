@@ -1,0 +1,57 @@
+"""The pipeline's settings and its per-view output types, shared by every vision step.
+
+Kept apart from ``vision.pipeline`` so the steps can import them without a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vision.colour import ColourClass
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    mm_per_px: float
+    lanes: int
+    colour_classes: tuple[ColourClass, ...]
+    min_fruit_diameter_mm: float = 12.0  # blobs smaller than this are debris, not fruit
+    foreground_threshold: float = 30.0  # sum of |BGR - background| over channels, 8-bit levels
+    stalk_width_mm: float = 4.5  # opening removes stalks thinner than this from the silhouette
+    rim_fraction: float = 0.92  # colour and defects are read inside this share of the ellipse radius
+    min_defect_area_mm2: float = 3.0  # smaller dark blobs are skin texture or noise
+    highlight_l: float = 86.0  # CIELAB L above which a low-chroma pixel is a specular highlight
+    highlight_chroma: float = 22.0
+    double_convexity: float = 0.93  # a silhouette less convex than this holds two fruit
+    misshapen_convexity: float = 0.965
+
+
+@dataclass(frozen=True)
+class DefectView:
+    """One defect blob in one view, located on the fitted spheroid."""
+
+    theta: float  # polar angle from the top pole (rad)
+    phi: float  # azimuth in the view frame (rad, 0 = facing the camera, + toward +x)
+    area_mm2: float  # surface area (projection corrected by the spheroid's slope)
+    partial: bool  # touches the edge of the analysed zone, so part of it is hidden
+
+
+@dataclass(frozen=True)
+class FruitView:
+    lane: int
+    x_px: float
+    y_px: float
+    diameter_major_mm: float
+    diameter_minor_mm: float
+    area_cm2: float
+    colour_fractions: dict[str, float]
+    mean_lab: tuple[float, float, float]
+    defect_count: int
+    defect_area_cm2: float
+    elongation: float
+    roundness: float
+    convexity: float
+    flags: frozenset[str]
+    equatorial_mm: float = 0.0  # across the spin axis (image x), also the depth
+    polar_mm: float = 0.0  # along the spin axis (image y)
+    defects: tuple[DefectView, ...] = field(default=())
