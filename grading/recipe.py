@@ -46,6 +46,7 @@ PLAIN_MEASURES: frozenset[str] = frozenset(
 COLOUR_PREFIX = "colour."
 #: Grade outcomes that are not recipe classes; a recipe may not use them as class ids.
 RESERVED_CLASS_IDS = frozenset({"cull", "recheck"})
+_OUTCOME_NAMES = {"cull": ("次果", "Cull"), "recheck": ("复检", "Recheck")}
 #: What a recipe may do with a vision flag, besides capping the grade at a named class.
 FLAG_ACTIONS = frozenset({"recheck", "cull", "ignore"})
 
@@ -236,6 +237,12 @@ class Recipe(_Strict):
 
     def size_class_ids(self) -> list[str]:
         return [s.id for s in self.size_classes]
+
+    def display_names(self) -> dict[str, tuple[str, str]]:
+        """(Chinese, English) display name of every grade outcome, recipe classes first."""
+        names = {q.id: (q.name_zh, q.name_en) for q in self.quality_classes}
+        names.update(_OUTCOME_NAMES)
+        return names
 
     def quality_class(self, class_id: str) -> QualityClassSpec:
         for quality in self.quality_classes:

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from grading.recipe import (
     Recipe,
@@ -243,11 +244,21 @@ def test_recipe_is_frozen_and_parse_matches_load(tmp_path: Path) -> None:
     parsed = parse_recipe(tomllib.loads(MINIMAL), str(path))
     assert loaded == parsed
     assert isinstance(loaded, Recipe)
-    with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen models
-        loaded.name = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        loaded.name = "other"
 
 
 def test_needs_weight() -> None:
     assert load_recipe("mango").needs_weight()
     recipe = load_recipe("apple").model_copy(update={"require_weight": False})
     assert not recipe.needs_weight()
+
+
+def test_display_names_cover_every_outcome() -> None:
+    assert load_recipe("cherry").display_names() == {
+        "extra": ("特级", "Extra"),
+        "class_i": ("一级", "Class I"),
+        "class_ii": ("二级", "Class II"),
+        "cull": ("次果", "Cull"),
+        "recheck": ("复检", "Recheck"),
+    }
