@@ -277,7 +277,7 @@ class QualityModel:
         """Fit on ``features`` (rows in ``FEATURE_NAMES`` order) and ordinal ``grades``.
 
         Without ``ridge_lambda``, the strength is picked from ``lambdas`` by inner stratified
-        cross-validation on the training rows only (highest Spearman), so no held-out photo
+        cross-validation on the training rows only (lowest squared error), so no held-out photo
         ever influences it.
         """
         x = np.asarray(features, dtype=np.float64)
@@ -409,19 +409,20 @@ class QualityModel:
 
 
 def stratified_folds(grades: Sequence[float] | np.ndarray, folds: int, seed: int = 0) -> list[np.ndarray]:
-    """Test-row indices for each of ``folds`` folds, every grade spread evenly over them."""
-    y = np.asarray(grades)
+    """Test-row indices for each of ``folds`` folds, every grade spread evenly over them.
+
+    Rows are sorted by grade (ties in random order) and dealt to the folds in turn, so
+    each fold gets the same share of every grade; this works for continuous grades too.
+    """
+    y = np.asarray(grades, dtype=np.float64)
     if folds < 2:
         raise ValueError("need at least 2 folds")
-    rng = np.random.default_rng(seed)
+    if len(y) < folds:
+        raise ValueError(f"{len(y)} rows cannot fill {folds} folds")
+    tie_break = np.random.default_rng(seed).permutation(len(y))
+    order = np.lexsort((tie_break, y))
     assignment = np.empty(len(y), dtype=np.int64)
-    offset = 0
-    for grade in np.unique(y):
-        rows = np.flatnonzero(y == grade)
-        rng.shuffle(rows)
-        # Continue the round-robin where the last grade stopped so fold sizes stay even.
-        assignment[rows] = (np.arange(len(rows)) + offset) % folds
-        offset += len(rows)
+    assignment[order] = np.arange(len(y)) % folds
     return [np.flatnonzero(assignment == k) for k in range(folds)]
 
 
@@ -461,10 +462,10 @@ def roc_auc(scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.
 def _pick_lambda(
     x: np.ndarray, y: np.ndarray, lambdas: Sequence[float], folds: int, seed: int, names: Sequence[str]
 ) -> float:
-    folds = min(folds, int(np.min(np.unique(y, return_counts=True)[1])))
+    folds = min(folds, len(y) // 2)
     if folds < 2 or len(lambdas) == 1:
         return float(lambdas[len(lambdas) // 2])
-    best_lambda, best_rho = float(lambdas[0]), -math.inf
+    best_lambda, best_error = float(lambdas[0]), math.inf
     splits = stratified_folds(y, folds, seed + 1)
     for lam in lambdas:
         predicted = np.empty(len(y))
@@ -472,9 +473,11 @@ def _pick_lambda(
             train = np.setdiff1d(np.arange(len(y)), test)
             model = QualityModel.fit(x[train], y[train], ridge_lambda=lam, feature_names=names)
             predicted[test] = model.grade_value(x[test])
-        rho = spearman(predicted, y)
-        if rho > best_rho:
-            best_lambda, best_rho = float(lam), rho
+        # Squared error, not rank agreement: a model shrunk to near-constant output can rank
+        # as well but would put every fruit in the middle grade.
+        error = float(np.mean((predicted - y) ** 2))
+        if error < best_error:
+            best_lambda, best_error = float(lam), error
     return best_lambda
 
 
