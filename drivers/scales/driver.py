@@ -21,6 +21,7 @@ Faults are logged once when they start and once when they clear, never on every 
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -187,7 +188,7 @@ class _Port:
             await asyncio.to_thread(executor.shutdown, True)
 
 
-class SerialScale:
+class SerialScale(abc.ABC):
     """Common part of the serial indicator drivers. Construction does no I/O; ``open()`` does."""
 
     def __init__(
@@ -244,6 +245,10 @@ class SerialScale:
     def _require_open(self) -> None:
         if not self._opened:
             raise DeviceDisconnected(self.name, "scale is not open")
+
+    @abc.abstractmethod
+    async def read_weight(self) -> WeightReading:
+        """The weight on the load cell now. Raises a DeviceError subclass, never returns garbage."""
 
     async def zero(self) -> None:
         raise ScaleCommandUnsupported(self.name, "this indicator protocol has no zero command")

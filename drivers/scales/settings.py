@@ -24,19 +24,19 @@ class SerialScaleSettings(_Strict):
     baudrate: int = Field(9600, ge=300, le=115200, description="Serial baud rate.")
     timeout_s: float = Field(0.3, gt=0, le=10, description="Time to wait for one weight.")
     unit: Literal["g", "kg"] = Field(
-        "kg",
+        default="kg",
         description="Unit the indicator displays, for formats whose frames carry none (XK3190-A9). "
         "Toledo frames carry kg/lb and MT-SICS replies carry their unit.",
     )
     stable_frames: int = Field(
-        3,
+        default=3,
         ge=1,
         le=50,
         description="Formats without a motion flag (XK3190-A9): the weight counts as stable once "
         "this many consecutive frames show the same value.",
     )
     reconnect_max_s: float = Field(
-        2.0,
+        default=2.0,
         gt=0,
         le=60,
         description="Longest wait between reconnect attempts (backoff from 0.1 s).",
