@@ -200,13 +200,16 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Recipe:
-        _unique("colour_classes", [c.name for c in self.colour_classes], "name")
-        _unique("size_classes", [s.id for s in self.size_classes], "id")
-        _unique("quality_classes", [q.id for q in self.quality_classes], "id")
+        # Collect every cross-reference problem so one load reports them all; the issues are
+        # joined with newlines and split again into one "FILE: field: message" each.
+        problems: list[str] = []
+        problems += _duplicates("colour_classes", [c.name for c in self.colour_classes], "name")
+        problems += _duplicates("size_classes", [s.id for s in self.size_classes], "id")
+        problems += _duplicates("quality_classes", [q.id for q in self.quality_classes], "id")
         bands = sorted(enumerate(self.size_classes), key=lambda item: item[1].min)
         for (_, lower), (index, upper) in zip(bands, bands[1:], strict=False):
             if lower.max is None or lower.max > upper.min:
-                raise ValueError(f"size_classes[{index}].min: size class {upper.id!r} overlaps {lower.id!r}")
+                problems.append(f"size_classes[{index}].min: size class {upper.id!r} overlaps {lower.id!r}")
         colours = {c.name for c in self.colour_classes}
         sizes = {s.id for s in self.size_classes}
         has_quality_rule = False
@@ -215,21 +218,21 @@ class Recipe(_Strict):
                 where = f"quality_classes[{qi}].rules[{ri}]"
                 colour = rule.measure.removeprefix(COLOUR_PREFIX)
                 if rule.measure.startswith(COLOUR_PREFIX) and colour not in colours:
-                    raise ValueError(f"{where}.measure: no colour class named {colour!r}")
+                    problems.append(f"{where}.measure: no colour class named {colour!r}")
                 for sci, size_id in enumerate(rule.size_classes):
                     if size_id not in sizes:
-                        raise ValueError(f"{where}.size_classes[{sci}]: no size class {size_id!r}")
+                        problems.append(f"{where}.size_classes[{sci}]: no size class {size_id!r}")
                 has_quality_rule = has_quality_rule or rule.measure == "quality_score"
         if has_quality_rule and self.quality_model is None:
-            raise ValueError("quality_model: rules on quality_score need a quality model file")
+            problems.append("quality_model: rules on quality_score need a quality model file")
         classes = {q.id for q in self.quality_classes}
         for flag, action in self.flags.items():
             if action not in FLAG_ACTIONS and action not in classes:
-                raise ValueError(
-                    f"flags.{flag}: {action!r} is not recheck, cull, ignore or a quality class id"
-                )
+                problems.append(f"flags.{flag}: {action!r} is not recheck, cull, ignore or a quality class id")
         if self.flags.get("double", "recheck") not in ("recheck", "cull"):
-            raise ValueError("flags.double: two fruit in one cup cannot be graded; use recheck or cull")
+            problems.append("flags.double: two fruit in one cup cannot be graded; use recheck or cull")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def quality_class_ids(self) -> list[str]:
@@ -287,12 +290,14 @@ class Recipe(_Strict):
         return [t for t in self.thresholds() if t.status != "verified"]
 
 
-def _unique(field: str, values: list[str], key: str) -> None:
+def _duplicates(field: str, values: list[str], key: str) -> list[str]:
     seen: set[str] = set()
+    found = []
     for index, value in enumerate(values):
         if value in seen:
-            raise ValueError(f"{field}[{index}].{key}: duplicate {value!r}")
+            found.append(f"{field}[{index}].{key}: duplicate {value!r}")
         seen.add(value)
+    return found
 
 
 class RecipeError(Exception):
@@ -323,13 +328,15 @@ def _issues(exc: ValidationError, file: str) -> list[ConfigIssue]:
     for err in exc.errors():
         field = _dotted(tuple(err["loc"]))
         message = err["msg"]
-        if err["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-            match = _FIELD_PREFIX.match(message)
+        if err["type"] != "value_error":
+            issues.append(ConfigIssue(file, field or "(top level)", message))
+            continue
+        for line in message.removeprefix("Value error, ").split("\n"):
+            match = _FIELD_PREFIX.match(line)
             if match:
-                field = ".".join(p for p in (field, match.group(1)) if p)
-                message = match.group(2)
-        issues.append(ConfigIssue(file, field or "(top level)", message))
+                issues.append(ConfigIssue(file, ".".join(p for p in (field, match.group(1)) if p), match.group(2)))
+            else:
+                issues.append(ConfigIssue(file, field or "(top level)", line))
     return issues
 
 

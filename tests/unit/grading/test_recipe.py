@@ -262,3 +262,16 @@ def test_display_names_cover_every_outcome() -> None:
         "cull": ("次果", "Cull"),
         "recheck": ("复检", "Recheck"),
     }
+
+
+def test_every_cross_reference_problem_is_reported(tmp_path: Path) -> None:
+    text = MINIMAL.replace("min = 60.0\n", 'min = 60.0\nsize_classes = ["huge"]\n').replace(
+        "[[colour_classes]]", '[flags]\nmisshapen = "class_ix"\n\n[[colour_classes]]', 1
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(str(path))
+    assert [str(i) for i in info.value.issues] == [
+        f"{path}: quality_classes[0].rules[0].size_classes[0]: no size class 'huge'",
+        f"{path}: flags.misshapen: 'class_ix' is not recheck, cull, ignore or a quality class id",
+    ]
