@@ -185,3 +185,21 @@ def test_bench_quality_prints_json_last(tmp_path: Path) -> None:
     assert last["spearman"] > 0.5  # wrinkles are the only thing that differs, and they are learnable
     assert last["train_s_median"] > 0
     assert "baseline_colour_only" in last
+
+
+TOMATOES = REPO.parent / "shared" / "datasets" / "fgrade_tomato_dev"
+
+
+def test_measure_real_close_cropped_photos_finds_one_fruit_each() -> None:
+    """Real photos: white background, fruit touching the edges, highlights that look white."""
+    assert TOMATOES.is_dir(), f"dataset missing at {TOMATOES}"
+    photos = [sorted((TOMATOES / "images" / str(folder)).glob("*.jpg"))[0] for folder in range(10)]
+    result = gradeline("vision", "measure", *map(str, photos), "--mm-per-px", "0.3", "--json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == [str(p) for p in photos]
+    for record in records:
+        image = cv2.imread(record["file"])
+        # The fruit fills most of a close crop; a fragment or the background would not.
+        frame_cm2 = image.shape[0] * image.shape[1] * 0.3**2 / 100
+        assert 0.55 * frame_cm2 < record["area_cm2"] < 0.98 * frame_cm2
