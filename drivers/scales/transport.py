@@ -16,6 +16,14 @@ import serial
 
 from drivers.interfaces import DeviceDisconnected, DeviceTimeout
 
+try:
+    import termios
+
+    # pyserial lets termios.error (not an OSError) escape from tcflush/tcsetattr on a dead pty.
+    _PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
+except ImportError:  # not POSIX
+    _PORT_ERRORS = (serial.SerialException, OSError)
+
 
 class ByteTransport(Protocol):
     """An open byte pipe to one indicator. All methods block (briefly) and are thread-confined."""
@@ -46,9 +54,7 @@ class SerialUrlTransport:
         """Open the port. Raises DeviceDisconnected if it is not there; ValueError for a bad URL."""
         try:
             port = serial.serial_for_url(url, baudrate=baudrate, timeout=poll_s, write_timeout=1.0)
-        except serial.SerialException as exc:
-            raise DeviceDisconnected(device, f"cannot open {url}: {exc}") from exc
-        except OSError as exc:
+        except _PORT_ERRORS as exc:
             raise DeviceDisconnected(device, f"cannot open {url}: {exc}") from exc
         return cls(port, device, url)
 
@@ -58,7 +64,7 @@ class SerialUrlTransport:
             # in_waiting is a byte count on real ports and 0/1 on socket://, so loop until dry.
             while data and len(data) < max_bytes and (waiting := self._port.in_waiting):
                 data += self._port.read(min(waiting, max_bytes - len(data)))
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise DeviceDisconnected(self._device, f"read from {self._url} failed: {exc}") from exc
         return bytes(data)
 
@@ -67,16 +73,16 @@ class SerialUrlTransport:
             self._port.write(data)
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(self._device, f"write to {self._url} timed out") from exc
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise DeviceDisconnected(self._device, f"write to {self._url} failed: {exc}") from exc
 
     def discard_input(self) -> None:
         try:
             self._port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise DeviceDisconnected(self._device, f"{self._url}: {exc}") from exc
 
     def close(self) -> None:
         # Closing a port whose cable is gone may fail; there is nothing left to release then.
-        with contextlib.suppress(serial.SerialException, OSError):
+        with contextlib.suppress(*_PORT_ERRORS):
             self._port.close()
