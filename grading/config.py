@@ -211,4 +211,8 @@ def load_config(path: str | Path | None) -> LineConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigIssue(str(path), "(toml)", str(exc))]) from exc
+    recipe = data.get("recipe")
+    if isinstance(recipe, str) and (recipe.endswith(".toml") or "/" in recipe) and not Path(recipe).is_absolute():
+        # A recipe file named in a config is relative to that config file, not to the working directory.
+        data["recipe"] = str(path.parent / recipe)
     return parse_config(data, str(path))

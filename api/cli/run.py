@@ -27,12 +27,26 @@ def register(parsers: CliParsers) -> None:
 
 
 def _load(path: str | None) -> LineConfig | None:
+    """The config and its recipe, checked together; prints every problem and returns None."""
+    from grading.outlets import OutletAssigner
+    from grading.recipe import RecipeError, load_recipe
+
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return None
+    try:
+        recipe = load_recipe(config.recipe)
+    except RecipeError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return None
+    for problem in OutletAssigner(config.outlets).coverage_issues(recipe):
+        # Not fatal: an operator may deliberately recirculate a class. Said once, at start.
+        print(f"{path or '<demo config>'}: outlets: warning: {problem}", file=sys.stderr)
+    return config
 
 
 def _check(args: argparse.Namespace) -> int:
