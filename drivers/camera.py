@@ -31,7 +31,7 @@ class OpenCvCameraSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["opencv"] = Field(description="cv2.VideoCapture source.")
-    source: int | str = Field(description="Device index, video file path or RTSP URL.")
+    source: int | str = Field(description="Device index or /dev path, video file path, or RTSP URL.")
     name: str = Field("camera-1", min_length=1, max_length=64, description="Camera name in logs and errors.")
     open_timeout_s: float = Field(
         10.0, gt=0, le=120, description="Longest wait for the source to open (RTSP handshakes can be slow)."
@@ -49,9 +49,13 @@ def _is_stream_url(source: int | str) -> bool:
     return isinstance(source, str) and "://" in source
 
 
+def _is_device_path(source: int | str) -> bool:
+    return isinstance(source, str) and source.startswith("/dev/")
+
+
 def _is_finite(source: int | str) -> bool:
-    """A recording ends; a device or a network stream only fails."""
-    return isinstance(source, str) and not _is_stream_url(source)
+    """A recording ends; a device (index or /dev path) or a network stream only fails."""
+    return isinstance(source, str) and not _is_stream_url(source) and not _is_device_path(source)
 
 
 def _default_capture(source: int | str) -> cv2.VideoCapture:

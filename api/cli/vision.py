@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -30,7 +31,9 @@ import numpy as np
 from api.cli import CliParsers
 from grading.config import ConfigError, LineConfig, load_config, parse_config
 from vision.calibration import CalibrationError, calibrate_checkerboard, calibrate_disc, undistort
+from vision.colour import CANONICAL_CLASSES
 from vision.photo import NoFruitFound, background_bgr, segment_fruits
+from vision.pipeline import FramePipeline, VisionSettings
 from vision.quality import (
     FEATURE_NAMES,
     QualityModel,
@@ -394,9 +397,6 @@ def _fruit_records(
     image: np.ndarray, mm_per_px: float, product: str, model: QualityModel | None
 ) -> list[dict[str, Any]]:
     """One record per fruit in a photo on a plain background."""
-    from vision.colour import CANONICAL_CLASSES
-    from vision.pipeline import FramePipeline, VisionSettings
-
     masks = segment_fruits(image)
     # The belt pipeline subtracts a learned background. A plain photo background is one
     # colour, so an empty frame of that colour is its background; padding with it lets
@@ -617,7 +617,7 @@ def _train(args: argparse.Namespace) -> int:
         "grade_counts": counts,
         **estimate,
     }
-    model = QualityModel(**{**model.__dict__, "notes": notes})
+    model = dataclasses.replace(model, notes=notes)
     try:
         model.save(args.out)
     except OSError as exc:

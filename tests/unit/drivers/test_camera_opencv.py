@@ -135,3 +135,23 @@ def test_device_that_does_not_open_is_disconnected() -> None:
     with pytest.raises(DeviceDisconnected, match="could not open"):
         asyncio.run(camera.open())
     assert fake.released
+
+
+def test_dev_path_is_a_live_device_not_a_file() -> None:
+    fake = _FakeCapture(good=0)
+    opened: list[object] = []
+
+    def factory(source: int | str) -> _FakeCapture:
+        opened.append(source)
+        return fake
+
+    camera = OpenCvCamera(_settings("/dev/video7"), capture_factory=factory)
+
+    async def run() -> None:
+        await camera.open()  # no "file does not exist" check for device paths
+        with pytest.raises(DeviceDisconnected):
+            await camera.read()
+        await camera.close()
+
+    asyncio.run(run())
+    assert opened == ["/dev/video7"]
