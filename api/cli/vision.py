@@ -409,7 +409,7 @@ def _fruit_records(
     pipeline.learn_background([np.full_like(padded, bg)])
     views = pipeline.measure(padded)
     records = []
-    for index, view in enumerate(sorted(views, key=lambda v: (v.y_px, v.x_px))):
+    for index, view in enumerate(sorted(views, key=lambda v: (v.x_px, v.y_px))):  # left to right
         x, y = view.x_px - pad, view.y_px - pad
         mask = _mask_at(masks, x, y)
         flags = set(view.flags)
