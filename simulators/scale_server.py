@@ -21,13 +21,15 @@ import asyncio
 import contextlib
 import os
 import random
+import threading
 import tty
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from simulators.faults import FaultInjector
 
+_R = TypeVar("_R")
 ProtocolName = Literal["mt-sics", "toledo", "xk3190"]
 PROTOCOLS: tuple[ProtocolName, ...] = ("mt-sics", "toledo", "xk3190")
 Unit = Literal["g", "kg", "lb"]
@@ -506,3 +508,69 @@ class ScaleSimulator:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+class ThreadedScaleSimulator:
+    """A ``ScaleSimulator`` on its own event loop in a background thread.
+
+    For synchronous code and pytest fixtures whose test runs its own event loop (or none)::
+
+        @pytest.fixture
+        def toledo_scale():
+            with ThreadedScaleSimulator("toledo", SettableWeight(180.0)) as sim:
+                yield sim.start_tcp()
+
+    Everything touching the simulator goes through the loop thread (``call``), so tests never
+    race the simulator's own tasks.
+    """
+
+    def __init__(
+        self, protocol: ProtocolName, source: WeightSource | None = None, **kwargs: Any
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="scale-simulator", daemon=True
+        )
+        self._thread.start()
+        self.simulator: ScaleSimulator = self._run(self._make(protocol, source, kwargs))
+
+    @staticmethod
+    async def _make(
+        protocol: ProtocolName, source: WeightSource | None, kwargs: dict[str, Any]
+    ) -> ScaleSimulator:
+        return ScaleSimulator(protocol, source, **kwargs)
+
+    def _run(self, coro: Coroutine[Any, Any, _R]) -> _R:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def start_tcp(self, port: int = 0) -> str:
+        return self._run(self.simulator.start_tcp(port))
+
+    def start_pty(self) -> str:
+        return self._run(self.simulator.start_pty())
+
+    def call(self, fn: Callable[..., _R], *args: Any) -> _R:
+        """Run ``fn(*args)`` on the simulator's loop thread (e.g. ``sim.call(sim.simulator.faults.disconnect)``)."""
+
+        async def invoke() -> _R:
+            return fn(*args)
+
+        return self._run(invoke())
+
+    def stop(self) -> None:
+        """Switch the device off; ``start_tcp(same_port)`` switches it on again."""
+        self._run(self.simulator.stop())
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> ThreadedScaleSimulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -320,17 +319,28 @@ class ContinuousScale(SerialScale):
         self._opened_t_s = self._clock()
         await super().open()
         self._reader = asyncio.create_task(self._read_stream(), name=f"scale-reader-{self.name}")
+        self._reader.add_done_callback(self._reader_ended)
+
+    def _reader_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("scale %s: reader stopped", self.name, exc_info=task.exception())
 
     async def close(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            # A reader that died of an error has already been logged; closing must not raise it.
+            await asyncio.gather(reader, return_exceptions=True)
         await super().close()
 
     async def read_weight(self) -> WeightReading:
         self._require_open()
+        reader = self._reader
+        if reader is not None and reader.done() and not reader.cancelled() and reader.exception():
+            # A bug or a bad URL killed the reader: say so instead of timing out forever.
+            raise DeviceDisconnected(
+                self.name, f"reader stopped: {reader.exception()!r}"
+            ) from reader.exception()
         latest = self._latest
         now = self._clock()
         if latest is None or now - latest.t_s > self._timeout_s:

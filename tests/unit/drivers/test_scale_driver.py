@@ -387,3 +387,36 @@ def test_continuous_reader_reconnects_after_the_port_drops(
     run(scenario())
     levels = [r.levelname for r in caplog.records if r.name == LOGGER]
     assert levels == ["WARNING", "INFO"]
+
+
+def test_a_crashed_reader_is_reported_not_silently_stale(caplog: pytest.LogCaptureFixture) -> None:
+    transport = FakeTransport()
+    calls = 0
+
+    def opener() -> FakeTransport:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ValueError("invalid URL")  # not a device fault: a bug or bad config
+        return transport
+
+    scale = ContinuousScale("lane-1", opener, partial(toledo.framer, "lane-1"), timeout_s=0.3)
+
+    async def scenario() -> None:
+        await scale.open()
+        transport.broken = True  # forces a reconnect, which raises ValueError
+        exc = None
+        async with asyncio.timeout(5):
+            while exc is None or "reader stopped" not in str(exc):
+                try:
+                    await scale.read_weight()
+                except DeviceDisconnected as caught:
+                    exc = caught
+                except DeviceTimeout:
+                    pass
+                await asyncio.sleep(0.01)
+        assert isinstance(exc.__cause__, ValueError)
+        await scale.close()
+
+    run(scenario())
+    assert any("reader stopped" in r.getMessage() for r in caplog.records)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -16,6 +16,7 @@ from simulators.scale_server import (
     MtSicsBalance,
     ScaleSimulator,
     SettableWeight,
+    ThreadedScaleSimulator,
     toledo_frame,
     toledo_spoil_check,
     xk3190_frame,
@@ -246,3 +247,27 @@ def test_tcp_port_in_use_is_an_error() -> None:
             await sim.stop()
 
     run(scenario())
+
+
+@pytest.fixture
+def threaded_toledo() -> Iterator[ThreadedScaleSimulator]:
+    with ThreadedScaleSimulator("toledo", SettableWeight(180.0), rate_hz=50.0) as sim:
+        yield sim
+
+
+def test_threaded_simulator_as_a_fixture_serves_a_blocking_client(
+    threaded_toledo: ThreadedScaleSimulator,
+) -> None:
+    url = threaded_toledo.start_tcp()
+    port = int(url.rsplit(":", 1)[1])
+    frame = toledo_frame(180.0)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        data = b""
+        while len(data) < 2 * len(frame):
+            data += sock.recv(64)
+        assert data[: 2 * len(frame)] == frame * 2
+        threaded_toledo.call(threaded_toledo.simulator.faults.disconnect)
+        while sock.recv(64):  # drains to EOF: the simulator dropped the connection
+            pass
+    threaded_toledo.stop()
+    assert threaded_toledo.start_tcp(port) == url  # switched on again on the same port
