@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["NoFruitFound", "background_bgr", "background_lab", "segment_fruits", "segment_fruit"]
+__all__ = ["NoFruitFound", "background_bgr", "segment_fruit", "segment_fruits"]
 
 # Smallest blob kept as a fruit, as a share of the image area: JPEG specks and shadows on
 # the background are far smaller than any fruit someone photographs on purpose.
@@ -39,6 +39,7 @@ def _border_background(image: np.ndarray, lab: np.ndarray) -> np.ndarray:
     A close crop lets the fruit touch the edges, so the border is not all background; the
     most frequent colour on the border is (corners and most of the frame stay background).
     """
+
     def frame(a: np.ndarray) -> np.ndarray:
         return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
 
@@ -48,12 +49,6 @@ def _border_background(image: np.ndarray, lab: np.ndarray) -> np.ndarray:
     _keys, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
     chosen: np.ndarray = frame(image)[inverse.ravel() == int(np.argmax(counts))]
     return chosen
-
-
-def background_lab(image_bgr: np.ndarray) -> np.ndarray:
-    """The background colour of a photo in CIELAB (L 0..100), from its border."""
-    lab = _lab(image_bgr)
-    return np.asarray(np.median(_border_background(lab, lab), axis=0), dtype=np.float32)
 
 
 def background_bgr(image_bgr: np.ndarray) -> np.ndarray:
