@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.photo import segment_fruit
+from vision.photo import NoFruitFound, segment_fruit, segment_fruits
 from vision.quality import (
     FEATURE_NAMES,
     FORMAT_VERSION,
@@ -224,3 +224,29 @@ def test_empty_or_mismatched_mask_is_refused() -> None:
         extract_features(image, np.zeros(image.shape[:2], np.uint8))
     with pytest.raises(ValueError, match="shape"):
         extract_features(image, np.ones((5, 5), np.uint8))
+
+
+# --- photo segmentation (vision.photo), which the features rely on ----------------------
+
+
+def test_segmentation_fills_highlights_and_keeps_fruit_cut_by_the_crop() -> None:
+    full = _fruit(highlights=3)
+    truth = segment_fruit(full) > 0
+    crop = (slice(40, 200), slice(0, 240))  # the 240 px photo cut at top and bottom
+    cut = segment_fruit(np.ascontiguousarray(full[crop])) > 0
+    # Highlights are near-white like the background, yet sit inside the fruit.
+    assert np.all(truth[120 - 20 : 120 + 5, 120 - 45 : 120 + 10])
+    assert cut.sum() == pytest.approx(truth[crop].sum(), rel=0.02)
+    expected_area = np.pi * (0.42 * 240) * (0.36 * 240)
+    assert truth.sum() == pytest.approx(expected_area, rel=0.02)
+
+
+def test_segmentation_on_a_grey_background_finds_each_fruit() -> None:
+    image = np.full((200, 400, 3), 128, np.uint8)
+    cv2.circle(image, (100, 100), 50, (40, 50, 200), -1)
+    cv2.circle(image, (300, 100), 30, (40, 180, 60), -1)
+    masks = segment_fruits(image)
+    assert len(masks) == 2
+    assert (masks[0] > 0).sum() == pytest.approx(np.pi * 50**2, rel=0.03)
+    with pytest.raises(NoFruitFound):
+        segment_fruits(np.full((100, 100, 3), 128, np.uint8))
