@@ -24,8 +24,11 @@ def highlight_mask(lab8: np.ndarray, zone: np.ndarray, s: VisionSettings) -> np.
     n = int(core.sum())
     if n == 0:
         return core
+    # The fringe (skin half blended toward white) reaches about two and a half core radii;
+    # masking it generously costs little because the fruit spins under the fixed glare, so
+    # whatever it hides is seen in other views.
     radius = math.sqrt(n / math.pi)
-    size = int(2 * (1.3 * radius + 2)) | 1
+    size = int(2 * (s.highlight_grow * radius + 3)) | 1
     grown = cv2.dilate(core.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
     return grown > 0
 

@@ -58,14 +58,17 @@ def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: Visio
         coarse = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.drawContours(coarse, [contour - np.array([x0, y0])], -1, 255, -1)
         roi_distance = distance[y0:y1, x0:x1]
-        interior = cv2.erode(coarse, _kernel(7))
-        inside = roi_distance[interior > 0]
-        if inside.size < 16:
-            continue
-        # threshold at half this fruit's own contrast: the edge of a blurred silhouette
-        level = max(s.foreground_threshold, 0.5 * float(np.median(inside)))
-        refined = ((roi_distance > level) & (cv2.dilate(coarse, _kernel(5)) > 0)).astype(np.uint8) * 255
-        refined = cv2.morphologyEx(refined, cv2.MORPH_OPEN, stalk_kernel)
+        # Place the edge at half the *local* contrast: the brightest distance within a few
+        # pixels is the skin just inside the edge, so a blurred edge is cut at its midpoint
+        # whatever the skin colour there (red and yellow differ from the belt by 2x).
+        local = cv2.dilate(roi_distance, _kernel(9))
+        refined = ((roi_distance > np.maximum(s.edge_level * local, s.foreground_threshold * 0.5)) & (cv2.dilate(coarse, _kernel(5)) > 0))
+        refined = refined.astype(np.uint8) * 255
+        refined = cv2.morphologyEx(refined, cv2.MORPH_CLOSE, _kernel(3))
+        # an opening removes the stalk but also nibbles the pixel stairs of the outline; take
+        # back the silhouette pixels within one pixel of what survived
+        opened = cv2.morphologyEx(refined, cv2.MORPH_OPEN, stalk_kernel)
+        refined = opened | (refined & cv2.dilate(opened, _kernel(3)))
         parts, _ = cv2.findContours(refined, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         if not parts:
             continue
@@ -75,8 +78,13 @@ def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: Visio
             continue
         hull = cv2.convexHull(body)
         hull_area = max(cv2.contourArea(hull), 1.0)
+        # the hull bridges notches (a dark defect on the limb reads as belt), but rasterising
+        # it adds a ring of edge pixels; take the hull shrunk by one pixel plus the silhouette
+        hull_mask = np.zeros_like(refined)
+        cv2.fillConvexPoly(hull_mask, hull, 255)
         mask = np.zeros_like(refined)
-        cv2.fillConvexPoly(mask, hull, 255)
+        cv2.drawContours(mask, [body], -1, 255, -1)
+        mask |= cv2.erode(hull_mask, _kernel(3))
         bx, by, bw, bh = cv2.boundingRect(hull)
         touches = bx + x0 <= 0 or by + y0 <= 0 or bx + x0 + bw >= width or by + y0 + bh >= height
         blobs.append(FruitBlob(x0, y0, mask, body, body_area / hull_area, touches))

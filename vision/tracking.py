@@ -25,6 +25,15 @@ from vision.views import DefectView, FruitView
 
 
 @dataclass(frozen=True)
+class FusedDefect:
+    """One physical defect, counted once over the views that saw it."""
+
+    theta: float  # polar angle from the top pole (rad); the spin leaves it unchanged
+    area_mm2: float  # surface area
+    sightings: int
+
+
+@dataclass(frozen=True)
 class FusedFruit:
     lane: int
     cup_index: int
@@ -40,7 +49,7 @@ class FusedFruit:
     flags: frozenset[str]
     quality_score: float | None
     mean_lab: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    defect_areas_mm2: tuple[float, ...] = ()  # one per physical defect
+    defects: tuple[FusedDefect, ...] = ()  # one per physical defect
 
 
 @dataclass
@@ -81,7 +90,7 @@ def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> Fu
         sum(v.mean_lab[1] for v in full) / n,
         sum(v.mean_lab[2] for v in full) / n,
     )
-    defect_areas = fuse_defects([v.defects for v in full])
+    defects = fuse_defects([v.defects for v in full])
     volume_cm3 = math.pi / 6.0 * eq * eq * pol / 1000.0 if eq > 0 else math.pi / 6 * minor * minor * major / 1000.0
     return FusedFruit(
         lane=lane,
@@ -92,13 +101,13 @@ def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> Fu
         area_cm2=sum(v.area_cm2 for v in full) / n,
         volume_cm3=volume_cm3,
         colour_fractions=colour,
-        defect_count=len(defect_areas),
-        defect_area_cm2=sum(defect_areas) / 100.0,
+        defect_count=len(defects),
+        defect_area_cm2=sum(d.area_mm2 for d in defects) / 100.0,
         elongation=major / minor if minor > 0 else 1.0,
         flags=frozenset(flags),
         quality_score=None,
         mean_lab=mean_lab,
-        defect_areas_mm2=tuple(defect_areas),
+        defects=tuple(defects),
     )
 
 
@@ -106,8 +115,8 @@ def _wrap(angle: float) -> float:
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
-def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2) -> list[float]:
-    """Areas (mm2) of the distinct defects seen across consecutive views of one spinning fruit.
+def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2) -> list[FusedDefect]:
+    """The distinct defects seen across consecutive views of one spinning fruit.
 
     Between two views every defect moves by the same spin step in azimuth and keeps its
     latitude. The step is taken as the median azimuth shift over plausible pairs; detections
@@ -130,37 +139,36 @@ def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2)
         sign = 1.0 if sum(1 for s in shifts if s > 0) >= len(shifts) / 2 else -1.0
         same = [s for s in shifts if s * sign > 0]
         step = statistics.median(same) if same else step
-    chains: list[list[DefectView]] = []
-    open_chains: list[tuple[list[DefectView], DefectView]] = []
-    for frame in views:
-        next_open: list[tuple[list[DefectView], DefectView]] = []
+    chains: list[list[tuple[int, DefectView]]] = []
+    for index, frame in enumerate(views):
         taken: set[int] = set()
         for d in frame:
             best, best_cost = -1, 1e9
-            for ci, (_, last) in enumerate(open_chains):
-                if ci in taken:
+            for ci, chain in enumerate(chains):
+                last_index, last = chain[-1]
+                gap = index - last_index
+                # a defect can vanish for a view (under the glare, or on the rim) and come back
+                if ci in taken or not 1 <= gap <= 3:
                     continue
                 dtheta = abs(d.theta - last.theta)
-                dphi = abs(_wrap(d.phi - last.phi - step))
-                if dtheta < max_dtheta and dphi < 0.45:
-                    cost = dtheta + dphi
+                dphi = abs(_wrap(d.phi - last.phi - gap * step))
+                if dtheta < max_dtheta and dphi < 0.35 + 0.1 * gap:
+                    cost = dtheta + dphi + 0.2 * (gap - 1)
                     if cost < best_cost:
                         best, best_cost = ci, cost
             if best >= 0:
                 taken.add(best)
-                chain = open_chains[best][0]
-                chain.append(d)
-                next_open.append((chain, d))
+                chains[best].append((index, d))
             else:
-                chain = [d]
-                chains.append(chain)
-                next_open.append((chain, d))
-        open_chains = next_open
-    areas: list[float] = []
+                taken.add(len(chains))
+                chains.append([(index, d)])
+    out: list[FusedDefect] = []
     for chain in chains:
-        whole = [d.area_mm2 for d in chain if not d.partial]
-        areas.append(statistics.median(whole) if whole else max(d.area_mm2 for d in chain))
-    return areas
+        seen = [d for _, d in chain]
+        whole = [d.area_mm2 for d in seen if not d.partial]
+        area = statistics.median(whole) if whole else max(d.area_mm2 for d in seen)
+        out.append(FusedDefect(statistics.median(d.theta for d in seen), area, len(seen)))
+    return out
 
 
 class CupTracker:

@@ -85,5 +85,5 @@ def test_defects_are_counted_once_across_views() -> None:
             if abs(phi) < 1.2:
                 frame.append(DefectView(theta, phi, area, partial=abs(phi) > 1.0))
         views.append(frame)
-    areas = sorted(fuse_defects(views))
+    areas = sorted(d.area_mm2 for d in fuse_defects(views))
     assert areas == pytest.approx([20.0, 50.0])
