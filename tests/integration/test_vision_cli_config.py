@@ -172,3 +172,24 @@ def test_edit_handles_dotted_keys_and_array_of_tables() -> None:
 def test_edit_refuses_inline_tables() -> None:
     with pytest.raises(ConfigEditError, match="inline table"):
         set_toml_values("[camera]\ngeometry = { mm_per_px = 0.8 }\n", "camera.geometry", {"mm_per_px": "0.5"})
+
+
+def test_measure_takes_scale_and_lens_from_the_config(tmp_path: Path) -> None:
+    """Calibrate from a disc, then measure a fruit with that config: the sizes follow the
+    calibrated scale, and the config's lens model is applied first."""
+    disc, config, fruit = tmp_path / "disc.png", tmp_path / "line.toml", tmp_path / "fruit.png"
+    disc_image(disc, radius_px=150.0)  # 60 mm disc -> 0.2 mm/px
+    config.write_text(CONFIG + "\n[camera.calibration]\ncamera_matrix = [[640.0, 0.0, 319.5], [0.0, 640.0, 239.5], [0.0, 0.0, 1.0]]\ndist_coeffs = [0.0, 0.0, 0.0, 0.0, 0.0]\n")
+    assert gradeline("vision", "calibrate", str(disc), "--disc-mm", "60", "--config", str(config)).returncode == 0
+
+    image = np.full((480, 640, 3), 250, np.uint8)
+    cv2.ellipse(image, (320, 240), (200, 150), 0, 0, 360, (40, 50, 200), -1, cv2.LINE_AA)
+    cv2.imwrite(str(fruit), image)
+    result = gradeline("vision", "measure", str(fruit), "--config", str(config), "--json")
+
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout.splitlines()[0])
+    assert record["scale_source"] == str(config)
+    assert record["mm_per_px"] == pytest.approx(0.2, rel=3e-3)
+    assert record["diameter_major_mm"] == pytest.approx(400 * 0.2, rel=0.02)
+    assert record["diameter_minor_mm"] == pytest.approx(300 * 0.2, rel=0.02)
