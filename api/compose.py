@@ -25,13 +25,14 @@ from grading.config import LineConfig
 from grading.grader import Grader
 from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
-from grading.runtime import LineRuntime, RuntimeSettings
+from grading.runtime import FrameMeasurer, LineRuntime, RuntimeSettings
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
 from simulators.settings import (
     SimulatedCameraSettings,
     SimulatedPlcSettings,
     SimulatedScaleSettings,
 )
+from vision.calibration import Undistorter
 from vision.colour import ColourClass
 from vision.pipeline import FramePipeline, VisionSettings
 from vision.tracking import CupTracker
@@ -70,8 +71,29 @@ def _vision_settings(config: LineConfig, recipe: Recipe) -> VisionSettings:
     return VisionSettings(
         mm_per_px=config.camera.geometry.mm_per_px,
         lanes=config.line.lanes,
-        colour_classes=tuple(ColourClass(c.name, tuple(c.lab_lo), tuple(c.lab_hi)) for c in recipe.colour_classes),
+        colour_classes=tuple(ColourClass(c.name, c.lab_lo, c.lab_hi) for c in recipe.colour_classes),
     )
+
+
+class UndistortingMeasurer:
+    """Removes lens distortion (from a checkerboard calibration) before measuring a frame."""
+
+    def __init__(self, pipeline: FramePipeline, undistort: Callable[[Any], Any]) -> None:
+        self._pipeline = pipeline
+        self._undistort = undistort
+
+    def measure(self, image_bgr: Any) -> Any:
+        return self._pipeline.measure(self._undistort(image_bgr))
+
+
+def _measurer_factory(config: LineConfig, recipe: Recipe) -> Callable[[], FrameMeasurer]:
+    settings = _vision_settings(config, recipe)
+    lens = config.camera.calibration
+    if lens.camera_matrix is None or lens.dist_coeffs is None:
+        return lambda: FramePipeline(settings)
+    camera_matrix, dist_coeffs = lens.camera_matrix, lens.dist_coeffs
+    # One undistorter per worker thread: it caches its pixel maps.
+    return lambda: UndistortingMeasurer(FramePipeline(settings), Undistorter(camera_matrix, dist_coeffs))
 
 
 def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]) -> Devices:
@@ -157,7 +179,6 @@ async def open_line(
     writer = RecordWriter(engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s)
     writer.start()
     devices = build_devices(config, recipe, clock)
-    vision_settings = _vision_settings(config, recipe)
     geometry = config.camera.geometry
     pitch_px = config.line.cup_pitch_mm / geometry.mm_per_px
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vision")
@@ -173,7 +194,7 @@ async def open_line(
         camera=devices.camera,
         scales=devices.scales,
         plc=devices.plc,
-        measurer_factory=lambda: FramePipeline(vision_settings),
+        measurer_factory=_measurer_factory(config, recipe),
         tracker_factory=lambda: CupTracker(config.line.lanes, pitch_px, geometry.width_px - pitch_px / 2),
         grader=Grader(recipe),
         assigner=OutletAssigner(config.outlets),
@@ -186,7 +207,8 @@ async def open_line(
         stack.callback(engine.dispose)
         stack.callback(writer.close, 30.0)  # runs after the runtime and devices have stopped
         stack.callback(executor.shutdown, wait=True)
-        for device in (devices.plc, devices.camera, *devices.scales):
+        opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
+        for device in opened:
             await device.open()
             stack.push_async_callback(device.close)
         run_task = asyncio.create_task(runtime.run(), name="line-runtime")

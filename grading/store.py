@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from alembic import command
@@ -158,6 +159,7 @@ class RecordWriter:
         deadline = time.monotonic() + self._flush_interval_s
         while not stopping:
             timeout = max(0.0, deadline - time.monotonic())
+            item: tuple[str, Mapping[str, Any]] | threading.Event | None | EllipsisType
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:

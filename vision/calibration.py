@@ -210,3 +210,20 @@ def calibrate_disc(image_bgr: np.ndarray, disc_mm: float) -> DiscCalibration:
         centre_px=(float(cx), float(cy)),
         disc_mm=disc_mm,
     )
+
+
+class Undistorter:
+    """``undistort`` for a stream of same-size frames: the pixel maps are built once, then remapped."""
+
+    def __init__(self, camera_matrix: Sequence[Sequence[float]], dist_coeffs: Sequence[float]) -> None:
+        self._k = np.asarray(camera_matrix, dtype=np.float64)
+        self._d = np.asarray(dist_coeffs, dtype=np.float64)
+        self._maps: tuple[np.ndarray, np.ndarray] | None = None
+        self._size: tuple[int, int] | None = None
+
+    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
+        size = (image_bgr.shape[1], image_bgr.shape[0])
+        if self._maps is None or size != self._size:
+            self._maps = cv2.initUndistortRectifyMap(self._k, self._d, None, self._k, size, cv2.CV_16SC2)
+            self._size = size
+        return cv2.remap(image_bgr, self._maps[0], self._maps[1], cv2.INTER_LINEAR)

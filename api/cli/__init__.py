@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CliParsers:
-    root: argparse._SubParsersAction  # type: ignore[type-arg]
-    sim: argparse._SubParsersAction  # type: ignore[type-arg]
-    bench: argparse._SubParsersAction  # type: ignore[type-arg]
-    vision: argparse._SubParsersAction  # type: ignore[type-arg]
+    root: argparse._SubParsersAction
+    sim: argparse._SubParsersAction
+    bench: argparse._SubParsersAction
+    vision: argparse._SubParsersAction
 
 
 def build_parser() -> argparse.ArgumentParser:
