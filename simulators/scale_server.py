@@ -309,6 +309,70 @@ class _PtyLink:
         os.close(self._slave)
 
 
+class _SerialLineState:
+    """The UART settings an RFC 2217 client may set. A simulated line has no UART: accept all."""
+
+    def __init__(self) -> None:
+        self.baudrate = 9600
+        self.bytesize = 8
+        self.parity = "N"
+        self.stopbits = 1
+        self.rts = self.dtr = True
+        self.break_condition = self.xonxoff = self.rtscts = False
+        self.cts = self.dsr = self.ri = self.cd = False
+
+    def reset_input_buffer(self) -> None:
+        pass
+
+    def reset_output_buffer(self) -> None:
+        pass
+
+
+class _Rfc2217Link:
+    """A TCP client speaking RFC 2217 (telnet COM-port control), as to a serial device server.
+
+    pyserial's ``PortManager`` does the telnet negotiation; data bytes pass through its
+    escaping in both directions.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import serial.rfc2217  # only this transport needs pyserial on the simulator side
+
+        self._net_reader = reader
+        self._writer = writer
+        self.reader = asyncio.StreamReader()
+        self._manager = serial.rfc2217.PortManager(_SerialLineState(), self)
+        self._pump = asyncio.ensure_future(self._pump_incoming())
+
+    def write(self, data: bytes) -> None:
+        """Raw network write, used by PortManager for telnet replies."""
+        if not self._writer.transport.is_closing():
+            self._writer.write(data)
+
+    async def _pump_incoming(self) -> None:
+        try:
+            while data := await self._net_reader.read(4096):
+                payload = b"".join(self._manager.filter(data))
+                if payload:
+                    self.reader.feed_data(payload)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.reader.feed_eof()
+
+    def send(self, data: bytes) -> None:
+        transport = self._writer.transport
+        if (
+            not transport.is_closing()
+            and transport.get_write_buffer_size() < _TcpLink.MAX_BUFFERED_BYTES
+        ):
+            self._writer.write(b"".join(self._manager.escape(data)))
+
+    def close(self) -> None:
+        self._pump.cancel()
+        self._writer.close()
+
+
 # -- the simulator ----------------------------------------------------------------------------
 
 
@@ -461,6 +525,19 @@ class ScaleSimulator:
         self.tcp_port = self._server.sockets[0].getsockname()[1]
         self._start_common()
         return self.tcp_url
+
+    async def start_rfc2217(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1:port as an RFC 2217 serial device server. Returns ``rfc2217://`` URL."""
+        if self._server is not None:
+            raise RuntimeError("already listening")
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve_link(_Rfc2217Link(reader, writer))
+
+        self._server = await asyncio.start_server(on_connect, "127.0.0.1", port)
+        self.tcp_port = self._server.sockets[0].getsockname()[1]
+        self._start_common()
+        return f"rfc2217://127.0.0.1:{self.tcp_port}"
 
     @property
     def tcp_url(self) -> str:

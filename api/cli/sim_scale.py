@@ -196,8 +196,12 @@ async def _mtsics_round_trips(reads: int, transport: str) -> dict[str, float]:
         return result
 
 
-async def _outage_times(outages: int) -> dict[str, float]:
-    """Toledo over TCP: time from device stop to stale state, and from restart to a valid weight."""
+async def _outage_times(outages: int, protocol: str, transport: str) -> dict[str, float]:
+    """Time from device stop to stale state, and from restart to the next valid weight.
+
+    The device stays off 1 s each time so the reconnect backoff has grown as in the field.
+    MT-SICS is polled every 50 ms (it has no stream); continuous protocols need no polling.
+    """
     import logging
 
     from drivers.scales.factory import create_scale
@@ -205,18 +209,30 @@ async def _outage_times(outages: int) -> dict[str, float]:
     from simulators.scale_server import ScaleSimulator, SettableWeight
 
     logging.getLogger("drivers.scales").setLevel(logging.ERROR)
-    settings_timeout_s = 0.3
-    sim = ScaleSimulator("toledo", SettableWeight(200.0), rate_hz=20.0)
-    url = await sim.start_tcp()
+    timeout_s = 0.3
+    sim = ScaleSimulator(protocol, SettableWeight(200.0), rate_hz=20.0)  # type: ignore[arg-type]
+
+    async def start(port: int = 0) -> str:
+        return await (sim.start_tcp(port) if transport == "tcp" else sim.start_rfc2217(port))
+
+    url = await start()
     port = sim.tcp_port or 0
     scale = create_scale(
         "bench",
         url,
         SerialScaleSettings.model_validate(
-            {"kind": "toledo", "ports": [url], "timeout_s": settings_timeout_s}
+            {"kind": protocol, "ports": [url], "timeout_s": timeout_s}
         ),
     )
     await scale.open()
+
+    async def poll() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await scale.read_weight()
+            await asyncio.sleep(0.05)
+
+    poller = asyncio.create_task(poll()) if protocol == "mt-sics" else None
 
     async def until(condition: Any, limit_s: float = 10.0) -> float:
         t0 = time.perf_counter()
@@ -231,21 +247,23 @@ async def _outage_times(outages: int) -> dict[str, float]:
         for _ in range(outages):
             await sim.stop()
             stale_s.append(await until(lambda: scale.health.state == "stale"))
-            # Stay down a while so the reconnect backoff has grown as it would in the field.
             await asyncio.sleep(1.0)
-            await sim.start_tcp(port)
+            await start(port)
             recover_s.append(
                 await until(lambda n=scale.health.valid_count: scale.health.valid_count > n)
             )
     finally:
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
         await scale.close()
         await sim.stop()
+    key = f"{protocol}_{transport}"
     return {
-        "timeout_s": settings_timeout_s,
-        "stale_after_stop_median_s": statistics.median(stale_s),
-        "stale_after_stop_max_s": max(stale_s),
-        "valid_after_restart_median_s": statistics.median(recover_s),
-        "valid_after_restart_max_s": max(recover_s),
+        f"{key}_stale_after_stop_median_s": statistics.median(stale_s),
+        f"{key}_stale_after_stop_max_s": max(stale_s),
+        f"{key}_valid_after_restart_median_s": statistics.median(recover_s),
+        f"{key}_valid_after_restart_max_s": max(recover_s),
     }
 
 
@@ -254,7 +272,14 @@ def _run_bench(args: argparse.Namespace) -> int:
         result: dict[str, Any] = {"bench": "scale", "reads": args.reads, "outages": args.outages}
         result |= await _mtsics_round_trips(args.reads, "tcp")
         result |= await _mtsics_round_trips(args.reads, "pty")
-        result |= await _outage_times(args.outages)
+        result["timeout_s"] = 0.3
+        for protocol, transport in (
+            ("toledo", "tcp"),
+            ("xk3190", "tcp"),
+            ("mt-sics", "tcp"),
+            ("toledo", "rfc2217"),
+        ):
+            result |= await _outage_times(args.outages, protocol, transport)
         result["driver_overhead_tcp_median_ms"] = (
             result["mtsics_tcp_read_median_ms"] - result["baseline_raw_socket_tcp_median_ms"]
         )

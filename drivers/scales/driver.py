@@ -177,7 +177,10 @@ class _Port:
     async def drop(self) -> None:
         transport, self.transport = self.transport, None
         if transport is not None and self._executor is not None:
-            await self.call(transport.close)
+            # Not awaited: pyserial's socket:// close() sleeps 0.3 s "for quick reconnects", and
+            # the error that made us drop the port should reach the caller now. The next
+            # connect queues behind it on the same thread, so ordering is kept.
+            self._executor.submit(transport.close)
 
     async def shutdown(self) -> None:
         await self.drop()
@@ -316,8 +319,10 @@ class ContinuousScale(SerialScale):
     async def open(self) -> None:
         if self._opened:
             return
-        self._opened_t_s = self._clock()
         await super().open()
+        # The first frame is due one frame period after the connection is up, not after the
+        # call began: an rfc2217 open alone negotiates for a few hundred milliseconds.
+        self._opened_t_s = self._clock()
         self._reader = asyncio.create_task(self._read_stream(), name=f"scale-reader-{self.name}")
         self._reader.add_done_callback(self._reader_ended)
 

@@ -53,7 +53,10 @@ class SerialUrlTransport:
     def open(cls, url: str, *, device: str, baudrate: int, poll_s: float) -> SerialUrlTransport:
         """Open the port. Raises DeviceDisconnected if it is not there; ValueError for a bad URL."""
         try:
-            port = serial.serial_for_url(url, baudrate=baudrate, timeout=poll_s, write_timeout=1.0)
+            # A stuck write (flow control, a full gateway buffer) must not hang the port thread;
+            # pyserial's rfc2217 client cannot bound writes and refuses the option.
+            bounded = {} if url.startswith("rfc2217://") else {"write_timeout": 1.0}
+            port = serial.serial_for_url(url, baudrate=baudrate, timeout=poll_s, **bounded)
         except _PORT_ERRORS as exc:
             raise DeviceDisconnected(device, f"cannot open {url}: {exc}") from exc
         return cls(port, device, url)
@@ -77,8 +80,12 @@ class SerialUrlTransport:
             raise DeviceDisconnected(self._device, f"write to {self._url} failed: {exc}") from exc
 
     def discard_input(self) -> None:
+        # Drained locally rather than with reset_input_buffer(): over rfc2217 that is a PURGE
+        # round trip which blocks up to pyserial's 3 s network timeout on a dead link.
         try:
-            self._port.reset_input_buffer()
+            drained = 0
+            while drained < 65536 and (waiting := self._port.in_waiting):
+                drained += len(self._port.read(waiting))
         except _PORT_ERRORS as exc:
             raise DeviceDisconnected(self._device, f"{self._url}: {exc}") from exc
 

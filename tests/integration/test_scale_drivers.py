@@ -31,6 +31,8 @@ from simulators.scale_server import FruitSequence, ScaleSimulator, SettableWeigh
 T = TypeVar("T")
 LOGGER = "drivers.scales.driver"
 PROTOCOLS = ["mt-sics", "toledo", "xk3190"]
+# pyserial's rfc2217 client still calls Thread.setDaemon(); not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -85,19 +87,28 @@ async def read_fails(scale: SerialScale, deadline_s: float = 5.0) -> DeviceError
             await asyncio.sleep(0.01)
 
 
-@pytest.mark.parametrize("transport", ["tcp", "pty"])
+async def start(sim: ScaleSimulator, transport: str) -> str:
+    if transport == "tcp":
+        return await sim.start_tcp()
+    if transport == "rfc2217":
+        return await sim.start_rfc2217()
+    return await sim.start_pty()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "pty", "rfc2217"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_driver_reads_the_simulated_weight(protocol: str, transport: str) -> None:
     source = SettableWeight(182.0)
 
     async def scenario() -> None:
         async with ScaleSimulator(protocol, source) as sim:  # type: ignore[arg-type]
-            url = await (sim.start_tcp() if transport == "tcp" else sim.start_pty())
-            assert (
-                url.startswith("socket://127.0.0.1:")
-                if transport == "tcp"
-                else url.startswith("/dev/")
-            )
+            url = await start(sim, transport)
+            prefix = {
+                "tcp": "socket://127.0.0.1:",
+                "rfc2217": "rfc2217://127.0.0.1:",
+                "pty": "/dev/",
+            }
+            assert url.startswith(prefix[transport])
             scale = create_scale("lane-1", url, settings(protocol, url))
             await scale.open()
             try:
@@ -237,16 +248,25 @@ def test_mtsics_zero_and_tare_against_the_simulated_balance() -> None:
     run(scenario())
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("protocol", "transport"),
+    [
+        ("mt-sics", "tcp"),
+        ("toledo", "tcp"),
+        ("xk3190", "tcp"),
+        ("mt-sics", "rfc2217"),
+        ("toledo", "rfc2217"),
+    ],
+)
 def test_device_killed_mid_run_goes_stale_logs_once_and_reconnects(
-    protocol: str, caplog: pytest.LogCaptureFixture
+    protocol: str, transport: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
 
     async def scenario() -> None:
         sim = ScaleSimulator(protocol, SettableWeight(150.0))  # type: ignore[arg-type]
-        url = await sim.start_tcp()
-        port = sim.tcp_port
+        url = await start(sim, transport)
+        port = sim.tcp_port or 0
         scale = create_scale("lane-1", url, settings(protocol, url))
         await scale.open()
         try:
@@ -265,7 +285,8 @@ def test_device_killed_mid_run_goes_stale_logs_once_and_reconnects(
             ]
             assert len(faults) == 1, [r.getMessage() for r in faults]
 
-            await sim.start_tcp(port)  # back on the same port
+            # Back on the same port.
+            await (sim.start_tcp(port) if transport == "tcp" else sim.start_rfc2217(port))
             reading = await read_until(scale, lambda r: True, deadline_s=5.0)
             assert reading.weight_g == pytest.approx(150.0)
             assert scale.health.state == "up"
