@@ -44,6 +44,9 @@ def url_opener(
         device=name,
         baudrate=settings.baudrate,
         poll_s=poll_interval_s(settings),
+        bytesize=settings.bytesize,
+        parity=settings.parity,
+        stopbits=settings.stopbits,
     )
 
 

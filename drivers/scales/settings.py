@@ -41,3 +41,10 @@ class SerialScaleSettings(_Strict):
         le=60,
         description="Longest wait between reconnect attempts (backoff from 0.1 s).",
     )
+    bytesize: Literal[7, 8] = Field(
+        default=8,
+        description="Data bits. Many Toledo-format indicators ship as 7E1; a 7-bit link read as 8N1 "
+        "shows the parity bit as bit 7 and every frame is rejected. Ignored by socket:// (set it on the gateway).",
+    )
+    parity: Literal["N", "E", "O"] = Field(default="N", description="Parity: none, even, odd.")
+    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits.")

@@ -50,13 +50,31 @@ class SerialUrlTransport:
         self._url = url
 
     @classmethod
-    def open(cls, url: str, *, device: str, baudrate: int, poll_s: float) -> SerialUrlTransport:
+    def open(
+        cls,
+        url: str,
+        *,
+        device: str,
+        baudrate: int,
+        poll_s: float,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: int = 1,
+    ) -> SerialUrlTransport:
         """Open the port. Raises DeviceDisconnected if it is not there; ValueError for a bad URL."""
         try:
             # A stuck write (flow control, a full gateway buffer) must not hang the port thread;
             # pyserial's rfc2217 client cannot bound writes and refuses the option.
             bounded = {} if url.startswith("rfc2217://") else {"write_timeout": 1.0}
-            port = serial.serial_for_url(url, baudrate=baudrate, timeout=poll_s, **bounded)
+            port = serial.serial_for_url(
+                url,
+                baudrate=baudrate,
+                bytesize=bytesize,
+                parity=parity,
+                stopbits=stopbits,
+                timeout=poll_s,
+                **bounded,
+            )
         except _PORT_ERRORS as exc:
             raise DeviceDisconnected(device, f"cannot open {url}: {exc}") from exc
         return cls(port, device, url)
