@@ -199,7 +199,9 @@ async def _mtsics_round_trips(reads: int, transport: str) -> dict[str, float]:
 async def _outage_times(outages: int, protocol: str, transport: str) -> dict[str, float]:
     """Time from device stop to stale state, and from restart to the next valid weight.
 
-    The device stays off 1 s each time so the reconnect backoff has grown as in the field.
+    The device stays off for 0.5 s to 2.5 s, spread evenly over the outages, so the restart
+    lands at different points of the reconnect backoff (a fixed off time would measure one
+    point of the schedule only).
     MT-SICS is polled every 50 ms (it has no stream); continuous protocols need no polling.
     """
     import logging
@@ -244,10 +246,10 @@ async def _outage_times(outages: int, protocol: str, transport: str) -> dict[str
     stale_s, recover_s = [], []
     try:
         await until(lambda: scale.health.state == "up")
-        for _ in range(outages):
+        for outage in range(outages):
             await sim.stop()
             stale_s.append(await until(lambda: scale.health.state == "stale"))
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5 + 2.0 * outage / max(outages - 1, 1))  # the device is off
             await start(port)
             recover_s.append(
                 await until(lambda n=scale.health.valid_count: scale.health.valid_count > n)
