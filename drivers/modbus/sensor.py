@@ -9,7 +9,6 @@ starts and once when it clears, not on every failed poll.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -193,6 +192,7 @@ class SensorPoller:
             for s in sensors
         }
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def state(self, name: str) -> str:
         return self.health[name].state(self._clock())
@@ -225,8 +225,13 @@ class SensorPoller:
     async def _run_one(self, sensor: ModbusClimateSensor) -> None:
         interval = sensor.settings.poll_interval_s
         next_t = self._clock()
-        while True:
+        task = asyncio.current_task()
+        while not self._stopping:
             await self.poll_once(sensor)
+            # Python 3.11's asyncio.wait_for (used inside pymodbus) can swallow a cancellation
+            # that races with the reply; honour it here instead of polling on.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             next_t += interval
             now = self._clock()
             if next_t < now:
@@ -242,9 +247,14 @@ class SensorPoller:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.cancelled() and task.exception() is not None:
+                log.error("poll task %s failed: %r", task.get_name(), task.exception())
         self._tasks = []
+        self._stopping = False
