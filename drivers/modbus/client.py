@@ -86,6 +86,44 @@ def _make_client(
     )
 
 
+def values_from_response(
+    response: Any, device: str, device_id: int, table: RegisterTable, address: int, count: int
+) -> list[int]:
+    """The values of a decoded read response, checked against what was asked.
+
+    A reply of the wrong shape (another function, fewer values) is corrupt, never padded.
+    """
+    if response.isError():
+        raise ModbusExceptionResponse(
+            device, device_id, table, address, int(getattr(response, "exception_code", 0))
+        )
+    expected_fc = _READ_FUNCTION[table]
+    if response.function_code != expected_fc:
+        raise ModbusCorruptResponse(
+            device,
+            device_id,
+            table,
+            address,
+            f"asked function {expected_fc}, got {response.function_code}",
+        )
+    if table in ("coil", "discrete"):
+        bits = list(getattr(response, "bits", []))
+        if len(bits) < count:
+            raise ModbusCorruptResponse(
+                device, device_id, table, address, f"asked {count} bits, got {len(bits)}"
+            )
+        return [1 if b else 0 for b in bits[:count]]
+    registers = list(getattr(response, "registers", []))
+    if len(registers) != count:
+        raise ModbusCorruptResponse(
+            device, device_id, table, address, f"asked {count} registers, got {len(registers)}"
+        )
+    return registers
+
+
+_READ_FUNCTION = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+
+
 class ModbusBus:
     """One bus and its lock. ``read``/``write_registers`` raise ``ModbusError`` subclasses."""
 
@@ -208,9 +246,6 @@ class ModbusBus:
                 ) from exc
             if response.isError():
                 self.failures += 1
-                raise ModbusExceptionResponse(
-                    device, device_id, table, address, int(getattr(response, "exception_code", 0))
-                )
             return response
 
     def _drop_connection(self) -> None:
@@ -236,19 +271,7 @@ class ModbusBus:
             return method(address, count=count, device_id=device_id)
 
         response = await self._execute(device, device_id, table, address, call)
-        if table in ("coil", "discrete"):
-            bits = list(getattr(response, "bits", []))
-            if len(bits) < count:
-                raise ModbusCorruptResponse(
-                    device, device_id, table, address, f"asked {count} bits, got {len(bits)}"
-                )
-            return [1 if b else 0 for b in bits[:count]]
-        registers = list(getattr(response, "registers", []))
-        if len(registers) != count:
-            raise ModbusCorruptResponse(
-                device, device_id, table, address, f"asked {count} registers, got {len(registers)}"
-            )
-        return registers
+        return values_from_response(response, device, device_id, table, address, count)
 
     async def write_registers(
         self, device: str, device_id: int, address: int, values: list[int]
@@ -262,7 +285,11 @@ class ModbusBus:
         def call(client: Any) -> Any:
             return client.write_registers(address, values, device_id=device_id)
 
-        await self._execute(device, device_id, "holding", address, call)
+        response = await self._execute(device, device_id, "holding", address, call)
+        if response.isError():
+            raise ModbusExceptionResponse(
+                device, device_id, "holding", address, int(getattr(response, "exception_code", 0))
+            )
 
     async def write_register(self, device: str, device_id: int, address: int, value: int) -> None:
         """FC6: write one holding register."""
@@ -272,7 +299,11 @@ class ModbusBus:
         def call(client: Any) -> Any:
             return client.write_register(address, value, device_id=device_id)
 
-        await self._execute(device, device_id, "holding", address, call)
+        response = await self._execute(device, device_id, "holding", address, call)
+        if response.isError():
+            raise ModbusExceptionResponse(
+                device, device_id, "holding", address, int(getattr(response, "exception_code", 0))
+            )
 
     def close(self) -> None:
         if self._client is not None:
