@@ -53,6 +53,7 @@ class FakeTransport:
         self.replies = replies or {}
         self.written: list[bytes] = []
         self.discards = 0
+        self.reads = 0
         self.closed = False
         self.broken = False
         self._incoming = bytearray()
@@ -68,6 +69,7 @@ class FakeTransport:
             return len(self._incoming)
 
     def read(self, max_bytes: int) -> bytes:
+        self.reads += 1
         with self._cond:
             if self.broken:
                 raise DeviceDisconnected("fake", "cable pulled")
@@ -420,3 +422,34 @@ def test_a_crashed_reader_is_reported_not_silently_stale(caplog: pytest.LogCaptu
 
     run(scenario())
     assert any("reader stopped" in r.getMessage() for r in caplog.records)
+
+
+def test_a_silent_stream_goes_stale_without_anyone_polling(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    transport = FakeTransport()
+    scale = ContinuousScale(
+        "lane-1", Opener(transport), partial(toledo.framer, "lane-1"), timeout_s=0.3, clock=clock
+    )
+    caplog.set_level(logging.INFO, logger=LOGGER)
+
+    async def scenario() -> None:
+        await scale.open()
+        transport.push(toledo_frame(120.0))
+        await wait_for(lambda: scale.health.state == "up")
+        clock.t_s += 0.29  # the line goes quiet, but the last frame is still fresh
+        polled = transport.reads
+        await wait_for(lambda: transport.reads >= polled + 3)  # the reader has looked 3 times
+        assert scale.health.state == "up"
+        clock.t_s += 0.02  # 0.31 s > timeout_s: the reader's own check marks it stale
+        await wait_for(lambda: scale.health.state == "stale")
+        assert scale.health.last_good_t_s == 1000.0
+        transport.push(toledo_frame(121.0))
+        await wait_for(lambda: scale.health.state == "up")
+        await scale.close()
+
+    run(scenario())
+    records = [r for r in caplog.records if r.name == LOGGER]
+    assert [r.levelname for r in records] == ["WARNING", "INFO"]
+    assert "no valid frame" in records[0].getMessage()
