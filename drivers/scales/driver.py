@@ -146,6 +146,7 @@ class _Port:
         self.retry_delay_s = reconnect_initial_s
         self._next_attempt_t_s = float("-inf")
         self._executor: ThreadPoolExecutor | None = None
+        self._connecting: asyncio.Future[ByteTransport] | None = None
         self.transport: ByteTransport | None = None
 
     def start(self) -> None:
@@ -157,22 +158,51 @@ class _Port:
             raise DeviceDisconnected(self._device, "scale is not open")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def connect(self, *, respect_backoff: bool) -> ByteTransport:
-        now = self._clock()
-        if respect_backoff and now < self._next_attempt_t_s:
-            raise DeviceDisconnected(
-                self._device, f"port down, next reconnect in {self._next_attempt_t_s - now:.2f} s"
+    async def connect(self, *, respect_backoff: bool, wait_s: float | None = None) -> ByteTransport:
+        """The open transport, connecting first if needed.
+
+        One attempt at a time runs on the port thread. A caller waits for it at most ``wait_s``
+        (None = until it ends) and then gets ``DeviceTimeout`` while the attempt carries on:
+        a gateway that does not answer can hold a TCP connect for seconds, and a poll must
+        not hang that long. Later callers during the attempt fail fast.
+        """
+        if self.transport is not None:
+            return self.transport
+        attempt = self._connecting
+        if attempt is None:
+            now = self._clock()
+            if respect_backoff and now < self._next_attempt_t_s:
+                raise DeviceDisconnected(
+                    self._device,
+                    f"port down, next reconnect in {self._next_attempt_t_s - now:.2f} s",
+                )
+            if self._executor is None:
+                raise DeviceDisconnected(self._device, "scale is not open")
+            attempt = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._open_transport
             )
+            attempt.add_done_callback(self._connect_done)
+            self._connecting = attempt
+        elif wait_s is not None:
+            raise DeviceDisconnected(self._device, "reconnect in progress")
         try:
-            transport = await self.call(self._open_transport)
-        except DeviceDisconnected:
+            async with asyncio.timeout(wait_s):
+                return await asyncio.shield(attempt)
+        except TimeoutError:
+            raise DeviceTimeout(self._device, f"connect still running after {wait_s} s") from None
+
+    def _connect_done(self, attempt: asyncio.Future[ByteTransport]) -> None:
+        self._connecting = None
+        if attempt.cancelled():
+            return
+        exc = attempt.exception()  # also marks it retrieved when no caller waits any more
+        if exc is None:
+            self.transport = attempt.result()
+            self.retry_delay_s = self._initial_s
+            self._next_attempt_t_s = float("-inf")
+        elif isinstance(exc, DeviceDisconnected):
             self._next_attempt_t_s = self._clock() + self.retry_delay_s
             self.retry_delay_s = min(self.retry_delay_s * 2, self._max_s)
-            raise
-        self.retry_delay_s = self._initial_s
-        self._next_attempt_t_s = float("-inf")
-        self.transport = transport
-        return transport
 
     async def drop(self) -> None:
         transport, self.transport = self.transport, None
@@ -186,8 +216,13 @@ class _Port:
         await self.drop()
         executor, self._executor = self._executor, None
         if executor is not None:
-            # The worker is idle (drop() ran on it last); joining it off-loop costs nothing.
+            # Joined off the loop: a queued close or connect may still be running.
             await asyncio.to_thread(executor.shutdown, True)
+        # A connect that finished during the join left a transport behind: close it too.
+        await asyncio.sleep(0)
+        if self.transport is not None:
+            transport, self.transport = self.transport, None
+            await asyncio.to_thread(transport.close)
 
 
 class SerialScale(abc.ABC):
@@ -233,8 +268,8 @@ class SerialScale(abc.ABC):
         self._port.start()
         self._opened = True
         try:
-            await self._port.connect(respect_backoff=False)
-        except DeviceDisconnected as exc:
+            await self._port.connect(respect_backoff=False, wait_s=max(1.0, self._timeout_s))
+        except (DeviceDisconnected, DeviceTimeout) as exc:
             self._health.fault(exc)
         except BaseException:
             await self.close()
@@ -492,7 +527,7 @@ class MtSicsScale(SerialScale):
         self._require_open()
         async with self._lock:
             try:
-                transport = self._port.transport or await self._port.connect(respect_backoff=True)
+                transport = await self._port.connect(respect_backoff=True, wait_s=self._timeout_s)
                 try:
                     return await self._port.call(
                         _exchange, transport, request, self._timeout_s, self.name

@@ -453,3 +453,39 @@ def test_a_silent_stream_goes_stale_without_anyone_polling(
     records = [r for r in caplog.records if r.name == LOGGER]
     assert [r.levelname for r in records] == ["WARNING", "INFO"]
     assert "no valid frame" in records[0].getMessage()
+
+
+def test_a_hanging_reconnect_does_not_hang_reads() -> None:
+    transport = FakeTransport({b"SI\r\n": b"S S     100.00 g\r\n"})
+    gateway_answers = threading.Event()
+    gateway_answers.set()
+    calls = 0
+
+    def opener() -> FakeTransport:
+        nonlocal calls
+        calls += 1
+        gateway_answers.wait(5)  # an unreachable gateway holds the TCP connect
+        return transport
+
+    scale = MtSicsScale("lane-1", opener, timeout_s=0.05, clock=FakeClock())
+
+    async def scenario() -> None:
+        await scale.open()
+        await scale.read_weight()
+        transport.broken = True
+        gateway_answers.clear()
+        with pytest.raises(DeviceDisconnected):
+            await scale.read_weight()  # the port drops
+        with pytest.raises(DeviceTimeout, match="connect still running"):
+            await scale.read_weight()  # waits timeout_s for the connect, not seconds
+        with pytest.raises(DeviceDisconnected, match="reconnect in progress"):
+            await scale.read_weight()  # no second attempt while one is running
+        assert calls == 2
+        transport.broken = False
+        gateway_answers.set()
+        await wait_for(lambda: scale.health.connected)
+        assert (await scale.read_weight()).weight_g == pytest.approx(100.0)
+        assert calls == 2
+        await scale.close()
+
+    run(scenario())
