@@ -138,7 +138,7 @@ class PlcServer:
             ],
         )
         position = m.position_cups()
-        fraction = min(9999, int((position - int(position)) * 10000))
+        fraction = min(9999, round((position - int(position)) * 10000))
         bits = (1 if status.running else 0) | (2 if m.watchdog_ok() else 0)
         put(
             REG_CUP_COUNTER,
