@@ -35,40 +35,34 @@ class BackgroundModel:
         median = np.median(stack, axis=0).astype(np.uint8) if len(empty_frames) > 1 else stack[0].copy()
         return cls(median, median.astype(np.float32).sum(axis=2))
 
-    def band(self, y0: int, y1: int, band_bgr: np.ndarray) -> tuple[np.ndarray, float]:
-        """The background of rows y0..y1, scaled by the band's lighting gain, and that gain.
+    def gain(self, image_bgr: np.ndarray) -> float:
+        """The frame's lighting gain against the learned belt (1.0 when within 1 %).
 
-        The gain is the median brightness ratio over pixels that look like belt (within a
-        factor of 1.6 of the model): fruit are far brighter than the dark belt, or, on a light
-        belt, far more saturated, so they fall out of that window.
+        The median brightness ratio on a sparse grid, over points that look like belt (within
+        a factor of 1.6 of the model): fruit are far brighter than a dark belt, or far more
+        saturated than a light one, so they fall out of that window.
         """
-        if band_bgr.shape != self.image_bgr[y0:y1].shape:
-            raise BackgroundError(f"frame band {band_bgr.shape} does not match the model {self.image_bgr[y0:y1].shape}")
-        bg = self.image_bgr[y0:y1]
-        # subsample: the gain is one number, a quarter of the pixels pin it down
-        now = band_bgr[::2, ::2].astype(np.float32).sum(axis=2)
-        ref = self.brightness[y0:y1:2, ::2] + 1.0
-        ratio = now / ref
+        if image_bgr.shape != self.image_bgr.shape:
+            raise BackgroundError(f"frame {image_bgr.shape} does not match the model {self.image_bgr.shape}")
+        now = image_bgr[3::8, 3::8].astype(np.float32).sum(axis=2)
+        ratio = now / (self.brightness[3::8, 3::8] + 1.0)
         belt = ratio[(ratio > 0.6) & (ratio < 1.6)]
         gain = float(np.median(belt)) if belt.size > 64 else 1.0
-        if abs(gain - 1.0) < 0.01:
-            return bg, 1.0
-        return cv2.convertScaleAbs(bg, alpha=gain), gain
+        return 1.0 if abs(gain - 1.0) < 0.01 else gain
 
 
 def estimate_band_background(band_bgr: np.ndarray, margin_rows: int = 4) -> np.ndarray:
-    """A belt estimate without a learned model: per column, the median of the band's top and
-    bottom margin rows, smoothed along x so a stalk crossing the margin does not leak in, and
-    blended linearly between top and bottom."""
-    height = band_bgr.shape[0]
+    """A belt estimate without a learned model, for a uniform or slowly varying belt: per
+    column, the median of the band's top and bottom margin rows (every fourth column, then
+    smoothed along x so a stalk crossing the margin does not leak in), blended linearly
+    between top and bottom."""
+    height, width = band_bgr.shape[:2]
     m = max(1, min(margin_rows, height // 8))
     skip = 2 if height > 8 * m + 4 else 0  # lane dividers sit on the band's first and last rows
-    top = np.median(band_bgr[skip : skip + m], axis=0).astype(np.uint8)
-    bottom = np.median(band_bgr[height - skip - m : height - skip], axis=0).astype(np.uint8)
-    k = 31 if band_bgr.shape[1] > 62 else 3
-    top = cv2.medianBlur(top[None], 5)[0] if k else top
-    bottom = cv2.medianBlur(bottom[None], 5)[0] if k else bottom
-    top_f = cv2.blur(top[None].astype(np.float32), (k, 1))[0]
-    bottom_f = cv2.blur(bottom[None].astype(np.float32), (k, 1))[0]
-    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-    return np.clip(top_f[None] * (1 - t) + bottom_f[None] * t + 0.5, 0, 255).astype(np.uint8)
+    step = 4 if width >= 64 else 1
+    top = np.median(band_bgr[skip : skip + m, ::step], axis=0)
+    bottom = np.median(band_bgr[height - skip - m : height - skip, ::step], axis=0)
+    rows = np.stack([top, bottom]).astype(np.uint8)  # 2 x columns x 3
+    k = max(1, min(9, rows.shape[1] // 4) | 1)
+    rows = cv2.blur(rows, (k, 1))
+    return cv2.resize(rows, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -12,34 +12,42 @@ import math
 import cv2
 import numpy as np
 
-from vision.views import DefectView, VisionSettings
+from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+_RECT3 = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
 
-def highlight_mask(lab8: np.ndarray, zone: np.ndarray, s: VisionSettings) -> np.ndarray:
-    """Specular glare: bright, nearly grey pixels, grown by the glare's own size so its
-    desaturated fringe (skin blended toward white) goes with it."""
-    light = lab8[..., 0]
-    chroma = np.abs(lab8[..., 1].astype(np.int16) - 128) + np.abs(lab8[..., 2].astype(np.int16) - 128)
-    core = (light > s.highlight_l * 2.55) & (chroma < s.highlight_chroma) & zone
-    n = int(core.sum())
+def highlight_disk(lab: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tuple[tuple[int, int], int] | None:
+    """Specular glare as a disk (centre, radius in pixels), or None when there is none.
+
+    The core is the bright, nearly grey pixels in the zone; the disk grows it by the glare's
+    own size so the desaturated fringe (skin blended toward white) goes with it. Masking
+    generously costs little: the fruit spins under the fixed glare, so what it hides in one
+    view is seen in others.
+    """
+    c = s.highlight_chroma / 2
+    core = cv2.inRange(
+        lab,
+        np.array([min(255, math.ceil(s.highlight_l * 2.55)), 128 - c, 128 - c], np.float64),
+        np.array([255, 128 + c, 128 + c], np.float64),
+    )
+    core = cv2.bitwise_and(core, core, mask=zone)
+    n = cv2.countNonZero(core)
     if n == 0:
-        return core
-    # The fringe (skin half blended toward white) reaches about two and a half core radii;
-    # masking it generously costs little because the fruit spins under the fixed glare, so
-    # whatever it hides is seen in other views.
-    radius = math.sqrt(n / math.pi)
-    size = int(2 * (s.highlight_grow * radius + 3)) | 1
-    grown = cv2.dilate(core.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-    return grown > 0
+        return None
+    x, y, w, h = cv2.boundingRect(core)
+    core_radius = math.sqrt(n / math.pi)
+    radius = (1 + s.highlight_grow) * core_radius + 3 + max(0.0, max(w, h) / 2 - core_radius)
+    return (int(round(x + (w - 1) / 2)), int(round(y + (h - 1) / 2))), int(math.ceil(radius))
 
 
 def find_defects(
     candidate: np.ndarray,
-    zone: np.ndarray,
     weight: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    ratio: float,
+    usable: np.ndarray,
+    lab: np.ndarray,
+    to_canon: np.ndarray,
     mm_per_px: float,
     s: VisionSettings,
 ) -> list[DefectView]:
@@ -47,35 +55,79 @@ def find_defects(
 
     Slivers one or two pixels wide appear where two skin classes meet (the blurred border
     mixes them into no class); an opening with a 3-pixel cross removes them while keeping
-    cracks, which are wider than that at the working resolution.
+    cracks, which are wider than that at the working resolution. ``usable`` is the zone
+    without the glare: a blob touching its border is only partly seen.
     """
-    cand = candidate.astype(np.uint8)
-    if not cand.any():
+    min_px = s.min_defect_area_mm2 / (mm_per_px * mm_per_px) / 3  # the weight is at most ~3
+    if cv2.countNonZero(candidate) < min_px:
         return []
-    cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+    cand = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, _CROSS)
+    if cv2.countNonZero(cand) == 0:
+        return []
     n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
     if n <= 1:
         return []
     px_area_mm2 = mm_per_px * mm_per_px
-    min_px = max(2, int(s.min_defect_area_mm2 / px_area_mm2 * 0.5))
-    # pixels on the zone's border: a blob touching it continues out of the analysed zone
-    border = zone & ~(cv2.erode(zone.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))) > 0)
+    area_w = np.bincount(labels.ravel(), weights=weight.ravel(), minlength=n) / WEIGHT_SCALE * px_area_mm2
+    keep = [i for i in range(1, n) if area_w[i] >= s.min_defect_area_mm2]
+    if not keep:
+        return []
+    border = cv2.bitwise_and(usable, cv2.bitwise_not(cv2.erode(usable, _RECT3)))
+    on_border = np.bincount(labels[border > 0], minlength=n)
+    ys, xs = np.nonzero(labels)
+    lab_of = labels[ys, xs]
+    wts = weight[ys, xs].astype(np.float64)
+    sum_w = np.bincount(lab_of, weights=wts, minlength=n)
+    mx = np.bincount(lab_of, weights=wts * xs, minlength=n)
+    my = np.bincount(lab_of, weights=wts * ys, minlength=n)
+    half = CANON_SIZE / 2
     out: list[DefectView] = []
-    for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] < min_px:
-            continue
-        x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
-        blob = labels[y : y + h, x : x + w] == i
-        wb = weight[y : y + h, x : x + w][blob]
-        area_mm2 = float(wb.sum()) * px_area_mm2
-        if area_mm2 < s.min_defect_area_mm2:
-            continue
-        ub = float((u[y : y + h, x : x + w][blob] * wb).sum() / wb.sum())
-        vb = float((v[y : y + h, x : x + w][blob] * wb).sum() / wb.sum())
-        depth = math.sqrt(max(1e-6, 1.0 - ub * ub - vb * vb))
-        theta = math.acos(max(-1.0, min(1.0, -vb)))
-        phi = math.atan2(ub, depth)
-        partial = bool(border[y : y + h, x : x + w][blob].any())
-        out.append(DefectView(theta, phi, area_mm2, partial))
-    del ratio
+    for i in keep:
+        x, y = mx[i] / sum_w[i], my[i] / sum_w[i]
+        cu = to_canon[0, 0] * x + to_canon[0, 1] * y + to_canon[0, 2]
+        cv = to_canon[1, 0] * x + to_canon[1, 1] * y + to_canon[1, 2]
+        u, v = (cu + 0.5) / half - 1, (cv + 0.5) / half - 1
+        depth = math.sqrt(max(1e-6, 1.0 - u * u - v * v))
+        theta = math.acos(max(-1.0, min(1.0, -v)))
+        phi = math.atan2(u, depth)
+        area = _unmixed_area(i, stats[i], labels, weight, usable, lab)
+        area_mm2 = float(area_w[i]) if area is None else area * px_area_mm2
+        out.append(DefectView(theta, phi, area_mm2, bool(on_border[i] > 0)))
     return out
+
+
+def _unmixed_area(
+    index: int, stat: np.ndarray, labels: np.ndarray, weight: np.ndarray, usable: np.ndarray, lab: np.ndarray
+) -> float | None:
+    """Surface area (in weighted pixels) of one blob, counting edge pixels by how much of
+    them is defect.
+
+    A blurred edge pixel mixes skin and defect; thresholding counts it all or nothing, which
+    matters for cracks a few pixels wide. Each pixel within one pixel of the blob gets the
+    share alpha of defect along the line from the surrounding skin colour (median of a ring
+    around the blob) to the defect's own colour (median of its innermost pixels).
+    """
+    x, y, w, h = (int(stat[k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    pad = 4
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(labels.shape[1], x + w + pad), min(labels.shape[0], y + h + pad)
+    sub_labels = labels[y0:y1, x0:x1]
+    core = (sub_labels == index).astype(np.uint8)
+    ok = usable[y0:y1, x0:x1] > 0
+    near = cv2.dilate(core, _RECT3) > 0
+    ring = (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))) > 0) & ~near & ok & (sub_labels == 0)
+    if int(ring.sum()) < 6:
+        return None
+    sub_lab = lab[y0:y1, x0:x1].astype(np.float32)
+    skin = np.median(sub_lab[ring], axis=0)
+    inner = cv2.erode(core, _CROSS) > 0
+    if int(inner.sum()) < 3:
+        inner = core > 0
+    defect = np.median(sub_lab[inner], axis=0)
+    direction = defect - skin
+    span = float(direction @ direction)
+    if span < 100.0:  # defect too close to the skin colour to unmix (under 10 Lab-8 units)
+        return None
+    region = near & ok
+    alpha = np.clip(((sub_lab[region] - skin) @ direction) / span, 0.0, 1.0)
+    return float((alpha * weight[y0:y1, x0:x1][region]).sum()) / WEIGHT_SCALE

@@ -1,55 +1,67 @@
 """Per-fruit measurement in one view: size and shape from the silhouette, colour and defects
 from the skin, all referred to a spheroid fitted to the silhouette.
 
-Owns the spheroid model of a view: the silhouette ellipse (from second moments) gives the
-polar semi-axis (the near-vertical one, along the spin axis) and the equatorial one (also the
-fruit's depth). From it each pixel gets its surface slope, so colour shares and defect areas
-are surface areas, not projected ones. Pixels near the limb (outside ``rim_fraction``) are
-left to other views: they are foreshortened, blurred into the belt, and hold the stem and
+Owns the spheroid model of a view: the silhouette ellipse (second moments of the hull) gives
+the polar semi-axis (the near-vertical one, along the spin axis) and the equatorial one (also
+the fruit's depth). From it each pixel gets its surface slope, so colour shares and defect
+areas are surface areas, not projected ones. Pixels near the limb (outside ``rim_fraction``)
+are left to other views: they are foreshortened, blurred into the belt, and hold the stem and
 calyx cavities, which sit on the spin axis at the limb.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from vision.colour import classify_lab8
-from vision.defects import find_defects, highlight_mask
+from vision.defects import find_defects, highlight_disk
 from vision.segment import FruitBlob
-from vision.views import FruitView, VisionSettings
+from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, FruitView, VisionSettings
+
+
+@lru_cache(maxsize=64)
+def canonical_weights(ratio_centi: int, rim_milli: int) -> np.ndarray:
+    """Surface area per projected pixel on a spheroid, sampled on the unit ellipse's frame.
+
+    With u, v the pixel's position in semi-axes (u across the spin axis, v along it) and
+    k = equatorial / polar, the spheroid's depth is w = sqrt(1 - u^2 - v^2) (in equatorial
+    semi-axes) and dS/dA = sqrt(u^2 + (k v)^2 + w^2) / w. Zero outside the analysed rim.
+    """
+    k = ratio_centi / 100.0
+    rim = rim_milli / 1000.0
+    c = (np.arange(CANON_SIZE, dtype=np.float64) + 0.5) / CANON_SIZE * 2 - 1
+    u, v = np.meshgrid(c, c)
+    r2 = u * u + v * v
+    w = np.sqrt(np.clip(1 - r2, 1e-6, None))
+    weight = np.sqrt(u * u + (k * v) ** 2 + w * w) / w
+    weight[r2 >= rim * rim] = 0.0
+    return np.clip(np.round(weight * WEIGHT_SCALE), 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=256)
+def _class_bounds(lo: tuple[float, float, float], hi: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A half-open Lab box as the inclusive integer range cv2.inRange takes, in 8-bit Lab."""
+    lo8 = (lo[0] * 255.0 / 100.0, lo[1] + 128.0, lo[2] + 128.0)
+    hi8 = (hi[0] * 255.0 / 100.0, hi[1] + 128.0, hi[2] + 128.0)
+    lower = np.array([min(255, max(0, math.ceil(x))) for x in lo8], np.uint8)
+    upper = np.array([min(255, max(0, math.ceil(x) - 1)) for x in hi8], np.uint8)
+    return lower, upper
 
 
 def measure_fruit(
-    band_bgr: np.ndarray,
-    blob: FruitBlob,
-    lane: int,
-    band_y0: int,
-    gain: float,
-    image_width: int,
-    s: VisionSettings,
+    bgr_band: np.ndarray, blob: FruitBlob, lane: int, band_y0: int, s: VisionSettings
 ) -> FruitView:
     mm = s.mm_per_px
-    m = cv2.moments(blob.mask, binaryImage=True)
-    area_px = m["m00"]
-    cx, cy = m["m10"] / area_px, m["m01"] / area_px
-    mu20, mu02, mu11 = m["mu20"] / area_px, m["mu02"] / area_px, m["mu11"] / area_px
-    # eigen-decomposition of the 2x2 covariance; for an ellipse the semi-axis is 2*sqrt(lambda)
-    half_diff = math.sqrt(max(0.0, ((mu20 - mu02) / 2) ** 2 + mu11**2))
-    mean = (mu20 + mu02) / 2
-    lam_major, lam_minor = mean + half_diff, max(mean - half_diff, 1e-9)
-    angle_major = 0.5 * math.atan2(2 * mu11, mu20 - mu02)  # from +x
-    semi_major, semi_minor = 2 * math.sqrt(lam_major), 2 * math.sqrt(lam_minor)
     # which axis is the spin axis: the one nearer the image vertical
-    if abs(math.cos(angle_major)) < math.sqrt(0.5):
-        polar_px, equatorial_px = semi_major, semi_minor
-        axis_angle = angle_major - math.pi / 2 if math.sin(angle_major) > 0 else angle_major + math.pi / 2
+    if abs(math.cos(blob.angle_major)) < math.sqrt(0.5):
+        polar_px, equatorial_px = blob.semi_major_px, blob.semi_minor_px
+        axis_angle = blob.angle_major - math.pi / 2 if math.sin(blob.angle_major) > 0 else blob.angle_major + math.pi / 2
     else:
-        polar_px, equatorial_px = semi_minor, semi_major
-        axis_angle = angle_major
-    # axis_angle: rotation of the equatorial axis from +x (small)
+        polar_px, equatorial_px = blob.semi_minor_px, blob.semi_major_px
+        axis_angle = blob.angle_major
     perimeter = cv2.arcLength(blob.contour, True)
     roundness = float(4 * math.pi * cv2.contourArea(blob.contour) / perimeter**2) if perimeter > 0 else 0.0
 
@@ -61,51 +73,75 @@ def measure_fruit(
     elif blob.convexity < s.misshapen_convexity:
         flags.add("misshapen")
 
-    # --- skin: colour and defects on the fitted spheroid ---
-    h, w = blob.mask.shape
-    roi = band_bgr[blob.y0 : blob.y0 + h, blob.x0 : blob.x0 + w]
-    if gain != 1.0:
-        roi = cv2.convertScaleAbs(roi, alpha=1.0 / gain)
-    lab8 = cv2.cvtColor(roi, cv2.COLOR_BGR2Lab)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    dx, dy = xx - np.float32(cx), yy - np.float32(cy)
+    # --- skin: colour and defects on the fitted spheroid, inside the analysed zone only ---
     ca, sa = math.cos(axis_angle), math.sin(axis_angle)
-    u = (dx * ca + dy * sa) / np.float32(equatorial_px)
-    v = (-dx * sa + dy * ca) / np.float32(polar_px)
-    r2 = u * u + v * v
-    zone = (r2 < s.rim_fraction**2) & (blob.mask > 0)
-    depth = np.sqrt(np.maximum(1.0 - r2, 1e-6))
-    # surface area per projected pixel: |normal| / normal_z on the spheroid
+    rim_a, rim_b = s.rim_fraction * equatorial_px, s.rim_fraction * polar_px
+    half_w = math.sqrt((rim_a * ca) ** 2 + (rim_b * sa) ** 2) + 1
+    half_h = math.sqrt((rim_a * sa) ** 2 + (rim_b * ca) ** 2) + 1
+    band_h, band_w = bgr_band.shape[:2]
+    x0, x1 = max(0, int(blob.cx - half_w)), min(band_w, int(math.ceil(blob.cx + half_w)) + 1)
+    y0, y1 = max(0, int(blob.cy - half_h)), min(band_h, int(math.ceil(blob.cy + half_h)) + 1)
+    # colour is converted here, per fruit, rather than for the whole frame: the zones cover
+    # about half of a busy frame
+    lab = cv2.cvtColor(bgr_band[y0:y1, x0:x1], cv2.COLOR_BGR2Lab)
     ratio = equatorial_px / polar_px
-    weight = np.sqrt(u * u + (v * ratio) ** 2 + depth * depth) / depth
-
-    glare = highlight_mask(lab8, zone, s)
-    usable = zone & ~glare
-    labels = classify_lab8(lab8, s.colour_classes)
-    w_usable = np.where(usable, weight, 0.0).astype(np.float32)
-    total = float(w_usable.sum())
+    canon = canonical_weights(int(round(ratio * 100)), int(round(s.rim_fraction * 1000)))
+    h = CANON_SIZE / 2
+    ox, oy = x0 - blob.cx, y0 - blob.cy
+    to_canon = np.array(
+        [
+            [h / equatorial_px * ca, h / equatorial_px * sa, h / equatorial_px * (ca * ox + sa * oy) + h - 0.5],
+            [-h / polar_px * sa, h / polar_px * ca, h / polar_px * (-sa * ox + ca * oy) + h - 0.5],
+        ],
+        np.float64,
+    )
+    weight = cv2.warpAffine(
+        canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0
+    )
+    # the weight map doubles as the zone mask (nonzero inside the analysed rim)
+    glare = highlight_disk(lab, weight, s)
+    if glare is not None:
+        w_usable = weight.copy()
+        cv2.circle(w_usable, glare[0], glare[1], 0, -1)
+    else:
+        w_usable = weight
+    total = cv2.sumElems(w_usable)[0]
     fractions: dict[str, float] = {}
+    members = []
+    classified = 0.0
+    for cls in s.colour_classes:
+        lower, upper = _class_bounds(cls.lab_lo, cls.lab_hi)
+        member = cv2.inRange(lab, lower, upper)
+        members.append(member)
+        share = cv2.sumElems(cv2.bitwise_and(w_usable, w_usable, mask=member))[0]
+        classified += share
+        fractions[cls.name] = share / total if total > 0 else 0.0
     mean_lab = (0.0, 0.0, 0.0)
     if total > 0:
-        for i, cls in enumerate(s.colour_classes):
-            fractions[cls.name] = float(w_usable[labels == i].sum()) / total
-        lab_mean = [float((lab8[..., c] * w_usable).sum()) / total for c in range(3)]
-        mean_lab = (lab_mean[0] * 100.0 / 255.0, lab_mean[1] - 128.0, lab_mean[2] - 128.0)
-    else:
-        fractions = {cls.name: 0.0 for cls in s.colour_classes}
+        m = cv2.mean(lab, mask=w_usable)
+        mean_lab = (m[0] * 100.0 / 255.0, m[1] - 128.0, m[2] - 128.0)
 
-    defects = find_defects(usable & (labels < 0), zone, weight, u, v, ratio, mm, s)
+    defects: list[DefectView] = []
+    # skip the defect search when too little skin is unclassified to hold one defect
+    unclassified_mm2 = (total - classified) / WEIGHT_SCALE * mm * mm
+    if unclassified_mm2 >= s.min_defect_area_mm2:
+        any_class = members[0]
+        for member in members[1:]:
+            any_class = cv2.bitwise_or(any_class, member)
+        usable = cv2.compare(w_usable, 0, cv2.CMP_GT)
+        candidate = cv2.bitwise_and(cv2.compare(any_class, 0, cv2.CMP_EQ), usable)
+        defects = find_defects(candidate, weight, usable, lab, to_canon, mm, s)
     defect_area_mm2 = sum(d.area_mm2 for d in defects)
 
     equatorial_mm = 2 * equatorial_px * mm
     polar_mm = 2 * polar_px * mm
     return FruitView(
         lane=lane,
-        x_px=blob.x0 + cx,
-        y_px=band_y0 + blob.y0 + cy,
+        x_px=blob.cx,
+        y_px=band_y0 + blob.cy,
         diameter_major_mm=max(equatorial_mm, polar_mm),
         diameter_minor_mm=min(equatorial_mm, polar_mm),
-        area_cm2=area_px * mm * mm / 100.0,
+        area_cm2=blob.area_px * mm * mm / 100.0,
         colour_fractions=fractions,
         mean_lab=mean_lab,
         defect_count=len(defects),

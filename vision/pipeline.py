@@ -17,11 +17,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from vision.background import BackgroundModel
 from vision.measure import measure_fruit
-from vision.segment import FruitBlob, find_fruit
+from vision.segment import find_fruit
 from vision.views import DefectView, FruitView, VisionSettings
 
 __all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings"]
@@ -45,15 +46,14 @@ class FramePipeline:
             background = self._background
         s = self.settings
         height = image_bgr.shape[0]
+        gain = background.gain(image_bgr) if background is not None else 1.0
+        # colour is read after undoing the lighting drift measured on the belt
+        corrected = image_bgr if gain == 1.0 else cv2.convertScaleAbs(image_bgr, alpha=1.0 / gain)
         views: list[FruitView] = []
         for lane in range(s.lanes):
             y0, y1 = lane * height // s.lanes, (lane + 1) * height // s.lanes
-            band = image_bgr[y0:y1]
-            if background is not None:
-                bg_band, gain = background.band(y0, y1, band)
-            else:
-                bg_band, gain = None, 1.0
-            blobs: list[FruitBlob] = find_fruit(band, bg_band, s)
-            for blob in blobs:
-                views.append(measure_fruit(band, blob, lane, y0, gain, image_bgr.shape[1], s))
+            bg_band = background.image_bgr[y0:y1] if background is not None else None
+            band = corrected[y0:y1]
+            for blob in find_fruit(band, bg_band, s):
+                views.append(measure_fruit(band, blob, lane, y0, s))
         return views

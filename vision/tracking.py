@@ -162,6 +162,7 @@ def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2)
             else:
                 taken.add(len(chains))
                 chains.append([(index, d)])
+    chains = _merge_chains(chains, step, max_dtheta)
     out: list[FusedDefect] = []
     for chain in chains:
         seen = [d for _, d in chain]
@@ -169,6 +170,41 @@ def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2)
         area = statistics.median(whole) if whole else max(d.area_mm2 for d in seen)
         out.append(FusedDefect(statistics.median(d.theta for d in seen), area, len(seen)))
     return out
+
+
+def _merge_chains(
+    chains: list[list[tuple[int, DefectView]]], step: float, max_dtheta: float
+) -> list[list[tuple[int, DefectView]]]:
+    """Join chains that are one defect seen before and after a longer gap (the glare or the
+    rim hid it): same latitude, no shared view, and the azimuth the spin step predicts."""
+    chains = sorted(chains, key=lambda c: c[0][0])
+    merged: list[list[tuple[int, DefectView]]] = []
+    for chain in chains:
+        first_index, first = chain[0]
+        target = None
+        for earlier in merged:
+            last_index, last = earlier[-1]
+            gap = first_index - last_index
+            if gap < 1 or abs(first.theta - last.theta) > max_dtheta / 2:
+                continue
+            predicted = step != 0.0 and abs(_wrap(first.phi - last.phi - gap * step)) < 0.25 + 0.1 * gap
+            # after a whole turn the step's error has piled up; a defect of the same size on
+            # the same latitude is then taken as the same one coming round again
+            same_spot = abs(first.theta - last.theta) < 0.06 and _similar_area(earlier, chain)
+            if predicted or same_spot:
+                target = earlier
+                break
+        if target is None:
+            merged.append(list(chain))
+        else:
+            target.extend(chain)
+    return merged
+
+
+def _similar_area(a: list[tuple[int, DefectView]], b: list[tuple[int, DefectView]]) -> bool:
+    area_a = max(d.area_mm2 for _, d in a)
+    area_b = max(d.area_mm2 for _, d in b)
+    return max(area_a, area_b) <= 1.35 * min(area_a, area_b)
 
 
 class CupTracker:

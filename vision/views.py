@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from vision.colour import ColourClass
 
+CANON_SIZE = 128  # side of the canonical surface-weight map; covers u, v in [-1, 1]
+WEIGHT_SCALE = 48.0  # uint8 weight units per unit of surface/projected area
+
 
 @dataclass(frozen=True)
 class VisionSettings:
@@ -22,7 +25,7 @@ class VisionSettings:
     rim_fraction: float = 0.92  # colour and defects are read inside this share of the ellipse radius
     min_defect_area_mm2: float = 3.0  # smaller dark blobs are skin texture or noise
     highlight_l: float = 86.0  # CIELAB L above which a low-chroma pixel is a specular highlight
-    highlight_chroma: float = 22.0
+    highlight_chroma: float = 60.0
     highlight_grow: float = 2.5  # glare mask radius in units of the glare core's radius
     double_convexity: float = 0.93  # a silhouette less convex than this holds two fruit
     misshapen_convexity: float = 0.965
