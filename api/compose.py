@@ -158,7 +158,7 @@ def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]
     else:
         from drivers.scales.factory import create_scales
 
-        scales = list(create_scales(config.scale, config.line.lanes))
+        scales = list(create_scales(config.scale, config.line.lanes, clock=clock))
 
     simulation = Simulation(conveyor, plc_model) if conveyor is not None else None
     return Devices(camera=camera, scales=scales, plc=plc, simulation=simulation)
