@@ -65,6 +65,7 @@ class PlcModel:
         clock: Callable[[], float],
         ring_size: int = 256,
         watchdog_timeout_s: float = 2.0,
+        max_drop_log: int | None = 200_000,
     ) -> None:
         if lanes < 1:
             raise ValueError("lanes must be >= 1")
@@ -131,6 +132,8 @@ class PlcModel:
             self.outlet_offsets_cups, 0
         )  # full or disabled
         self.ring_writes = 0
+        # A demo line left running adds ~30 drops/s; keep the newest ones (None = keep all).
+        self.max_drop_log = max_drop_log
 
     # -- encoder -------------------------------------------------------------------------
 
@@ -306,6 +309,9 @@ class PlcModel:
     def _emit(self, event: DropEvent) -> None:
         self._pending.append(event)
         self.drop_log.append(event)
+        if self.max_drop_log is not None and len(self.drop_log) > self.max_drop_log:
+            # Trim the oldest half at once so appends stay amortised O(1).
+            del self.drop_log[: len(self.drop_log) - self.max_drop_log // 2]
 
     def status(self) -> PlcStatus:
         """The PLC's status after settling every cup up to now."""

@@ -86,3 +86,47 @@ def test_mbpoll_reads_documented_temperature_registers(
         assert room5 == {ref: "65491 (-45)", ref + 1: "855"}
 
     asyncio.run(body())
+
+
+def test_mbpoll_reads_the_simulator_over_rtu_on_a_pty() -> None:
+    from simulators.modbus_faults import RtuPtyBridge
+
+    settings = ColdroomSimSettings(
+        rooms=[
+            RoomSettings(name="freeze", unit_id=4, setpoint_celsius=-20.5, humidity_percent=80.0)
+        ]
+    )
+
+    async def body() -> None:
+        bridge = RtuPtyBridge()
+        bridge.start()
+        server = ColdroomServer(ColdroomModel(settings, FixedClock()))
+        await server.start_serial(bridge.device_path, baudrate=9600)
+        try:
+            out = await mbpoll(
+                "-m",
+                "rtu",
+                "-b",
+                "9600",
+                "-P",
+                "none",
+                "-a",
+                "4",
+                "-t",
+                "3",
+                "-r",
+                "2",
+                "-c",
+                "2",
+                "-1",
+                "-o",
+                "2",
+                bridge.master_path,
+            )
+        finally:
+            await server.stop()
+            await bridge.stop()
+        # 0xFF33 = -20.5 degC: the example from the XY-MD02 documentation
+        assert values(out) == {2: "65331 (-205)", 3: "800"}
+
+    asyncio.run(body())

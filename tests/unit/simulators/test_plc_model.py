@@ -243,3 +243,14 @@ def test_rejects_bad_geometry() -> None:
         PlcModel(1, {1: 5}, 10.0, clock, ring_size=100)
     with pytest.raises(ValueError):
         PlcModel(1, {0: 5}, 10.0, clock)
+
+
+def test_drop_log_keeps_the_newest_events_when_bounded() -> None:
+    clock = FakeClock()
+    model = PlcModel(1, {1: 1}, 10.0, clock, ring_size=16, watchdog_timeout_s=1e6, max_drop_log=10)
+    clock.advance(10.0)  # position 100: cups 0..99 recirculated
+    events = model.advance()
+    assert len(events) == 100  # advance() still returns everything since the last call
+    assert 5 <= len(model.drop_log) <= 10
+    assert model.drop_log[-1].cup_index == 99
+    assert [e.cup_index for e in model.drop_log] == list(range(100 - len(model.drop_log), 100))
