@@ -276,3 +276,36 @@ def test_tcp_proxy_faults_and_disconnect() -> None:
             await server.stop()
 
     run(body)
+
+
+def test_compressor_failure_scenario_seen_through_the_driver() -> None:
+    from simulators.coldroom import demo_settings
+
+    async def body() -> None:
+        clock = FakeClock()
+        model = ColdroomModel(demo_settings(2), clock)
+        server = ColdroomServer(model)
+        port = await server.start_tcp()
+        buses = BusRegistry()
+        try:
+            transport = ModbusTcpTransport(kind="tcp", host="127.0.0.1", port=port)
+            room2 = ModbusClimateSensor.create(sensor_on(transport, 2), buses)
+            temps = []
+            for t in (0, 60, 300, 900, 1800):  # compressor of room 2 fails at 60 s
+                clock.t_s = 1000.0 + t
+                reading = await room2.read()
+                assert reading.temperature_celsius is not None
+                temps.append(reading.temperature_celsius)
+                # the wire carries the model's value rounded to the register's 0.1 degC
+                assert reading.temperature_celsius == pytest.approx(
+                    round(model.rooms[2].temperature_celsius, 1), abs=1e-9
+                )
+            assert temps[0] == temps[1] == pytest.approx(2.0)
+            assert temps[1] < temps[2] < temps[3] < temps[4]
+            clock.t_s = 1000.0 + 1860 + 7200  # repaired at 1860 s, two hours later
+            assert (await room2.read()).temperature_celsius == pytest.approx(2.0, abs=0.15)
+        finally:
+            buses.close()
+            await server.stop()
+
+    run(body)
