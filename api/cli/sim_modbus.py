@@ -249,27 +249,23 @@ def measure_polling(
     sensors: int, hz: float, seconds: float, windows: int, port: int, sim_pid: int | None
 ) -> dict[str, object]:
     """Poll ``sensors`` unit ids on ``port`` at ``hz`` for ``seconds``; CPU per window."""
-    from drivers.modbus.client import BusRegistry
-    from drivers.modbus.sensor import ModbusClimateSensor, SensorPoller
+    from drivers.modbus.sensor import build_sensor_poller
     from drivers.modbus.settings import ModbusSensorSettings, ModbusTcpTransport
 
     async def main() -> dict[str, object]:
         transport = ModbusTcpTransport(kind="tcp", host="127.0.0.1", port=port)
-        buses = BusRegistry()
-        poll = [
-            ModbusClimateSensor.create(
+        poller, buses = build_sensor_poller(
+            [
                 ModbusSensorSettings(
                     name=f"room-{i}",
                     transport=transport,
                     device_id=i,
                     profile="xy-md02",
                     poll_interval_s=1.0 / hz,
-                ),
-                buses,
-            )
-            for i in range(1, sensors + 1)
-        ]
-        poller = SensorPoller(poll)
+                )
+                for i in range(1, sensors + 1)
+            ]
+        )
 
         # Baseline: this process with its event loop idle, same window length.
         window_s = seconds / windows
@@ -292,7 +288,7 @@ def measure_polling(
                 sim_fractions.append((_proc_cpu_s(sim_pid) - s0) / wall)
         await poller.stop()
         failures = sum(h.failures for h in poller.health.values())
-        up = sum(1 for s in poll if poller.state(s.name) == "up")
+        up = sum(1 for s in poller.sensors if poller.state(s.name) == "up")
         buses.close()
         return {
             "bench": "modbus",

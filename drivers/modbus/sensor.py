@@ -258,3 +258,19 @@ class SensorPoller:
                 log.error("poll task %s failed: %r", task.get_name(), task.exception())
         self._tasks = []
         self._stopping = False
+
+
+def build_sensor_poller(
+    settings: Sequence[ModbusSensorSettings],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_reading: Callable[[str, SensorReading], None] | None = None,
+) -> tuple[SensorPoller, BusRegistry]:
+    """Sensors from config, sharing one bus per wire, and the poller that owns them.
+
+    No I/O here: call ``poller.start()`` inside the event loop, ``await poller.stop()`` and
+    ``buses.close()`` at shutdown. Raises ModbusConfigError for an unknown profile.
+    """
+    buses = BusRegistry(clock)
+    sensors = [ModbusClimateSensor.create(s, buses, clock) for s in settings]
+    return SensorPoller(sensors, clock=clock, on_reading=on_reading), buses
