@@ -422,7 +422,8 @@ class LineRuntime:
             result = self.grader.grade(measurement)
             outlet = self.assigner.assign(result, outlet_full)
             late = position is None or position - fruit.cup_index >= deadline_offset
-            if not late and outlet != 0:
+            if not late:
+                # Outlet 0 is written too: the PLC then knows the recirculation was decided, not late.
                 writes.append(OutletDecision(fruit.lane, fruit.cup_index % _U32, outlet))
             decided.append((fruit, measurement, result, outlet, late))
         if writes:

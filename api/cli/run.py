@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 from functools import partial
@@ -62,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pymodbus logs every failed request with a raw-frame dump; our drivers log each fault once.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     host = args.host or config.api.host
     port = config.api.port if args.port is None else args.port
     # Bind first so the real port is known (and printed) even with --port 0.
@@ -85,7 +88,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(f"gradeline: serving http://{host}:{bound_port}/", flush=True)
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown: the lifespan exit stops intake,
-    # flushes every pending record and closes the devices before the process exits.
+    # flushes every pending record and closes the devices. Afterwards it re-raises the signal
+    # to whatever handler was installed before it; a no-op one lets a clean stop exit 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _sig, _frame: None)
     server.run(sockets=[sock])
     final = getattr(app.state, "final_snapshot", None)
     if final is None:
