@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.routes import health, hmi, line, metrics
+from api.routes import coldrooms, health, hmi, line, metrics
 
 
 class LineUnavailable(Exception):
@@ -51,6 +51,7 @@ def create_app(line_factory: Callable[[], AbstractAsyncContextManager[Any]]) -> 
 
     app.include_router(health.router)
     app.include_router(line.router)
+    app.include_router(coldrooms.router)
     app.include_router(metrics.router)
     app.include_router(hmi.router)
     return app

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from api.metrics import build_registry
 from drivers.interfaces import Camera, Plc, Scale
+from drivers.modbus.sensor import SensorPoller, build_sensor_poller
 from grading.config import LineConfig
 from grading.grader import Grader
 from grading.outlets import OutletAssigner
@@ -57,6 +58,7 @@ class LineHandle:
     writer: RecordWriter
     registry: CollectorRegistry
     simulation: Simulation | None
+    sensors: SensorPoller | None
 
 
 @dataclass
@@ -211,13 +213,19 @@ async def open_line(
         for device in opened:
             await device.open()
             stack.push_async_callback(device.close)
+        sensors: SensorPoller | None = None
+        if config.sensors:
+            sensors, buses = build_sensor_poller(config.sensors, clock=clock)
+            stack.callback(buses.close)
+            sensors.start()
+            stack.push_async_callback(sensors.stop)
         run_task = asyncio.create_task(runtime.run(), name="line-runtime")
         try:
             if start:
                 runtime.start_intake()
             yield LineHandle(
                 config=config, recipe=recipe, runtime=runtime, engine=engine, writer=writer,
-                registry=build_registry(runtime), simulation=devices.simulation,
+                registry=build_registry(runtime, sensors, clock), simulation=devices.simulation, sensors=sensors,
             )
         finally:
             await runtime.shutdown()

@@ -6,12 +6,14 @@ no per-fruit labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from drivers.modbus.sensor import SensorPoller
 from grading.runtime import LineRuntime
 
 
@@ -61,8 +63,46 @@ class LineCollector(Collector):
         yield rate
 
 
-def build_registry(runtime: LineRuntime) -> CollectorRegistry:
+class ColdroomCollector(Collector):
+    """Cold-room sensors: last temperature and humidity, freshness and faults per device."""
+
+    def __init__(self, poller: SensorPoller, clock: Callable[[], float]) -> None:
+        self._poller = poller
+        self._clock = clock
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        now = self._clock()
+        wall_offset_s = time.time() - now  # monotonic -> Unix time, for the timestamp series
+        temperature = GaugeMetricFamily(
+            "gradeline_coldroom_temperature_celsius", "Last temperature read.", labels=["device"]
+        )
+        humidity = GaugeMetricFamily(
+            "gradeline_coldroom_relative_humidity_ratio", "Last relative humidity read (0-1).", labels=["device"]
+        )
+        up = GaugeMetricFamily("gradeline_sensor_up", "1 while the sensor's readings are fresh.", labels=["device"])
+        last = GaugeMetricFamily(
+            "gradeline_sensor_last_read_timestamp_seconds", "Unix time of the last good reading.", labels=["device"]
+        )
+        failures = CounterMetricFamily("gradeline_sensor_poll_failures", "Failed polls.", labels=["device"])
+        for name, health in sorted(self._poller.health.items()):
+            reading = health.last_reading
+            if reading is not None and reading.temperature_celsius is not None:
+                temperature.add_metric([name], reading.temperature_celsius)
+            if reading is not None and reading.relative_humidity_ratio is not None:
+                humidity.add_metric([name], reading.relative_humidity_ratio)
+            up.add_metric([name], 1.0 if health.is_up(now) else 0.0)
+            if health.last_ok_t is not None:
+                last.add_metric([name], health.last_ok_t + wall_offset_s)
+            failures.add_metric([name], health.failures)
+        yield from (temperature, humidity, up, last, failures)
+
+
+def build_registry(
+    runtime: LineRuntime, sensors: SensorPoller | None = None, clock: Callable[[], float] = time.monotonic
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(LineCollector(runtime))
+    if sensors is not None:
+        registry.register(ColdroomCollector(sensors, clock))
     ProcessCollector(registry=registry)
     return registry

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from drivers.camera import OpenCvCameraSettings
-from drivers.modbus.settings import PlcModbusSettings
+from drivers.modbus.settings import ModbusSensorSettings, PlcModbusSettings
 from drivers.scales.settings import SerialScaleSettings
 from simulators.settings import (
     SimulatedCameraSettings,
@@ -126,6 +126,9 @@ class LineConfig(_Strict):
     scale: ScaleDevice = Field(default_factory=SimulatedScaleSettings, description="Per-lane load cells.")
     plc: PlcSettings = Field(default_factory=PlcSettings, description="The PLC that fires the outlets.")
     outlets: list[OutletSettings] = Field(default_factory=_demo_outlets, min_length=1, description="Outlets (drops).")
+    sensors: list[ModbusSensorSettings] = Field(
+        default_factory=list, description="Cold-room temperature/humidity sensors polled over Modbus."
+    )
     recipe: str = Field("apple", min_length=1, description="Built-in recipe name or path to a recipe TOML file.")
     lot: LotSettings = Field(default_factory=LotSettings, description="The lot the line starts on.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where records are stored.")
@@ -139,6 +142,9 @@ class LineConfig(_Strict):
         numbers = [o.number for o in self.outlets]
         if len(set(numbers)) != len(numbers):
             raise ValueError("outlets: outlet numbers must be unique")
+        names = [s.name for s in self.sensors]
+        if len(set(names)) != len(names):
+            raise ValueError("sensors: sensor names must be unique")
         if isinstance(self.scale, SerialScaleSettings) and len(self.scale.ports) != self.line.lanes:
             raise ValueError(f"scale.ports: needs one port per lane ({self.line.lanes}), got {len(self.scale.ports)}")
         lane_height = self.camera.geometry.height_px // self.line.lanes
