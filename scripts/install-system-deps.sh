@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the test suite talks to as real peers: mbpoll (an independent Modbus master).
+# Debian packages the tests use as real peers: mbpoll (an independent Modbus master), chromium
+# (the HMI is tested in a real headless browser) and a CJK font so the HMI renders its Chinese.
 # Installs only what is missing; needs root or sudo.
 set -euo pipefail
-packages=(mbpoll)
+packages=(mbpoll chromium fonts-wqy-microhei)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,74 @@
+"""The operator HMI in a real headless Chromium, against `gradeline run` (the simulated demo line)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def base_url(tmp_path: Path) -> Iterator[str]:
+    config = tmp_path / "line.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/hmi.db"\n', encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--port", "0", "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    match = re.search(r"serving (http://\S+)/", proc.stdout.readline())
+    assert match
+    try:
+        yield match.group(1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    assert os.path.exists(CHROMIUM), "Debian's chromium is needed: make test installs it"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser.new_page(locale="zh-CN")
+        finally:
+            browser.close()
+
+
+def _total(page: Page) -> int:
+    return int(page.locator("#fruit_total").inner_text())
+
+
+def test_hmi_shows_live_counts_and_stops_the_line(base_url: str, page: Page) -> None:
+    page.goto(base_url + "/")
+    expect(page.locator("#state")).to_have_text("运行 Running", timeout=30_000)
+    expect(page.locator("#lot")).to_have_text("DEMO-LOT-1")
+    # The total rises on screen without a reload.
+    page.wait_for_function("Number(document.querySelector('#fruit_total').textContent) > 0", timeout=30_000)
+    first = _total(page)
+    page.wait_for_function(
+        f"Number(document.querySelector('#fruit_total').textContent) > {first}", timeout=30_000
+    )
+    expect(page.locator("#quality tr").first).to_be_visible()
+
+    page.on("dialog", lambda dialog: dialog.accept())  # the stop confirmation
+    page.click("#stop")
+    expect(page.locator("#state")).to_have_text("停止 Stopped", timeout=10_000)
+    page.screenshot(path=str(Path(os.environ.get("HMI_SCREENSHOT", "/tmp/gradeline-hmi.png"))))
