@@ -349,7 +349,7 @@ def _generate_fruit(product: str, rng: np.random.Generator, with_defects: bool, 
         stalk_width_mm=profile.stalk_width_mm,
         stalk_angle_rad=float(rng.uniform(-0.35, 0.35)),
         spin_phase_rad=float(rng.uniform(0.0, 2 * np.pi)),
-        spin_rev_per_cup=float(rng.uniform(0.30, 0.45)),
+        spin_rev_per_cup=float(rng.uniform(0.45, 0.65)),
         tilt_rad=float(rng.uniform(-0.12, 0.12)),
         offset_mm=(float(rng.uniform(-3.0, 3.0)), float(rng.uniform(-2.0, 2.0))),
     )

@@ -220,9 +220,10 @@ class SceneRenderer:
 
 
 def _seat_offsets(fruit: tuple[FruitTruth, ...]) -> list[float]:
-    """x offsets (mm) of the fruit in one cup: a double sits side by side, touching."""
+    """x offsets (mm) of the fruit in one cup: a double is squeezed into one cup, the two
+    overlapping in view (one rides on the other), their centres 0.7 of a width apart."""
     if len(fruit) == 1:
         return [0.0]
     widths = [f.equatorial_mm for f in fruit]
-    gap = 0.5 * (widths[0] + widths[1]) * 0.92  # slightly pressed together
+    gap = 0.35 * (widths[0] + widths[1])
     return [-gap * widths[1] / (widths[0] + widths[1]), gap * widths[0] / (widths[0] + widths[1])][: len(fruit)]

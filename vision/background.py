@@ -60,9 +60,9 @@ def estimate_band_background(band_bgr: np.ndarray, margin_rows: int = 4) -> np.n
     m = max(1, min(margin_rows, height // 8))
     skip = 2 if height > 8 * m + 4 else 0  # lane dividers sit on the band's first and last rows
     step = 4 if width >= 64 else 1
-    top = np.median(band_bgr[skip : skip + m, ::step], axis=0)
-    bottom = np.median(band_bgr[height - skip - m : height - skip, ::step], axis=0)
-    rows = np.stack([top, bottom]).astype(np.uint8)  # 2 x columns x 3
+    top = np.sort(band_bgr[skip : skip + m, ::step], axis=0)[m // 2]  # median of the margin rows
+    bottom = np.sort(band_bgr[height - skip - m : height - skip, ::step], axis=0)[m // 2]
+    rows = np.stack([top, bottom])  # 2 x columns x 3, uint8
     k = max(1, min(9, rows.shape[1] // 4) | 1)
     rows = cv2.blur(rows, (k, 1))
     return cv2.resize(rows, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -21,8 +21,7 @@ import numpy as np
 from simulators.fruit import CupTruth, FruitTruth, generate_cup
 from simulators.scene import SceneGeometry, SceneRenderer
 from simulators.settings import SimulatedCameraSettings, SimulationSettings
-from vision.colour import CANONICAL_CLASSES
-from vision.pipeline import FramePipeline, VisionSettings
+from vision.pipeline import FramePipeline, settings_for_product
 from vision.tracking import CupTracker, FusedFruit
 
 # Geometry per product at the evaluation scale: the pitch of the product's cups and a lane
@@ -114,7 +113,7 @@ def evaluate_accuracy(
             got = cache[(lane, k)] = generate_cup(product, sim, lane, k)
         return got
 
-    pipeline = FramePipeline(VisionSettings(mm_per_px=mm_per_px, lanes=lanes, colour_classes=CANONICAL_CLASSES[product]))
+    pipeline = FramePipeline(settings_for_product(product, mm_per_px, lanes))
     empty = CupTruth(0, 0, ())
     pipeline.learn_background([renderer.render(p, lambda lane, k: empty) for p in (-50.0, -49.5, -49.0)])
     tracker = CupTracker(lanes, geometry.pitch_px, geometry.exit_x_px)
@@ -244,7 +243,7 @@ def bench_speed(frames: Sequence[np.ndarray], repeats: int = 5, product: str = "
     interleaved so both see the same machine load."""
     cv2.setNumThreads(1)
     g = BENCH_GEOMETRY
-    pipeline = FramePipeline(VisionSettings(mm_per_px=g.mm_per_px, lanes=g.lanes, colour_classes=CANONICAL_CLASSES[product]))
+    pipeline = FramePipeline(settings_for_product(product, g.mm_per_px, g.lanes))
     views_per_pass = sum(len(pipeline.measure(f)) for f in frames)
     baseline_per_pass = sum(baseline_count(f, g.lanes, 12) for f in frames)
     pipe_rates: list[float] = []

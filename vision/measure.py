@@ -68,7 +68,7 @@ def measure_fruit(
     flags: set[str] = set()
     if blob.touches_edge:
         flags.add("edge")
-    if blob.convexity < s.double_convexity:
+    if blob.waist or blob.convexity < s.double_convexity:
         flags.add("double")
     elif blob.convexity < s.misshapen_convexity:
         flags.add("misshapen")

@@ -20,12 +20,29 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from vision.background import BackgroundModel
+from vision.background import BackgroundModel, estimate_band_background
+from vision.colour import CANONICAL_CLASSES
 from vision.measure import measure_fruit
-from vision.segment import find_fruit
+from vision.segment import fruit_blobs, silhouettes
 from vision.views import DefectView, FruitView, VisionSettings
 
-__all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings"]
+__all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings", "settings_for_product"]
+
+# Widest protrusion at the stem pole to cut off the silhouette: stalks are a few millimetres
+# thick; the pomegranate's calyx crown is a stub about a centimetre wide.
+_STALK_WIDTH_MM = {"apple": 4.5, "cherry": 4.5, "mango": 4.5, "pomegranate": 14.0}
+
+
+def settings_for_product(product: str, mm_per_px: float, lanes: int) -> VisionSettings:
+    """Defaults for one of the four products: canonical colour classes and stalk width."""
+    if product not in CANONICAL_CLASSES:
+        raise ValueError(f"unknown product {product!r}; expected one of {sorted(CANONICAL_CLASSES)}")
+    return VisionSettings(
+        mm_per_px=mm_per_px,
+        lanes=lanes,
+        colour_classes=CANONICAL_CLASSES[product],
+        stalk_width_mm=_STALK_WIDTH_MM[product],
+    )
 
 
 class FramePipeline:
@@ -46,14 +63,21 @@ class FramePipeline:
             background = self._background
         s = self.settings
         height = image_bgr.shape[0]
-        gain = background.gain(image_bgr) if background is not None else 1.0
+        bands = [(lane * height // s.lanes, (lane + 1) * height // s.lanes) for lane in range(s.lanes)]
+        if background is not None:
+            gain = background.gain(image_bgr)
+            belt = background.image_bgr
+        else:
+            gain = 1.0
+            belt = np.empty_like(image_bgr)
+            for y0, y1 in bands:
+                belt[y0:y1] = estimate_band_background(image_bgr[y0:y1])
         # colour is read after undoing the lighting drift measured on the belt
         corrected = image_bgr if gain == 1.0 else cv2.convertScaleAbs(image_bgr, alpha=1.0 / gain)
+        mask = silhouettes(corrected, belt, s)
         views: list[FruitView] = []
-        for lane in range(s.lanes):
-            y0, y1 = lane * height // s.lanes, (lane + 1) * height // s.lanes
-            bg_band = background.image_bgr[y0:y1] if background is not None else None
+        for lane, (y0, y1) in enumerate(bands):
             band = corrected[y0:y1]
-            for blob in find_fruit(band, bg_band, s):
+            for blob in fruit_blobs(mask[y0:y1], s):
                 views.append(measure_fruit(band, blob, lane, y0, s))
         return views

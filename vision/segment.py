@@ -27,6 +27,7 @@ class FruitBlob:
 
     contour: np.ndarray  # outline after stalk removal
     hull: np.ndarray
+    waist: bool  # two deep dents facing each other across the centre: two fruit in one blob
     area_px: float  # silhouette area
     convexity: float  # contour area / hull area
     touches_edge: bool  # touches the image's left/right edge or the band's top/bottom
@@ -50,26 +51,38 @@ def colour_distance(band_bgr: np.ndarray, background_bgr: np.ndarray) -> np.ndar
     return cv2.max(cv2.max(b, g), r)
 
 
-def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: VisionSettings) -> list[FruitBlob]:
-    if background_bgr is None:
-        background_bgr = estimate_band_background(band_bgr)
-    distance = colour_distance(band_bgr, background_bgr)
+def silhouettes(image_bgr: np.ndarray, background_bgr: np.ndarray, s: VisionSettings) -> np.ndarray:
+    """Fruit mask (uint8 0/255) of a whole frame or band, stalks removed."""
+    distance = colour_distance(image_bgr, background_bgr)
     _, coarse = cv2.threshold(distance, s.foreground_threshold, 255, cv2.THRESH_BINARY)
     # Place the edge at a share of the *local* contrast: the largest distance within a few
     # pixels is the skin just inside the edge, so a blurred edge is cut near its midpoint
     # whether the skin there is red or yellow (they differ from the belt by 2x). The share
     # is below one half because the stem cavity at the limb is darker than the skin.
     local = cv2.dilate(distance, _kernel(9, cv2.MORPH_RECT))
-    level = cv2.max(cv2.multiply(local, s.edge_level, dtype=cv2.CV_8U), s.foreground_threshold * 0.5)
-    refined = cv2.bitwise_and(cv2.compare(distance, level, cv2.CMP_GT), cv2.dilate(coarse, _kernel(5)))
-    refined = cv2.morphologyEx(refined, cv2.MORPH_CLOSE, _kernel(3))
+    level = cv2.max(cv2.convertScaleAbs(local, alpha=s.edge_level), s.foreground_threshold * 0.5)
+    refined = cv2.bitwise_and(cv2.compare(distance, level, cv2.CMP_GT), cv2.dilate(coarse, _kernel(5, cv2.MORPH_RECT)))
+    # only the outline is decided by local contrast: deep inside the coarse silhouette a dark
+    # skin sector beside a bright one must not open a gap
+    refined = cv2.bitwise_or(refined, cv2.erode(coarse, _kernel(9, cv2.MORPH_RECT)))
     # An opening removes stalks; it also nibbles the outline's pixel stairs, so take back
     # the silhouette pixels within one pixel of what survived.
     opened = cv2.morphologyEx(refined, cv2.MORPH_OPEN, _kernel(s.stalk_width_mm / s.mm_per_px))
-    refined = cv2.bitwise_or(opened, cv2.bitwise_and(refined, cv2.dilate(opened, _kernel(3))))
-    contours, _ = cv2.findContours(refined, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return cv2.bitwise_or(opened, cv2.bitwise_and(refined, cv2.dilate(opened, _kernel(3, cv2.MORPH_RECT))))
+
+
+def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: VisionSettings) -> list[FruitBlob]:
+    """Silhouettes of one lane band (estimating the belt from the band when no model)."""
+    if background_bgr is None:
+        background_bgr = estimate_band_background(band_bgr)
+    return fruit_blobs(silhouettes(band_bgr, background_bgr, s), s)
+
+
+def fruit_blobs(mask: np.ndarray, s: VisionSettings) -> list[FruitBlob]:
+    """One blob per outer contour of a lane band's silhouette mask, with its moment ellipse."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     min_area_px = math.pi / 4 * (s.min_fruit_diameter_mm / s.mm_per_px) ** 2
-    height, width = band_bgr.shape[:2]
+    height, width = mask.shape[:2]
     blobs: list[FruitBlob] = []
     for contour in contours:
         area = cv2.contourArea(contour)
@@ -91,14 +104,43 @@ def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: Visio
         semi_major = 2 * math.sqrt(mean + half_diff) + _EDGE_OFFSET_PX
         semi_minor = 2 * math.sqrt(max(mean - half_diff, 1e-9)) + _EDGE_OFFSET_PX
         angle = 0.5 * math.atan2(2 * mu11, mu20 - mu02)
+        waist = _has_waist(contour, cx, cy, semi_minor) if area / max(m00, 1.0) < 0.985 else False
         x, y, w, h = cv2.boundingRect(hull)
         touches = x <= 0 or y <= 0 or x + w >= width or y + h >= height
         pad = 2
         bbox = (max(0, x - pad), max(0, y - pad), min(width, x + w + pad), min(height, y + h + pad))
         blobs.append(
             FruitBlob(
-                contour, hull, m00 + perimeter * _EDGE_OFFSET_PX + math.pi * _EDGE_OFFSET_PX**2, area / max(m00, 1.0), touches, cx, cy,
+                contour, hull, waist, m00 + perimeter * _EDGE_OFFSET_PX + math.pi * _EDGE_OFFSET_PX**2, area / max(m00, 1.0), touches, cx, cy,
                 semi_major, semi_minor, angle, bbox,
             )
         )
     return blobs
+
+
+def _has_waist(contour: np.ndarray, cx: float, cy: float, semi_minor_px: float) -> bool:
+    """Two fruit side by side (or one riding on the other) make a peanut: two dents in the
+    outline, each deeper than 8 % of the blob's width, on opposite sides of the centre. A
+    single dent is a dark defect on the limb or a misshapen fruit."""
+    hull_idx = cv2.convexHull(contour, returnPoints=False)
+    if hull_idx is None or len(hull_idx) < 4:
+        return False
+    try:
+        dents = cv2.convexityDefects(contour, np.sort(hull_idx, axis=0))
+    except cv2.error:
+        return False  # self-intersecting hull order on odd outlines: no verdict
+    if dents is None:
+        return False
+    min_depth = 0.08 * 2 * semi_minor_px
+    deep = [contour[d[2]][0] for d in dents.reshape(-1, 4) if d[3] / 256.0 > min_depth]
+    if len(deep) < 2:
+        return False
+    # two dents nearly opposite each other across the centre (more than 140 degrees apart)
+    for i in range(len(deep)):
+        for j in range(i + 1, len(deep)):
+            (x1, y1), (x2, y2) = (float(p) for p in deep[i]), (float(p) for p in deep[j])
+            a1 = math.atan2(y1 - cy, x1 - cx)
+            a2 = math.atan2(y2 - cy, x2 - cx)
+            if abs((a1 - a2 + math.pi) % (2 * math.pi) - math.pi) > math.radians(140):
+                return True
+    return False

@@ -69,13 +69,24 @@ def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> Fu
         return None
     flags: set[str] = set()
     for frame_views in frames:
-        if len(frame_views) > 1:
-            flags.add("double")  # two separate fruit in one cup
-        for v in frame_views:
-            flags |= v.flags - {"edge"}
+        # two separate whole fruit in one cup; a partial sliver at the image edge can land
+        # on the neighbouring cup's index and proves nothing
+        if sum(1 for v in frame_views if "edge" not in v.flags) > 1:
+            flags.add("double")
+    # shape flags from single views are noisy (a stalk stub, a dark spot on the limb): keep
+    # one when at least a third of the whole views agree
+    whole = [v for f in frames for v in f if "edge" not in v.flags]
+    for flag in ("double", "misshapen"):
+        if whole and sum(1 for v in whole if flag in v.flags) * 3 >= len(whole):
+            flags.add(flag)
+    for v in all_views:
+        flags |= v.flags - {"edge", "double", "misshapen"}
     per_frame = [max(f, key=lambda v: v.area_cm2) for f in frames if f]
     full = [v for v in per_frame if "edge" not in v.flags]
     if not full:
+        # only partial views: the cup held fruit, but one sliver alone is not evidence enough
+        if len(per_frame) < 2:
+            return None
         full = per_frame
         flags.add("edge")
     n = len(full)

@@ -19,16 +19,16 @@ class VisionSettings:
     lanes: int
     colour_classes: tuple[ColourClass, ...]
     min_fruit_diameter_mm: float = 12.0  # blobs smaller than this are debris, not fruit
-    foreground_threshold: float = 30.0  # sum of |BGR - background| over channels, 8-bit levels
+    foreground_threshold: float = 18.0  # largest |BGR - background| over the channels, 8-bit levels
     edge_level: float = 0.4  # silhouette edge at this share of the local fruit/belt contrast
     stalk_width_mm: float = 4.5  # opening removes stalks thinner than this from the silhouette
     rim_fraction: float = 0.92  # colour and defects are read inside this share of the ellipse radius
     min_defect_area_mm2: float = 3.0  # smaller dark blobs are skin texture or noise
-    highlight_l: float = 86.0  # CIELAB L above which a low-chroma pixel is a specular highlight
+    highlight_l: float = 80.0  # CIELAB L above which a low-chroma pixel is a specular highlight
     highlight_chroma: float = 60.0
-    highlight_grow: float = 2.5  # glare mask radius in units of the glare core's radius
-    double_convexity: float = 0.93  # a silhouette less convex than this holds two fruit
-    misshapen_convexity: float = 0.965
+    highlight_grow: float = 3.5  # glare mask radius in units of the glare core's radius
+    double_convexity: float = 0.90  # a silhouette less convex than this holds two fruit (or has a waist)
+    misshapen_convexity: float = 0.95
 
 
 @dataclass(frozen=True)

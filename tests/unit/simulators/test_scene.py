@@ -44,14 +44,17 @@ def test_render_is_deterministic_and_fruit_spin() -> None:
     b = SceneRenderer(GEOMETRY, cam, seed=4).render(3.0, cup)
     assert a.shape == (480, 640, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
-    # a quarter pitch on, the same fruit shifted back by a quarter pitch shows another side
+    # a quarter pitch on, the same fruit (shifted back by a quarter pitch) shows another side:
+    # pick a fruit with more than one skin colour so a turn is visible
     c = SceneRenderer(GEOMETRY, SimulatedCameraSettings(noise_sigma=0.0), seed=4)
-    f0 = c.render(3.0, cup)
-    f1 = c.render(3.25, cup)
+    k = next(k for k in range(3, 40) if len({name for name, _ in cup(0, k).fruit[0].skin}) > 1)
+    f0 = c.render(k - 1.0, cup)  # the fruit one pitch upstream of the exit, fully in view
+    f1 = c.render(k - 0.75, cup)
     shift = int(round(0.25 * GEOMETRY.pitch_px))
-    x, y = (int(v) for v in GEOMETRY.cup_centre_px(0, 3, 3.0))
-    patch0 = f0[y - 10 : y + 10, x - 10 : x + 10].astype(int)
-    patch1 = f1[y - 10 : y + 10, x - 10 + shift : x + 10 + shift].astype(int)
+    x, y = (int(v) for v in GEOMETRY.cup_centre_px(0, k, k - 1.0))
+    r = int(0.6 * cup(0, k).fruit[0].equatorial_mm / 2 / GEOMETRY.mm_per_px)
+    patch0 = f0[y - r : y + r, x - r : x + r].astype(int)
+    patch1 = f1[y - r : y + r, x - r + shift : x + r + shift].astype(int)
     assert np.abs(patch0 - patch1).mean() > 1.0
 
 
