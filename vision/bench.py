@@ -232,7 +232,8 @@ def baseline_count(image_bgr: np.ndarray, lanes: int, threshold: float) -> int:
     count = 0
     for lane in range(lanes):
         band = lab[lane * height // lanes : (lane + 1) * height // lanes]
-        _, fg = cv2.threshold(cv2.absdiff(band[..., 1], 128) + cv2.absdiff(band[..., 2], 128), threshold, 255, cv2.THRESH_BINARY)
+        chroma = cv2.absdiff(band[..., 1], 128) + cv2.absdiff(band[..., 2], 128)  # type: ignore[call-overload]
+        _, fg = cv2.threshold(chroma, threshold, 255, cv2.THRESH_BINARY)
         contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         count += sum(1 for c in contours if cv2.contourArea(c) > 200)
     return count

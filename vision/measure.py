@@ -128,8 +128,8 @@ def measure_fruit(
         any_class = members[0]
         for member in members[1:]:
             any_class = cv2.bitwise_or(any_class, member)
-        usable = cv2.compare(w_usable, 0, cv2.CMP_GT)
-        candidate = cv2.bitwise_and(cv2.compare(any_class, 0, cv2.CMP_EQ), usable)
+        usable = cv2.threshold(w_usable, 0, 255, cv2.THRESH_BINARY)[1]
+        candidate = cv2.bitwise_and(cv2.threshold(any_class, 0, 255, cv2.THRESH_BINARY_INV)[1], usable)
         defects = find_defects(candidate, weight, usable, lab, to_canon, mm, s)
     defect_area_mm2 = sum(d.area_mm2 for d in defects)
 

@@ -60,7 +60,7 @@ def silhouettes(image_bgr: np.ndarray, background_bgr: np.ndarray, s: VisionSett
     # whether the skin there is red or yellow (they differ from the belt by 2x). The share
     # is below one half because the stem cavity at the limb is darker than the skin.
     local = cv2.dilate(distance, _kernel(9, cv2.MORPH_RECT))
-    level = cv2.max(cv2.convertScaleAbs(local, alpha=s.edge_level), s.foreground_threshold * 0.5)
+    level = np.maximum(cv2.convertScaleAbs(local, alpha=s.edge_level), np.uint8(s.foreground_threshold * 0.5))
     refined = cv2.bitwise_and(cv2.compare(distance, level, cv2.CMP_GT), cv2.dilate(coarse, _kernel(5, cv2.MORPH_RECT)))
     # only the outline is decided by local contrast: deep inside the coarse silhouette a dark
     # skin sector beside a bright one must not open a gap
