@@ -97,6 +97,7 @@ def evaluate_accuracy(
     camera: SimulatedCameraSettings | None = None,
     simulation: SimulationSettings | None = None,
     lanes: int = 4,
+    learn_background: bool = True,
 ) -> _Scores:
     """Run the chain over ``cups_per_lane`` cups per lane and score every record."""
     camera = camera or SimulatedCameraSettings(blur_px=0.7, noise_sigma=2.0, lighting_drift=0.05)
@@ -115,7 +116,8 @@ def evaluate_accuracy(
 
     pipeline = FramePipeline(settings_for_product(product, mm_per_px, lanes))
     empty = CupTruth(0, 0, ())
-    pipeline.learn_background([renderer.render(p, lambda lane, k: empty) for p in (-50.0, -49.5, -49.0)])
+    if learn_background:
+        pipeline.learn_background([renderer.render(p, lambda lane, k: empty) for p in (-50.0, -49.5, -49.0)])
     tracker = CupTracker(lanes, geometry.pitch_px, geometry.exit_x_px)
     first = -math.ceil(geometry.exit_x_px / geometry.pitch_px) - 2
     records: list[FusedFruit] = []
@@ -216,9 +218,21 @@ BENCH_GEOMETRY = SceneGeometry(width_px=1280, height_px=480, lanes=4, mm_per_px=
 
 
 def bench_frames(count: int, seed: int = 1, product: str = "apple") -> list[np.ndarray]:
-    sim = SimulationSettings(seed=seed, defect_rate=0.3)
-    renderer = SceneRenderer(BENCH_GEOMETRY, SimulatedCameraSettings(blur_px=0.5, noise_sigma=2.0), seed)
-    return [renderer.render(i * 0.37, lambda lane, k: generate_cup(product, sim, lane, k)) for i in range(count)]
+    """Distinct 1280x480 four-lane frames of the simulator's default product flow."""
+    return [bench_renderer(seed).render(i * 0.37, _bench_cups(product, seed)) for i in range(count)]
+
+
+def bench_renderer(seed: int) -> SceneRenderer:
+    return SceneRenderer(BENCH_GEOMETRY, SimulatedCameraSettings(blur_px=0.5, noise_sigma=2.0), seed)
+
+
+def _bench_cups(product: str, seed: int) -> Callable[[int, int], CupTruth]:
+    sim = SimulationSettings(seed=seed)
+
+    def cup(lane: int, k: int) -> CupTruth:
+        return generate_cup(product, sim, lane, k)
+
+    return cup
 
 
 def baseline_count(image_bgr: np.ndarray, lanes: int, threshold: float) -> int:
@@ -239,12 +253,21 @@ def baseline_count(image_bgr: np.ndarray, lanes: int, threshold: float) -> int:
     return count
 
 
-def bench_speed(frames: Sequence[np.ndarray], repeats: int = 5, product: str = "apple") -> dict[str, float | int]:
-    """Fruit-views per second of the pipeline and of the baseline, medians over repeats,
-    interleaved so both see the same machine load."""
+def bench_speed(
+    frames: Sequence[np.ndarray],
+    repeats: int = 5,
+    product: str = "apple",
+    empty_frames: Sequence[np.ndarray] = (),
+) -> dict[str, float | int]:
+    """Fruit-views per second of the pipeline and of the baseline on the same frames, on one
+    core, medians over repeats (interleaved, so both see the same machine load). Without
+    ``empty_frames`` the pipeline estimates the belt from each frame; with them it first
+    learns the belt, as the runtime can at start-up."""
     cv2.setNumThreads(1)
     g = BENCH_GEOMETRY
     pipeline = FramePipeline(settings_for_product(product, g.mm_per_px, g.lanes))
+    if empty_frames:
+        pipeline.learn_background(empty_frames)
     views_per_pass = sum(len(pipeline.measure(f)) for f in frames)
     baseline_per_pass = sum(baseline_count(f, g.lanes, 12) for f in frames)
     pipe_rates: list[float] = []
@@ -270,6 +293,7 @@ def bench_speed(frames: Sequence[np.ndarray], repeats: int = 5, product: str = "
         "baseline_blobs_per_frame": round(baseline_per_pass / len(frames), 2),
         "ms_per_frame": round(1000 * views_per_pass / pipe / len(frames), 3),
         "baseline_ms_per_frame": round(1000 * views_per_pass / base / len(frames), 3),
+        "learned_background": bool(empty_frames),
         "repeats": repeats,
         "threads": 1,
     }

@@ -23,6 +23,10 @@ def register(parsers: CliParsers) -> None:
     speed.add_argument("--repeats", type=int, default=7, help="Timed passes; medians are reported (default 7).")
     speed.add_argument("--seed", type=int, default=1)
     speed.add_argument("--product", default="apple", choices=["apple", "cherry", "mango", "pomegranate"])
+    speed.add_argument(
+        "--learn-background", action="store_true",
+        help="Learn the belt from empty frames first (as the runtime can at start-up) instead of estimating it per frame.",
+    )
     speed.set_defaults(func=_run_speed)
 
     acc = parsers.bench.add_parser(
@@ -39,14 +43,22 @@ def register(parsers: CliParsers) -> None:
     acc.add_argument("--noise", type=float, default=2.0, help="Sensor noise sigma, 8-bit levels.")
     acc.add_argument("--drift", type=float, default=0.05, help="Lighting drift amplitude.")
     acc.add_argument("--defect-rate", type=float, default=0.3)
+    acc.add_argument("--no-learned-background", action="store_true", help="Estimate the belt per frame instead of learning it.")
     acc.set_defaults(func=_run_accuracy)
 
 
 def _run_speed(args: argparse.Namespace) -> int:
-    from vision.bench import bench_frames, bench_speed
+    import numpy as np
+
+    from simulators.fruit import CupTruth
+    from vision.bench import bench_frames, bench_renderer, bench_speed
 
     frames = bench_frames(args.frames, seed=args.seed, product=args.product)
-    result = bench_speed(frames, repeats=args.repeats, product=args.product)
+    empty: list[np.ndarray] = []
+    if args.learn_background:
+        renderer = bench_renderer(args.seed)
+        empty = [renderer.render(-100.0 - i, lambda lane, k: CupTruth(lane, k, ())) for i in range(3)]
+    result = bench_speed(frames, repeats=args.repeats, product=args.product, empty_frames=empty)
     result["product"] = args.product
     if not args.json:
         print(
@@ -74,7 +86,7 @@ def _run_accuracy(args: argparse.Namespace) -> int:
             scores.append(
                 evaluate_accuracy(
                     product, seed, args.cups_per_lane, mm_per_px=args.mm_per_px, step_cups=args.step_cups,
-                    camera=camera, simulation=sim,
+                    camera=camera, simulation=sim, learn_background=not args.no_learned_background,
                 )
             )
         per_product[product] = summarise(scores)
@@ -84,7 +96,8 @@ def _run_accuracy(args: argparse.Namespace) -> int:
     result: dict[str, object] = dict(summarise(all_scores))
     result.update(
         products=products, seeds=seeds, mm_per_px=args.mm_per_px, blur_px=args.blur_px, noise=args.noise,
-        drift=args.drift, seconds=round(time.perf_counter() - started, 1),
+        drift=args.drift, learned_background=not args.no_learned_background,
+        seconds=round(time.perf_counter() - started, 1),
     )
     if len(products) > 1:
         result["per_product"] = per_product
