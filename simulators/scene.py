@@ -127,8 +127,13 @@ class SceneRenderer:
         if tex is not None:
             self._textures.move_to_end(key)
             return tex
-        th = (np.arange(_TEXTURE_THETA) + 0.5) * np.pi / _TEXTURE_THETA
-        ph = (np.arange(_TEXTURE_PHI) + 0.5) * 2 * np.pi / _TEXTURE_PHI
+        # About one texel per image pixel around the equator: finer buys nothing in the image,
+        # and painting cost grows with the texel count (the demo paints ~30 new fruit a second).
+        radius_px = max(fruit.equatorial_mm, fruit.polar_mm) / 2.0 / self.geometry.mm_per_px
+        n_phi = int(min(_TEXTURE_PHI, max(64, math.ceil(2.0 * math.pi * radius_px / 32.0) * 32)))
+        n_theta = n_phi // 2
+        th = (np.arange(n_theta) + 0.5) * np.pi / n_theta
+        ph = (np.arange(n_phi) + 0.5) * 2 * np.pi / n_phi
         tt, pp = np.meshgrid(th, ph, indexing="ij")
         lab, _ = paint_surface(fruit, tt, pp)
         tex = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2BGR) * 255.0
@@ -165,9 +170,11 @@ class SceneRenderer:
         w = np.sqrt(np.maximum(1.0 - u * u - v * v, 0.0))
         theta = np.arccos(np.clip(-v, -1.0, 1.0))  # v = -1 (top of the image) is the stem pole
         phi = (np.arctan2(u, w) - spin) % (2 * np.pi)
-        ti = np.minimum((theta * (_TEXTURE_THETA / np.pi)).astype(np.int32), _TEXTURE_THETA - 1)
-        pi_ = np.minimum((phi * (_TEXTURE_PHI / (2 * np.pi))).astype(np.int32), _TEXTURE_PHI - 1)
-        colour = self._texture(fruit)[ti, pi_]
+        texture = self._texture(fruit)
+        n_theta, n_phi = texture.shape[:2]
+        ti = np.minimum((theta * (n_theta / np.pi)).astype(np.int32), n_theta - 1)
+        pi_ = np.minimum((phi * (n_phi / (2 * np.pi))).astype(np.int32), n_phi - 1)
+        colour = texture[ti, pi_]
         # Lambertian shading from a light near the camera, plus a specular spot up-left
         nx, ny, nz = u / a_px, v / b_px, w / a_px
         norm = np.sqrt(nx * nx + ny * ny + nz * nz)
