@@ -18,7 +18,9 @@ _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 _RECT3 = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
 
-def highlight_disk(lab: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tuple[tuple[int, int], int] | None:
+def highlight_disk(
+    lab: np.ndarray, zone: np.ndarray, s: VisionSettings, gain: float = 1.0
+) -> tuple[tuple[int, int], int] | None:
     """Specular glare as a disk (centre, radius in pixels), or None when there is none.
 
     The core is the bright, nearly grey pixels in the zone; the disk grows it by the glare's
@@ -27,9 +29,12 @@ def highlight_disk(lab: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tupl
     view is seen in others.
     """
     c = s.highlight_chroma / 2
+    # under brighter light the glare saturates the sensor; once the gain is undone it sits
+    # at 255 / gain, below the usual threshold
+    light = min(s.highlight_l * 2.55, 0.93 * 255.0 / gain) if gain > 1.0 else s.highlight_l * 2.55
     core = cv2.inRange(
         lab,
-        np.array([min(255, math.ceil(s.highlight_l * 2.55)), 128 - c, 128 - c], np.float64),
+        np.array([min(255, math.ceil(light)), 128 - c, 128 - c], np.float64),
         np.array([255, 128 + c, 128 + c], np.float64),
     )
     core = cv2.bitwise_and(core, core, mask=zone)
@@ -91,21 +96,31 @@ def find_defects(
         theta = math.acos(max(-1.0, min(1.0, -v)))
         phi = math.atan2(u, depth)
         area = _unmixed_area(i, stats[i], labels, weight, usable, lab)
+        if area == _SLIVER:
+            continue
         area_mm2 = float(area_w[i]) if area is None else area * px_area_mm2
         out.append(DefectView(theta, phi, area_mm2, bool(on_border[i] > 0)))
     return out
+
+
+_SLIVER = -1.0  # _unmixed_area's verdict for a border between two skin colours
 
 
 def _unmixed_area(
     index: int, stat: np.ndarray, labels: np.ndarray, weight: np.ndarray, usable: np.ndarray, lab: np.ndarray
 ) -> float | None:
     """Surface area (in weighted pixels) of one blob, counting edge pixels by how much of
-    them is defect.
+    them is defect; ``_SLIVER`` when the blob is only the blurred border of two skin colours;
+    None when it cannot tell (then the thresholded area stands).
 
     A blurred edge pixel mixes skin and defect; thresholding counts it all or nothing, which
     matters for cracks a few pixels wide. Each pixel within one pixel of the blob gets the
     share alpha of defect along the line from the surrounding skin colour (median of a ring
     around the blob) to the defect's own colour (median of its innermost pixels).
+
+    Where two skin classes meet, blur mixes them into colours of no class; with strong blur
+    the band is wider than the opening removes. Such a blob's colour lies on the line between
+    the two skin colours around it, which a real defect's does not.
     """
     x, y, w, h = (int(stat[k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     pad = 4
@@ -124,6 +139,8 @@ def _unmixed_area(
     if int(inner.sum()) < 3:
         inner = core > 0
     defect = np.median(sub_lab[inner], axis=0)
+    if _between_two_skins(sub_lab[ring], defect):
+        return _SLIVER
     direction = defect - skin
     span = float(direction @ direction)
     if span < 100.0:  # defect too close to the skin colour to unmix (under 10 Lab-8 units)
@@ -131,3 +148,22 @@ def _unmixed_area(
     region = near & ok
     alpha = np.clip(((sub_lab[region] - skin) @ direction) / span, 0.0, 1.0)
     return float((alpha * weight[y0:y1, x0:x1][region]).sum()) / WEIGHT_SCALE
+
+
+def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
+    """True when the ring holds two distinct skin colours and ``colour`` is a mix of them."""
+    centred = ring - ring.mean(axis=0)
+    # split the ring along its main colour direction into two groups
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    side = centred @ vt[0] > 0
+    if side.all() or not side.any():
+        return False
+    a = np.median(ring[side], axis=0)
+    b = np.median(ring[~side], axis=0)
+    seg = b - a
+    length2 = float(seg @ seg)
+    if length2 < 25.0**2:  # one skin colour around (in Lab-8 units)
+        return False
+    t = float(np.clip((colour - a) @ seg / length2, 0.0, 1.0))
+    gap = colour - (a + t * seg)
+    return float(gap @ gap) < 12.0**2

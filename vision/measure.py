@@ -52,8 +52,10 @@ def _class_bounds(lo: tuple[float, float, float], hi: tuple[float, float, float]
 
 
 def measure_fruit(
-    bgr_band: np.ndarray, blob: FruitBlob, lane: int, band_y0: int, s: VisionSettings
+    bgr_band: np.ndarray, blob: FruitBlob, lane: int, band_y0: int, s: VisionSettings, gain: float = 1.0
 ) -> FruitView:
+    """One view of one fruit; ``bgr_band`` is the lane band with the lighting ``gain``
+    already undone."""
     mm = s.mm_per_px
     # which axis is the spin axis: the one nearer the image vertical
     if abs(math.cos(blob.angle_major)) < math.sqrt(0.5):
@@ -99,7 +101,7 @@ def measure_fruit(
         canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0
     )
     # the weight map doubles as the zone mask (nonzero inside the analysed rim)
-    glare = highlight_disk(lab, weight, s)
+    glare = highlight_disk(lab, weight, s, gain)
     if glare is not None:
         w_usable = weight.copy()
         cv2.circle(w_usable, glare[0], glare[1], 0, -1)

@@ -79,5 +79,5 @@ class FramePipeline:
         for lane, (y0, y1) in enumerate(bands):
             band = corrected[y0:y1]
             for blob in fruit_blobs(mask[y0:y1], s):
-                views.append(measure_fruit(band, blob, lane, y0, s))
+                views.append(measure_fruit(band, blob, lane, y0, s, gain))
         return views
