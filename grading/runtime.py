@@ -93,20 +93,24 @@ class LineCounters:
 
 
 class _FaultLog:
-    """Logs a device fault once when it starts and once when it clears, not on every poll."""
+    """A device's fault state as the line sees it, logged once when it starts and once when it clears.
 
-    def __init__(self, device: str) -> None:
+    Drivers log the device-level cause; this logs what it means for the line.
+    """
+
+    def __init__(self, device: str, consequence: str) -> None:
         self.device = device
+        self.consequence = consequence
         self.faulted = False
 
     def fault(self, exc: BaseException) -> None:
         if not self.faulted:
-            log.warning("%s: fault: %s", self.device, exc)
+            log.warning("line: %s unavailable (%s); %s", self.device, exc, self.consequence)
             self.faulted = True
 
     def ok(self) -> None:
         if self.faulted:
-            log.info("%s: fault cleared", self.device)
+            log.info("line: %s available again", self.device)
             self.faulted = False
 
 
@@ -158,9 +162,9 @@ class LineRuntime:
         )
         self._graded_clock_s: deque[float] = deque()
         self._tasks: list[asyncio.Task[None]] = []
-        self._camera_fault = _FaultLog(camera.name)
-        self._plc_fault = _FaultLog(plc.name)
-        self._scale_faults = [_FaultLog(s.name) for s in self.scales]
+        self._camera_fault = _FaultLog(camera.name, "no fruit are graded")
+        self._plc_fault = _FaultLog(plc.name, "decisions cannot be written: cups recirculate")
+        self._scale_faults = [_FaultLog(s.name, "its lane's fruit go to recheck") for s in self.scales]
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._deciding = asyncio.Lock()  # held while a frame's fruit are graded and written
