@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from vision.views import DefectView, FruitView
 
@@ -57,13 +59,22 @@ class _Track:
     lane: int
     cup_index: int
     frames: list[list[FruitView]] = field(default_factory=list)  # views per frame, in order
+    times: list[float] = field(default_factory=list)  # belt position (cups) or frame number, per frame
     last_x_px: float = 0.0
     last_update: int = 0
     step_px: float = 0.0  # free-running mode: belt motion per frame
 
 
-def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> FusedFruit | None:
-    """One record from the views of one cup, grouped by frame; None when nothing was seen."""
+def fuse(
+    lane: int,
+    cup_index: int,
+    frames: Sequence[Sequence[FruitView]],
+    times: Sequence[float] | None = None,
+) -> FusedFruit | None:
+    """One record from the views of one cup, grouped by frame; None when nothing was seen.
+
+    ``times`` (belt position in cups, or frame number) lets colour be averaged over whole
+    turns of the fruit; without it the views weigh equally."""
     all_views = [v for f in frames for v in f]
     if not all_views:
         return None
@@ -81,13 +92,17 @@ def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> Fu
             flags.add(flag)
     for v in all_views:
         flags |= v.flags - {"edge", "double", "misshapen"}
-    per_frame = [max(f, key=lambda v: v.area_cm2) for f in frames if f]
-    full = [v for v in per_frame if "edge" not in v.flags]
+    stamps = list(times) if times is not None and len(times) == len(frames) else [float(i) for i in range(len(frames))]
+    per_frame_t = [(t, max(f, key=lambda v: v.area_cm2)) for t, f in zip(stamps, frames, strict=True) if f]
+    per_frame = [v for _, v in per_frame_t]
+    full_t = [(t, v) for t, v in per_frame_t if "edge" not in v.flags]
+    full = [v for _, v in full_t]
     if not full:
         # only partial views: the cup held fruit, but one sliver alone is not evidence enough
         if len(per_frame) < 2:
             return None
         full = per_frame
+        full_t = per_frame_t
         flags.add("edge")
     n = len(full)
     major = sum(v.diameter_major_mm for v in full) / n
@@ -95,7 +110,7 @@ def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> Fu
     eq = sum(v.equatorial_mm for v in full) / n
     pol = sum(v.polar_mm for v in full) / n
     names = {k for v in full for k in v.colour_fractions}
-    colour = {k: sum(v.colour_fractions.get(k, 0.0) for v in full) / n for k in sorted(names)}
+    colour = whole_turn_colour([t for t, _ in full_t], [v.colour_fractions for v in full], sorted(names))
     mean_lab = (
         sum(v.mean_lab[0] for v in full) / n,
         sum(v.mean_lab[1] for v in full) / n,
@@ -120,6 +135,54 @@ def fuse(lane: int, cup_index: int, frames: Sequence[Sequence[FruitView]]) -> Fu
         mean_lab=mean_lab,
         defects=tuple(defects),
     )
+
+
+def whole_turn_colour(
+    times: Sequence[float], fractions: Sequence[Mapping[str, float]], names: Sequence[str]
+) -> dict[str, float]:
+    """Colour shares of the whole surface from a spinning fruit's views.
+
+    Each view reports the shares of the side it faces. Averaged over exactly whole turns,
+    every azimuth weighs the same; averaged over 1.4 turns, the side seen twice weighs
+    double. The spin period is found as the shift (in ``times``) that best repeats the
+    sequence of view shares, and the shares are then averaged over windows one period long.
+    A fruit of one colour all round has nothing to find and gets the plain mean.
+    """
+    x = np.array([[f.get(k, 0.0) for k in names] for f in fractions], dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    plain = {k: float(x[:, i].mean()) for i, k in enumerate(names)} if len(x) else {}
+    n = len(t)
+    if n < 5 or not np.all(np.diff(t) > 0):
+        return plain
+    variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+    if variance < 1e-4:  # the same shares all round (within 1 point)
+        return plain
+    span = t[-1] - t[0]
+    step = float(np.median(np.diff(t)))
+    # all candidate periods at once: shift every view time by every period, interpolate
+    periods = np.arange(3 * step, span - step + 1e-9, step / 4)
+    if len(periods) == 0:
+        return plain
+    shifted_t = t[None, :] + periods[:, None]  # periods x views
+    valid = shifted_t <= t[-1] + 1e-9
+    err = np.zeros(shifted_t.shape)
+    for i in range(x.shape[1]):
+        err += (np.interp(shifted_t, t, x[:, i]) - x[None, :, i]) ** 2
+    counts = valid.sum(axis=1)
+    mean_err = np.where(counts >= 2, (err * valid).sum(axis=1) / np.maximum(counts, 1), np.inf)
+    best = int(np.argmin(mean_err))
+    best_period, best_err = float(periods[best]), float(mean_err[best])
+    # accept only a convincing repeat: far better than two unrelated views would match
+    if not np.isfinite(best_err) or best_err > 0.3 * 2 * variance:
+        return plain
+    grid = np.linspace(t[0], t[-1], 241)
+    dense = np.stack([np.interp(grid, t, x[:, i]) for i in range(x.shape[1])], axis=1)
+    cumulative = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum((dense[1:] + dense[:-1]) / 2 * np.diff(grid)[:, None], axis=0)])
+    starts = grid[grid + best_period <= t[-1] + 1e-9]
+    ends = starts + best_period
+    window = np.stack([np.interp(ends, grid, cumulative[:, i]) - np.interp(starts, grid, cumulative[:, i]) for i in range(x.shape[1])], axis=1)
+    means = window.mean(axis=0) / best_period
+    return {k: float(means[i]) for i, k in enumerate(names)}
 
 
 def _wrap(angle: float) -> float:
@@ -264,6 +327,7 @@ class CupTracker:
             if track is None:
                 track = self._cups[key] = _Track(lane=key[0], cup_index=key[1])
             track.frames.append(group)
+            track.times.append(position)
         out: list[FusedFruit] = []
         for key in sorted(k for k in self._cups if position - k[1] > 0.5):
             out += self._emit(self._cups.pop(key))
@@ -305,6 +369,7 @@ class CupTracker:
                     moved = (x - t.last_x_px) / max(1, self._frame - t.last_update)
                     t.step_px = moved if t.step_px == 0 else 0.5 * (t.step_px + moved)
                 t.frames.append(group)
+                t.times.append(float(self._frame))
                 t.last_x_px = x
                 t.last_update = self._frame
             keep: list[_Track] = []
@@ -319,5 +384,5 @@ class CupTracker:
         return out
 
     def _emit(self, track: _Track) -> list[FusedFruit]:
-        fused = fuse(track.lane, track.cup_index, track.frames)
+        fused = fuse(track.lane, track.cup_index, track.frames, track.times)
         return [] if fused is None else [fused]

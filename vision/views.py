@@ -22,7 +22,7 @@ class VisionSettings:
     foreground_threshold: float = 18.0  # largest |BGR - background| over the channels, 8-bit levels
     edge_level: float = 0.4  # silhouette edge at this share of the local fruit/belt contrast
     stalk_width_mm: float = 4.5  # opening removes stalks thinner than this from the silhouette
-    rim_fraction: float = 0.92  # colour and defects are read inside this share of the ellipse radius
+    rim_fraction: float = 0.95  # colour and defects are read inside this share of the ellipse radius
     min_defect_area_mm2: float = 3.0  # smaller dark blobs are skin texture or noise
     highlight_l: float = 80.0  # CIELAB L above which a low-chroma pixel is a specular highlight
     highlight_chroma: float = 60.0

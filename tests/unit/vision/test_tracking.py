@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from vision.pipeline import DefectView, FruitView
-from vision.tracking import CupTracker, fuse_defects
+from vision.tracking import CupTracker, fuse_defects, whole_turn_colour
 
 PITCH = 200.0
 EXIT = 1000.0  # width 1100
@@ -87,3 +89,27 @@ def test_defects_are_counted_once_across_views() -> None:
         views.append(frame)
     areas = sorted(d.area_mm2 for d in fuse_defects(views))
     assert areas == pytest.approx([20.0, 50.0])
+
+
+def test_colour_is_averaged_over_whole_turns() -> None:
+    # a fruit half red, half yellow, seen every 0.25 cups while it turns once per 1.8 cups,
+    # over 1.4 turns: the plain mean over-weights the side seen twice
+    period = 1.8
+    times = [0.25 * i for i in range(11)]
+
+    def red_share(t: float) -> float:
+        return 0.5 + 0.45 * math.cos(2 * math.pi * t / period)
+
+    views = [{"red": red_share(t), "yellow": 1 - red_share(t)} for t in times]
+    plain = sum(v["red"] for v in views) / len(views)
+    fused = whole_turn_colour(times, views, ["red", "yellow"])
+    assert abs(plain - 0.5) > 0.03  # the bias being corrected is real
+    assert fused["red"] == pytest.approx(0.5, abs=0.01)
+    assert fused["red"] + fused["yellow"] == pytest.approx(1.0)
+
+
+def test_uniform_colour_keeps_the_plain_mean() -> None:
+    views = [{"red": 0.8, "green": 0.2}] * 8
+    assert whole_turn_colour([float(i) for i in range(8)], views, ["green", "red"]) == pytest.approx(
+        {"green": 0.2, "red": 0.8}
+    )
