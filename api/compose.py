@@ -168,9 +168,16 @@ def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]
 
 @asynccontextmanager
 async def open_line(
-    config: LineConfig, *, clock: Callable[[], float] = time.monotonic, start: bool = True
+    config: LineConfig,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    start: bool = True,
+    devices: Devices | None = None,
 ) -> AsyncIterator[LineHandle]:
-    """Build, open and run the line; on exit stop intake, flush every record, close devices."""
+    """Build, open and run the line; on exit stop intake, flush every record, close devices.
+
+    ``devices`` replaces ``build_devices(config)`` (benchmarks replay prerendered frames).
+    """
     recipe = load_recipe(config.recipe)
     engine = create_store_engine(config.database.url)
     await asyncio.to_thread(migrate, engine)
@@ -180,7 +187,8 @@ async def open_line(
     )
     writer = RecordWriter(engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s)
     writer.start()
-    devices = build_devices(config, recipe, clock)
+    if devices is None:
+        devices = build_devices(config, recipe, clock)
     geometry = config.camera.geometry
     pitch_px = config.line.cup_pitch_mm / geometry.mm_per_px
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vision")

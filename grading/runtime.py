@@ -68,7 +68,7 @@ class RuntimeSettings:
     plc_poll_interval_s: float
     heartbeat_interval_s: float = 0.25
     vision_workers: int = 2
-    max_frames_in_flight: int = 4
+    max_frames_in_flight: int = 2
 
 
 @dataclass

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from drivers.interfaces import DeviceTimeout, Frame, WeightReading
+from drivers.interfaces import DeviceTimeout, EndOfStream, Frame, WeightReading
 from simulators.fruit import CupTruth, generate_cup
 from simulators.scene import SceneRenderer
 from simulators.settings import SimulatedScaleSettings, SimulationSettings
@@ -119,6 +119,41 @@ class SimulatedScale:
         truth = self._conveyor.cup(self._lane, cup_index)
         weight_g = truth.weight_g + float(self._rng.normal(0.0, self._settings.noise_g))
         return WeightReading(weight_g=round(weight_g, 1), stable=True, t_s=self._clock())
+
+    async def close(self) -> None:
+        return None
+
+
+class PrerenderedCamera:
+    """Replays frames rendered ahead of time, paced in real time, then ends the stream.
+
+    For benchmarks: the line pays for measuring frames, not for drawing them. Frame ``i`` is
+    delivered at ``open() + i / fps`` with the belt position it was rendered at.
+    """
+
+    def __init__(
+        self, frames: list[tuple[float, np.ndarray]], fps: float, clock: Callable[[], float], name: str = "camera"
+    ) -> None:
+        self.name = name
+        self._frames = frames
+        self._period_s = 1.0 / fps
+        self._clock = clock
+        self._t0_s = 0.0
+        self._next = 0
+
+    async def open(self) -> None:
+        self._t0_s = self._clock()
+
+    async def read(self) -> Frame:
+        if self._next >= len(self._frames):
+            raise EndOfStream(self.name, "all prerendered frames delivered")
+        due_s = self._t0_s + self._next * self._period_s
+        now = self._clock()
+        if now < due_s:
+            await asyncio.sleep(due_s - now)
+        position, image = self._frames[self._next]
+        self._next += 1
+        return Frame(image_bgr=image, t_s=max(due_s, now), seq=self._next, belt_position_cups=position)
 
     async def close(self) -> None:
         return None

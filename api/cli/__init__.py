@@ -22,7 +22,7 @@ class CliParsers:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from api.cli import grading, run, sim_modbus, sim_scale, vision, vision_bench
+    from api.cli import bench_line, grading, run, sim_modbus, sim_scale, vision, vision_bench
 
     parser = argparse.ArgumentParser(prog="gradeline", description="Fruit grading-line control software.")
     root = parser.add_subparsers(dest="command", required=True)
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
     )
-    for module in (run, grading, vision, vision_bench, sim_scale, sim_modbus):
+    for module in (run, grading, bench_line, vision, vision_bench, sim_scale, sim_modbus):
         module.register(groups)
     return parser
 
