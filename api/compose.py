@@ -8,6 +8,7 @@ implementation for each device from the config and hands the runtime objects tha
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -35,7 +36,7 @@ from simulators.settings import (
 )
 from vision.calibration import Undistorter
 from vision.colour import ColourClass
-from vision.pipeline import FramePipeline, VisionSettings
+from vision.pipeline import FramePipeline, VisionSettings, settings_for_product
 from vision.tracking import CupTracker
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,10 @@ class Devices:
 
 
 def _vision_settings(config: LineConfig, recipe: Recipe) -> VisionSettings:
-    return VisionSettings(
-        mm_per_px=config.camera.geometry.mm_per_px,
-        lanes=config.line.lanes,
-        colour_classes=tuple(ColourClass(c.name, c.lab_lo, c.lab_hi) for c in recipe.colour_classes),
-    )
+    """The product's vision defaults (e.g. the pomegranate crown's stalk cut), with the recipe's colours."""
+    defaults = settings_for_product(recipe.product, config.camera.geometry.mm_per_px, config.line.lanes)
+    colours = tuple(ColourClass(c.name, c.lab_lo, c.lab_hi) for c in recipe.colour_classes)
+    return dataclasses.replace(defaults, colour_classes=colours)
 
 
 class UndistortingMeasurer:
