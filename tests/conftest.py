@@ -1,10 +1,17 @@
-"""Shared fixtures: database URLs for both backends, and a guard against leaked threads."""
+"""Shared fixtures: database URLs for both backends, a guard against leaked threads, waiting on
+conditions with deadlines, and `gradeline run` as a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import subprocess
+import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +61,46 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
+
+
+async def _until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Wait on a condition with a deadline (never a fixed settling sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def until() -> Callable[[Callable[[], object], float, str], Awaitable[None]]:
+    return _until
+
+
+@pytest.fixture
+def start_gradeline(tmp_path: Path) -> Iterator[Callable[[str], tuple[subprocess.Popen[str], str]]]:
+    """Start ``gradeline run --port 0`` with a config; returns the process and its base URL."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(config_toml: str) -> tuple[subprocess.Popen[str], str]:
+        config = tmp_path / "line.toml"
+        config.write_text(config_toml, encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--port", "0", "--log-level", "warning"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        procs.append(proc)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        match = re.search(r"serving (http://\S+)/", first)
+        if match is None:
+            proc.kill()
+            raise AssertionError(f"gradeline run printed no address: {first!r} {proc.communicate()[1][-2000:]}")
+        return proc, match.group(1)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

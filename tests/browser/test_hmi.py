@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,22 +20,11 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture
-def base_url(tmp_path: Path) -> Iterator[str]:
-    config = tmp_path / "line.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/hmi.db"\n', encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--port", "0", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    match = re.search(r"serving (http://\S+)/", proc.stdout.readline())
-    assert match
-    try:
-        yield match.group(1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+def base_url(tmp_path: Path, start_gradeline) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    proc, url = start_gradeline(f'[database]\nurl = "sqlite:///{tmp_path}/hmi.db"\n')
+    yield url
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
 
 
 @pytest.fixture

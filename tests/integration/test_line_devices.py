@@ -26,15 +26,7 @@ from simulators.scale_server import ScaleSimulator, SettableWeight
 pytestmark = pytest.mark.slow
 
 
-async def _until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: Path) -> None:
+def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: Path, until) -> None:  # type: ignore[no-untyped-def]
     async def scenario() -> None:
         sims = [ScaleSimulator("mt-sics", SettableWeight(w)) for w in (181.0, 222.0)]
         urls = [await s.start_tcp() for s in sims]
@@ -73,12 +65,12 @@ def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: P
                 def weighed(lane: int) -> list[float]:
                     return [r["weight_g"] for r in lane_rows(lane) if r["weight_g"] is not None]
 
-                await _until(lambda: len(weighed(0)) >= 3 and len(weighed(1)) >= 3, 60, "weighed fruit")
+                await until(lambda: len(weighed(0)) >= 3 and len(weighed(1)) >= 3, 60, "weighed fruit")
                 assert all(abs(w - 181.0) < 0.01 for w in weighed(0))
                 assert all(abs(w - 222.0) < 0.01 for w in weighed(1))
 
                 # Cold rooms are polled over Modbus and exported.
-                await _until(lambda: all(h.last_reading for h in handle.sensors.health.values()), 20, "sensor readings")
+                await until(lambda: all(h.last_reading for h in handle.sensors.health.values()), 20, "sensor readings")
                 app = create_app(lambda: _already_open(handle))
                 transport = httpx.ASGITransport(app=app)
                 async with (
@@ -96,12 +88,12 @@ def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: P
                 await sims[0].stop()
                 on_scale_at_kill = runtime.snapshot()["cup_counter"] - config.line.scale_offset_cups + 1
                 lane1_before = runtime.counters.by_lane[1]
-                await _until(lambda: runtime.snapshot()["devices"]["lane-1"] == "fault", 10, "scale fault seen")
+                await until(lambda: runtime.snapshot()["devices"]["lane-1"] == "fault", 10, "scale fault seen")
 
                 def after(lane: int, cup: int) -> list[dict]:  # type: ignore[type-arg]
                     return [r for r in lane_rows(lane) if r["cup_index"] > cup]
 
-                await _until(lambda: len(after(0, on_scale_at_kill)) >= 5, 60, "lane 0 fruit weighed during the outage")
+                await until(lambda: len(after(0, on_scale_at_kill)) >= 5, 60, "lane 0 fruit weighed during the outage")
                 during = after(0, on_scale_at_kill)
                 assert all(r["weight_g"] is None and r["quality_class"] == "recheck" for r in during)
                 assert {r["outlet"] for r in during} <= {0, 4}  # the recheck outlet, or recirculated if late
@@ -110,7 +102,7 @@ def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: P
                 # Back on the same port: weights return without anyone restarting the line.
                 await sims[0].start_tcp(int(urls[0].rsplit(":", 1)[1]))
                 back_cup = runtime.snapshot()["cup_counter"] - config.line.scale_offset_cups
-                await _until(
+                await until(
                     lambda: any(r["weight_g"] is not None for r in after(0, back_cup)), 60, "weights again"
                 )
                 first_back = min(r["cup_index"] for r in after(0, back_cup) if r["weight_g"] is not None)

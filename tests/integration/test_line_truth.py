@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,7 @@ from grading.schema import fruit
 pytestmark = pytest.mark.slow
 
 
-async def _until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def test_records_weights_and_drops_match_ground_truth(tmp_path: Path) -> None:
+def test_records_weights_and_drops_match_ground_truth(tmp_path: Path, until) -> None:  # type: ignore[no-untyped-def]
     config = parse_config(
         {
             "line": {"lanes": 2, "cups_per_second": 6.0},
@@ -43,13 +34,13 @@ def test_records_weights_and_drops_match_ground_truth(tmp_path: Path) -> None:
         async with open_line(config) as handle:
             runtime, sim = handle.runtime, handle.simulation
             assert sim is not None and sim.plc_model is not None
-            await _until(lambda: runtime.counters.fruit_total >= 80, 90, "80 graded fruit")
+            await until(lambda: runtime.counters.fruit_total >= 80, 90, "80 graded fruit")
             await runtime.stop_intake()
             # Keep the line (and its PLC heartbeat) alive until every decided cup has passed the
             # last outlet, so the PLC model's drop log is complete for them.
             stop_position = sim.plc_model.position_cups()
             last_offset = max(o.offset_cups for o in config.outlets)
-            await _until(lambda: sim.plc_model.position_cups() > stop_position + last_offset + 1, 30, "belt travel")
+            await until(lambda: sim.plc_model.position_cups() > stop_position + last_offset + 1, 30, "belt travel")
             sim.plc_model.advance()
             handle.writer.flush(30)
             with handle.engine.connect() as conn:

@@ -6,12 +6,10 @@ Checks the foundation's promise end to end: fruit flow within seconds, and after
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,27 +43,14 @@ class Running:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[Running, Path]]:
+def demo(tmp_path: Path, start_gradeline) -> Iterator[tuple[Running, Path]]:  # type: ignore[no-untyped-def]
     db = tmp_path / "line.db"
-    config = tmp_path / "line.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n', encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--port", "0", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    match = re.search(r"serving (http://\S+)/", first)
-    assert match, f"no address printed: {first!r} {proc.stderr.read() if proc.poll() is not None else ''}"
-    running = Running(proc, match.group(1))
+    proc, url = start_gradeline(f'[database]\nurl = "sqlite:///{db}"\n')
+    running = Running(proc, url)
     try:
         yield running, db
     finally:
         running.client.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _rows(db: Path) -> int:
