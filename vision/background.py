@@ -51,11 +51,11 @@ class BackgroundModel:
         return 1.0 if abs(gain - 1.0) < 0.01 else gain
 
 
-def estimate_band_background(band_bgr: np.ndarray, margin_rows: int = 4) -> np.ndarray:
+def estimate_band_background(band_bgr: np.ndarray, margin_rows: int = 4, dst: np.ndarray | None = None) -> np.ndarray:
     """A belt estimate without a learned model, for a uniform or slowly varying belt: per
     column, the median of the band's top and bottom margin rows (every fourth column, then
     smoothed along x so a stalk crossing the margin does not leak in), blended linearly
-    between top and bottom."""
+    between top and bottom. Written into ``dst`` (the band's shape) when given."""
     height, width = band_bgr.shape[:2]
     m = max(1, min(margin_rows, height // 8))
     skip = 2 if height > 8 * m + 4 else 0  # lane dividers sit on the band's first and last rows
@@ -65,4 +65,4 @@ def estimate_band_background(band_bgr: np.ndarray, margin_rows: int = 4) -> np.n
     rows = np.stack([top, bottom])  # 2 x columns x 3, uint8
     k = max(1, min(9, rows.shape[1] // 4) | 1)
     rows = cv2.blur(rows, (k, 1))
-    return cv2.resize(rows, (width, height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(rows, (width, height), dst=dst, interpolation=cv2.INTER_LINEAR)

@@ -12,31 +12,23 @@ import math
 import cv2
 import numpy as np
 
+from vision.colour import LUT_GLARE
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 _RECT3 = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
 
-def highlight_disk(
-    lab: np.ndarray, zone: np.ndarray, s: VisionSettings, gain: float = 1.0
-) -> tuple[tuple[int, int], int] | None:
+def highlight_disk(code: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tuple[tuple[int, int], int] | None:
     """Specular glare as a disk (centre, radius in pixels), or None when there is none.
 
-    The core is the bright, nearly grey pixels in the zone; the disk grows it by the glare's
-    own size so the desaturated fringe (skin blended toward white) goes with it. Masking
-    generously costs little: the fruit spins under the fixed glare, so what it hides in one
-    view is seen in others.
+    ``code`` is the zone's colour code (``vision.colour.classify_bgr``): the core is the
+    pixels flagged glare (bright, nearly grey) inside the zone; the disk grows it by the
+    glare's own size so the desaturated fringe (skin blended toward white) goes with it.
+    Masking generously costs little: the fruit spins under the fixed glare, so what it hides
+    in one view is seen in others.
     """
-    c = s.highlight_chroma / 2
-    # under brighter light the glare saturates the sensor; once the gain is undone it sits
-    # at 255 / gain, below the usual threshold
-    light = min(s.highlight_l * 2.55, 0.93 * 255.0 / gain) if gain > 1.0 else s.highlight_l * 2.55
-    core = cv2.inRange(
-        lab,
-        np.array([min(255, math.ceil(light)), 128 - c, 128 - c], np.float64),
-        np.array([255, 128 + c, 128 + c], np.float64),
-    )
+    core = cv2.threshold(code, LUT_GLARE - 1, 255, cv2.THRESH_BINARY)[1]
     core = cv2.bitwise_and(core, core, mask=zone)
     n = cv2.countNonZero(core)
     if n == 0:
@@ -50,8 +42,8 @@ def highlight_disk(
 def find_defects(
     candidate: np.ndarray,
     weight: np.ndarray,
-    usable: np.ndarray,
-    lab: np.ndarray,
+    usable_weight: np.ndarray,
+    zone_bgr: np.ndarray,
     to_canon: np.ndarray,
     mm_per_px: float,
     s: VisionSettings,
@@ -60,58 +52,79 @@ def find_defects(
 
     Slivers one or two pixels wide appear where two skin classes meet (the blurred border
     mixes them into no class); an opening with a 3-pixel cross removes them while keeping
-    cracks, which are wider than that at the working resolution. ``usable`` is the zone
-    without the glare: a blob touching its border is only partly seen.
+    cracks, which are wider than that at the working resolution. ``usable_weight`` is the
+    surface weight of the zone without the glare: a blob touching its border is only partly
+    seen. Colour is converted to CIELAB only around the blobs that are large enough.
     """
-    min_px = s.min_defect_area_mm2 / (mm_per_px * mm_per_px) / 3  # the weight is at most ~3
+    px_area_mm2 = mm_per_px * mm_per_px
+    min_weighted = s.min_defect_area_mm2 / px_area_mm2 * WEIGHT_SCALE  # in weight units
+    # no blob of fewer pixels can reach the minimum area, even where the surface is steepest
+    min_px = min_weighted / max(1.0, cv2.minMaxLoc(weight)[1])
     if cv2.countNonZero(candidate) < min_px:
         return []
     cand = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, _CROSS)
-    if cv2.countNonZero(cand) == 0:
-        return []
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
-    if n <= 1:
-        return []
-    px_area_mm2 = mm_per_px * mm_per_px
-    area_w = np.bincount(labels.ravel(), weights=weight.ravel(), minlength=n) / WEIGHT_SCALE * px_area_mm2
-    keep = [i for i in range(1, n) if area_w[i] >= s.min_defect_area_mm2]
-    if not keep:
-        return []
-    border = cv2.bitwise_and(usable, cv2.bitwise_not(cv2.erode(usable, _RECT3)))
-    on_border = np.bincount(labels[border > 0], minlength=n)
-    ys, xs = np.nonzero(labels)
-    lab_of = labels[ys, xs]
-    wts = weight[ys, xs].astype(np.float64)
-    sum_w = np.bincount(lab_of, weights=wts, minlength=n)
-    mx = np.bincount(lab_of, weights=wts * xs, minlength=n)
-    my = np.bincount(lab_of, weights=wts * ys, minlength=n)
+    # blobs as outer outlines (8-connected, like the blobs of a connected-component pass,
+    # at a fraction of its cost on such small images); a blob is its filled outline's
+    # candidate pixels
+    contours, _ = cv2.findContours(cand, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    height, width = cand.shape
     half = CANON_SIZE / 2
     out: list[DefectView] = []
-    for i in keep:
-        x, y = mx[i] / sum_w[i], my[i] / sum_w[i]
-        cu = to_canon[0, 0] * x + to_canon[0, 1] * y + to_canon[0, 2]
-        cv = to_canon[1, 0] * x + to_canon[1, 1] * y + to_canon[1, 2]
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if w * h < min_px:
+            continue
+        # the blob and a margin for the ring of skin around it (see _unmixed_area)
+        x0, y0 = max(0, x - _PAD), max(0, y - _PAD)
+        x1, y1 = min(width, x + w + _PAD), min(height, y + h + _PAD)
+        sub_cand = cand[y0:y1, x0:x1]
+        core = np.zeros_like(sub_cand)
+        cv2.drawContours(core, [contour], 0, 255, cv2.FILLED, offset=(-x0, -y0))
+        core = cv2.bitwise_and(core, sub_cand, dst=core)
+        sub_weight = weight[y0:y1, x0:x1]
+        m = cv2.moments(cv2.bitwise_and(sub_weight, sub_weight, mask=core))
+        if m["m00"] < min_weighted:
+            continue
+        # position on the spheroid from the surface-weighted centre
+        cx, cy = m["m10"] / m["m00"] + x0, m["m01"] / m["m00"] + y0
+        cu = to_canon[0, 0] * cx + to_canon[0, 1] * cy + to_canon[0, 2]
+        cv = to_canon[1, 0] * cx + to_canon[1, 1] * cy + to_canon[1, 2]
         u, v = (cu + 0.5) / half - 1, (cv + 0.5) / half - 1
         depth = math.sqrt(max(1e-6, 1.0 - u * u - v * v))
         theta = math.acos(max(-1.0, min(1.0, -v)))
         phi = math.atan2(u, depth)
-        area = _unmixed_area(i, stats[i], labels, weight, usable, lab)
+        usable = usable_weight[y0:y1, x0:x1] > 0
+        inside = core > 0
+        # partly hidden: the blob touches the edge of the usable zone (analysed rim or glare)
+        inner_usable = cv2.erode(usable.view(np.uint8), _RECT3, borderType=cv2.BORDER_REPLICATE)
+        partial = bool(np.any(inside & (inner_usable == 0)))
+        area = _unmixed_area(inside, sub_cand == 0, usable, sub_weight, zone_bgr[y0:y1, x0:x1])
         if area == _SLIVER:
             continue
-        area_mm2 = float(area_w[i]) if area is None else area * px_area_mm2
-        out.append(DefectView(theta, phi, area_mm2, bool(on_border[i] > 0)))
+        area_mm2 = m["m00"] / WEIGHT_SCALE * px_area_mm2 if area is None else area * px_area_mm2
+        out.append(DefectView(theta, phi, area_mm2, partial))
     return out
 
 
 _SLIVER = -1.0  # _unmixed_area's verdict for a border between two skin colours
+_PAD = 4
+_RECT7 = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))
+
+
+def _median3(values: np.ndarray) -> np.ndarray:
+    """Per-column median of an (N, 3) array (upper median for even N: cheaper than np.median)."""
+    k = len(values) // 2
+    return np.partition(values, k, axis=0)[k]
 
 
 def _unmixed_area(
-    index: int, stat: np.ndarray, labels: np.ndarray, weight: np.ndarray, usable: np.ndarray, lab: np.ndarray
+    core: np.ndarray, background: np.ndarray, usable: np.ndarray, weight: np.ndarray, bgr: np.ndarray
 ) -> float | None:
     """Surface area (in weighted pixels) of one blob, counting edge pixels by how much of
     them is defect; ``_SLIVER`` when the blob is only the blurred border of two skin colours;
-    None when it cannot tell (then the thresholded area stands).
+    None when it cannot tell (then the thresholded area stands). All arrays cover the blob's
+    box plus a margin: ``core`` the blob, ``background`` no blob at all, ``usable`` the zone
+    without the glare.
 
     A blurred edge pixel mixes skin and defect; thresholding counts it all or nothing, which
     matters for cracks a few pixels wide. Each pixel within one pixel of the blob gets the
@@ -122,48 +135,43 @@ def _unmixed_area(
     the band is wider than the opening removes. Such a blob's colour lies on the line between
     the two skin colours around it, which a real defect's does not.
     """
-    x, y, w, h = (int(stat[k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
-    pad = 4
-    x0, y0 = max(0, x - pad), max(0, y - pad)
-    x1, y1 = min(labels.shape[1], x + w + pad), min(labels.shape[0], y + h + pad)
-    sub_labels = labels[y0:y1, x0:x1]
-    core = (sub_labels == index).astype(np.uint8)
-    ok = usable[y0:y1, x0:x1] > 0
-    near = cv2.dilate(core, _RECT3) > 0
-    ring = (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))) > 0) & ~near & ok & (sub_labels == 0)
-    if int(ring.sum()) < 6:
+    core8 = core.view(np.uint8)
+    near = cv2.dilate(core8, _RECT3) > 0
+    ring = (cv2.dilate(core8, _RECT7) > 0) & ~near & usable & background
+    if int(np.count_nonzero(ring)) < 6:
         return None
-    sub_lab = lab[y0:y1, x0:x1].astype(np.float32)
-    skin = np.median(sub_lab[ring], axis=0)
-    inner = cv2.erode(core, _CROSS) > 0
-    if int(inner.sum()) < 3:
-        inner = core > 0
-    defect = np.median(sub_lab[inner], axis=0)
-    if _between_two_skins(sub_lab[ring], defect):
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab).astype(np.float32)
+    ring_lab = lab[ring]
+    skin = _median3(ring_lab)
+    inner = cv2.erode(core8, _CROSS) > 0
+    if int(np.count_nonzero(inner)) < 3:
+        inner = core
+    defect = _median3(lab[inner])
+    if _between_two_skins(ring_lab, defect):
         return _SLIVER
     direction = defect - skin
     span = float(direction @ direction)
     if span < 100.0:  # defect too close to the skin colour to unmix (under 10 Lab-8 units)
         return None
-    region = near & ok
-    alpha = np.clip(((sub_lab[region] - skin) @ direction) / span, 0.0, 1.0)
-    return float((alpha * weight[y0:y1, x0:x1][region]).sum()) / WEIGHT_SCALE
+    region = near & usable
+    alpha = np.clip(((lab[region] - skin) @ direction) / span, 0.0, 1.0)
+    return float(alpha @ weight[region]) / WEIGHT_SCALE
 
 
 def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
     """True when the ring holds two distinct skin colours and ``colour`` is a mix of them."""
-    centred = ring - ring.mean(axis=0)
-    # split the ring along its main colour direction into two groups
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    side = centred @ vt[0] > 0
-    if side.all() or not side.any():
+    # split the ring along its main colour direction (the leading principal component)
+    mean, vectors = cv2.PCACompute(ring, mean=None, maxComponents=1)  # type: ignore[call-overload]
+    side = ring @ vectors[0] > float(mean[0] @ vectors[0])
+    n_side = int(np.count_nonzero(side))
+    if n_side == 0 or n_side == len(ring):
         return False
-    a = np.median(ring[side], axis=0)
-    b = np.median(ring[~side], axis=0)
+    a = _median3(ring[side])
+    b = _median3(ring[~side])
     seg = b - a
     length2 = float(seg @ seg)
     if length2 < 25.0**2:  # one skin colour around (in Lab-8 units)
         return False
-    t = float(np.clip((colour - a) @ seg / length2, 0.0, 1.0))
+    t = min(1.0, max(0.0, float((colour - a) @ seg) / length2))
     gap = colour - (a + t * seg)
     return float(gap @ gap) < 12.0**2

@@ -22,7 +22,7 @@ from vision.segment import FruitBlob
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, FruitView, VisionSettings
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def canonical_weights(ratio_centi: int, rim_milli: int) -> np.ndarray:
     """Surface area per projected pixel on a spheroid, sampled on the unit ellipse's frame.
 
@@ -41,21 +41,24 @@ def canonical_weights(ratio_centi: int, rim_milli: int) -> np.ndarray:
     return np.clip(np.round(weight * WEIGHT_SCALE), 0, 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=256)
-def _class_bounds(lo: tuple[float, float, float], hi: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """A half-open Lab box as the inclusive integer range cv2.inRange takes, in 8-bit Lab."""
-    lo8 = (lo[0] * 255.0 / 100.0, lo[1] + 128.0, lo[2] + 128.0)
-    hi8 = (hi[0] * 255.0 / 100.0, hi[1] + 128.0, hi[2] + 128.0)
-    lower = np.array([min(255, max(0, math.ceil(x))) for x in lo8], np.uint8)
-    upper = np.array([min(255, max(0, math.ceil(x) - 1)) for x in hi8], np.uint8)
-    return lower, upper
+_LEVELS = np.arange(256, dtype=np.float64)  # weight value of each histogram column
+
+
+def glare_threshold_l(s: VisionSettings, gain: float) -> float:
+    """CIELAB L above which a nearly grey pixel is glare. Under brighter light the glare
+    saturates the sensor; once the gain is undone it sits at 100 / gain, below the usual
+    threshold. Rounded to half a unit so the colour table is built only a few times."""
+    if gain <= 1.0:
+        return s.highlight_l
+    return min(s.highlight_l, math.floor(2 * 93.0 / gain) / 2)
 
 
 def measure_fruit(
-    bgr_band: np.ndarray, blob: FruitBlob, lane: int, band_y0: int, s: VisionSettings, gain: float = 1.0
+    bgr_band: np.ndarray, code_band: np.ndarray, blob: FruitBlob, lane: int, band_y0: int, s: VisionSettings
 ) -> FruitView:
-    """One view of one fruit; ``bgr_band`` is the lane band with the lighting ``gain``
-    already undone."""
+    """One view of one fruit; ``bgr_band`` is the lane band with the lighting gain already
+    undone, ``code_band`` its colour codes (``vision.colour.classify_bgr``: class and glare
+    per pixel, from the table for that gain)."""
     mm = s.mm_per_px
     # which axis is the spin axis: the one nearer the image vertical
     if abs(math.cos(blob.angle_major)) < math.sqrt(0.5):
@@ -64,8 +67,6 @@ def measure_fruit(
     else:
         polar_px, equatorial_px = blob.semi_minor_px, blob.semi_major_px
         axis_angle = blob.angle_major
-    perimeter = cv2.arcLength(blob.contour, True)
-    roundness = float(4 * math.pi * cv2.contourArea(blob.contour) / perimeter**2) if perimeter > 0 else 0.0
 
     flags: set[str] = set()
     if blob.touches_edge:
@@ -83,17 +84,17 @@ def measure_fruit(
     band_h, band_w = bgr_band.shape[:2]
     x0, x1 = max(0, int(blob.cx - half_w)), min(band_w, int(math.ceil(blob.cx + half_w)) + 1)
     y0, y1 = max(0, int(blob.cy - half_h)), min(band_h, int(math.ceil(blob.cy + half_h)) + 1)
-    # colour is converted here, per fruit, rather than for the whole frame: the zones cover
-    # about half of a busy frame
-    lab = cv2.cvtColor(bgr_band[y0:y1, x0:x1], cv2.COLOR_BGR2Lab)
+    zone_bgr = bgr_band[y0:y1, x0:x1]
+    code = code_band[y0:y1, x0:x1]
     ratio = equatorial_px / polar_px
     canon = canonical_weights(int(round(ratio * 100)), int(round(s.rim_fraction * 1000)))
     h = CANON_SIZE / 2
     ox, oy = x0 - blob.cx, y0 - blob.cy
+    ke, kp = h / equatorial_px, h / polar_px
     to_canon = np.array(
         [
-            [h / equatorial_px * ca, h / equatorial_px * sa, h / equatorial_px * (ca * ox + sa * oy) + h - 0.5],
-            [-h / polar_px * sa, h / polar_px * ca, h / polar_px * (-sa * ox + ca * oy) + h - 0.5],
+            [ke * ca, ke * sa, ke * (ca * ox + sa * oy) + h - 0.5],
+            [-kp * sa, kp * ca, kp * (-sa * ox + ca * oy) + h - 0.5],
         ],
         np.float64,
     )
@@ -101,55 +102,53 @@ def measure_fruit(
         canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0
     )
     # the weight map doubles as the zone mask (nonzero inside the analysed rim)
-    glare = highlight_disk(lab, weight, s, gain)
+    glare = highlight_disk(code, weight, s)
     if glare is not None:
         w_usable = weight.copy()
         cv2.circle(w_usable, glare[0], glare[1], 0, -1)
     else:
         w_usable = weight
     total = cv2.sumElems(w_usable)[0]
-    fractions: dict[str, float] = {}
-    members = []
-    classified = 0.0
-    for cls in s.colour_classes:
-        lower, upper = _class_bounds(cls.lab_lo, cls.lab_hi)
-        member = cv2.inRange(lab, lower, upper)
-        members.append(member)
-        share = cv2.sumElems(cv2.bitwise_and(w_usable, w_usable, mask=member))[0]
-        classified += share
-        fractions[cls.name] = share / total if total > 0 else 0.0
+    # surface-weighted share of each class in one pass: a histogram over (class code, weight)
+    # whose columns are then weighed by their weight value; glare codes fall outside it
+    n_classes = len(s.colour_classes)
+    hist = cv2.calcHist([code, w_usable], [0, 1], None, [n_classes + 1, 256], [0, n_classes + 1, 0, 256])
+    sums = hist.astype(np.float64) @ _LEVELS
+    fractions = {
+        cls.name: float(sums[i + 1]) / total if total > 0 else 0.0 for i, cls in enumerate(s.colour_classes)
+    }
     mean_lab = (0.0, 0.0, 0.0)
     if total > 0:
-        m = cv2.mean(lab, mask=w_usable)
+        # a plain pixel mean, estimated on every fourth pixel in each direction (hundreds
+        # of pixels even on a small fruit)
+        m = cv2.mean(cv2.cvtColor(zone_bgr[::4, ::4], cv2.COLOR_BGR2Lab), mask=w_usable[::4, ::4])
         mean_lab = (m[0] * 100.0 / 255.0, m[1] - 128.0, m[2] - 128.0)
 
     defects: list[DefectView] = []
     # skip the defect search when too little skin is unclassified to hold one defect
-    unclassified_mm2 = (total - classified) / WEIGHT_SCALE * mm * mm
+    unclassified_mm2 = float(sums[0]) / WEIGHT_SCALE * mm * mm
     if unclassified_mm2 >= s.min_defect_area_mm2:
-        any_class = members[0]
-        for member in members[1:]:
-            any_class = cv2.bitwise_or(any_class, member)
-        usable = cv2.threshold(w_usable, 0, 255, cv2.THRESH_BINARY)[1]
-        candidate = cv2.bitwise_and(cv2.threshold(any_class, 0, 255, cv2.THRESH_BINARY_INV)[1], usable)
-        defects = find_defects(candidate, weight, usable, lab, to_canon, mm, s)
+        unclassified = cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1]  # code 0: in no class
+        candidate = cv2.bitwise_and(unclassified, unclassified, mask=w_usable)
+        defects = find_defects(candidate, weight, w_usable, zone_bgr, to_canon, mm, s)
     defect_area_mm2 = sum(d.area_mm2 for d in defects)
 
     equatorial_mm = 2 * equatorial_px * mm
     polar_mm = 2 * polar_px * mm
+    major_mm, minor_mm = (equatorial_mm, polar_mm) if equatorial_mm >= polar_mm else (polar_mm, equatorial_mm)
     return FruitView(
         lane=lane,
         x_px=blob.cx,
         y_px=band_y0 + blob.cy,
-        diameter_major_mm=max(equatorial_mm, polar_mm),
-        diameter_minor_mm=min(equatorial_mm, polar_mm),
+        diameter_major_mm=major_mm,
+        diameter_minor_mm=minor_mm,
         area_cm2=blob.area_px * mm * mm / 100.0,
         colour_fractions=fractions,
         mean_lab=mean_lab,
         defect_count=len(defects),
         defect_area_cm2=defect_area_mm2 / 100.0,
-        elongation=max(equatorial_mm, polar_mm) / max(min(equatorial_mm, polar_mm), 1e-9),
-        roundness=roundness,
+        elongation=major_mm / max(minor_mm, 1e-9),
+        roundness=blob.roundness,
         convexity=blob.convexity,
         flags=frozenset(flags),
         equatorial_mm=equatorial_mm,

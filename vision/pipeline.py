@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from vision.background import BackgroundModel, estimate_band_background
-from vision.colour import CANONICAL_CLASSES
-from vision.measure import measure_fruit
-from vision.segment import fruit_blobs, silhouettes
+from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
+from vision.measure import glare_threshold_l, measure_fruit
+from vision.segment import FrameBuffers, fruit_blobs, silhouettes
 from vision.views import DefectView, FruitView, VisionSettings
 
 __all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings", "settings_for_product"]
@@ -46,38 +46,55 @@ def settings_for_product(product: str, mm_per_px: float, lanes: int) -> VisionSe
 
 
 class FramePipeline:
-    """Stateless per frame apart from the learned background, which is replaced atomically."""
+    """Stateless per frame apart from the learned background, which is replaced atomically.
+
+    Safe to call from several threads: each thread gets its own full-frame scratch buffers.
+    """
 
     def __init__(self, settings: VisionSettings) -> None:
         self.settings = settings
         self._background: BackgroundModel | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def learn_background(self, empty_frames: Sequence[np.ndarray]) -> None:
         model = BackgroundModel.learn(empty_frames)
         with self._lock:
             self._background = model
 
+    def _buffers(self, height: int, width: int) -> FrameBuffers:
+        buffers: FrameBuffers | None = getattr(self._local, "buffers", None)
+        if buffers is None or buffers.shape != (height, width):
+            buffers = self._local.buffers = FrameBuffers(height, width)
+        return buffers
+
     def measure(self, image_bgr: np.ndarray) -> list[FruitView]:
         with self._lock:
             background = self._background
         s = self.settings
-        height = image_bgr.shape[0]
+        height, width = image_bgr.shape[:2]
+        buffers = self._buffers(height, width)
         bands = [(lane * height // s.lanes, (lane + 1) * height // s.lanes) for lane in range(s.lanes)]
         if background is not None:
             gain = background.gain(image_bgr)
             belt = background.image_bgr
         else:
             gain = 1.0
-            belt = np.empty_like(image_bgr)
+            belt = buffers.belt
             for y0, y1 in bands:
-                belt[y0:y1] = estimate_band_background(image_bgr[y0:y1])
+                estimate_band_background(image_bgr[y0:y1], dst=belt[y0:y1])
         # colour is read after undoing the lighting drift measured on the belt
-        corrected = image_bgr if gain == 1.0 else cv2.convertScaleAbs(image_bgr, alpha=1.0 / gain)
-        mask = silhouettes(corrected, belt, s)
+        corrected = (
+            image_bgr if gain == 1.0 else cv2.convertScaleAbs(image_bgr, dst=buffers.corrected, alpha=1.0 / gain)
+        )
+        mask = silhouettes(corrected, belt, s, buffers)
+        # one table look-up per pixel gives its colour class and whether it is glare; once
+        # over the frame is cheaper than once per fruit zone
+        lut = colour_lut(s.colour_classes, glare_threshold_l(s, gain), s.highlight_chroma / 2)
+        code = classify_bgr(corrected, lut, dst=buffers.code)
         views: list[FruitView] = []
         for lane, (y0, y1) in enumerate(bands):
-            band = corrected[y0:y1]
+            band, code_band = corrected[y0:y1], code[y0:y1]
             for blob in fruit_blobs(mask[y0:y1], s):
-                views.append(measure_fruit(band, blob, lane, y0, s, gain))
+                views.append(measure_fruit(band, code_band, blob, lane, y0, s))
         return views

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ class FruitBlob:
     waist: bool  # two deep dents facing each other across the centre: two fruit in one blob
     area_px: float  # silhouette area
     convexity: float  # contour area / hull area
+    roundness: float  # 4 pi area / perimeter^2 of the outline
     touches_edge: bool  # touches the image's left/right edge or the band's top/bottom
     cx: float
     cy: float
@@ -39,36 +41,71 @@ class FruitBlob:
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), padded, clipped to the band
 
 
+@lru_cache(maxsize=32)
 def _kernel(diameter_px: float, shape: int = cv2.MORPH_ELLIPSE) -> np.ndarray:
     size = max(3, int(round(diameter_px)) | 1)
     return cv2.getStructuringElement(shape, (size, size))
 
 
-def colour_distance(band_bgr: np.ndarray, background_bgr: np.ndarray) -> np.ndarray:
+class FrameBuffers:
+    """Full-frame scratch images, reused from frame to frame by one thread.
+
+    Allocating a fresh frame-sized array for every intermediate costs more than the
+    operation itself (the memory is new to the process each time), so the pipeline keeps
+    one set per thread and frame size and every full-frame step writes into it.
+    """
+
+    def __init__(self, height: int, width: int) -> None:
+        self.shape = (height, width)
+        self.belt = np.empty((height, width, 3), np.uint8)
+        self.corrected = np.empty((height, width, 3), np.uint8)
+        self.code = np.empty((height, width), np.uint8)
+        self.diff = np.empty((height, width, 3), np.uint8)
+        self.channels = [np.empty((height, width), np.uint8) for _ in range(3)]
+        self.distance, self.coarse, self.local, self.level, self.refined, self.opened, self.spare, self.mask = (
+            np.empty((height, width), np.uint8) for _ in range(8)
+        )
+
+
+def colour_distance(band_bgr: np.ndarray, background_bgr: np.ndarray, buffers: FrameBuffers | None = None) -> np.ndarray:
     """Largest |frame - background| over the three channels, uint8."""
-    diff = cv2.absdiff(band_bgr, background_bgr)
-    b, g, r = cv2.split(diff)
-    return cv2.max(cv2.max(b, g), r)
+    if buffers is None:
+        buffers = FrameBuffers(*band_bgr.shape[:2])
+    diff = cv2.absdiff(band_bgr, background_bgr, dst=buffers.diff)
+    b, g, r = cv2.split(diff, buffers.channels)
+    distance = cv2.max(b, g, dst=buffers.distance)
+    return cv2.max(distance, r, dst=distance)
 
 
-def silhouettes(image_bgr: np.ndarray, background_bgr: np.ndarray, s: VisionSettings) -> np.ndarray:
-    """Fruit mask (uint8 0/255) of a whole frame or band, stalks removed."""
-    distance = colour_distance(image_bgr, background_bgr)
-    _, coarse = cv2.threshold(distance, s.foreground_threshold, 255, cv2.THRESH_BINARY)
+def silhouettes(
+    image_bgr: np.ndarray, background_bgr: np.ndarray, s: VisionSettings, buffers: FrameBuffers | None = None
+) -> np.ndarray:
+    """Fruit mask (uint8 0/255) of a whole frame or band, stalks removed. With ``buffers``
+    the mask is ``buffers.mask``, valid until the buffers are used again."""
+    if buffers is None:
+        buffers = FrameBuffers(*image_bgr.shape[:2])
+    distance = colour_distance(image_bgr, background_bgr, buffers)
+    coarse = cv2.threshold(distance, s.foreground_threshold, 255, cv2.THRESH_BINARY, dst=buffers.coarse)[1]
     # Place the edge at a share of the *local* contrast: the largest distance within a few
     # pixels is the skin just inside the edge, so a blurred edge is cut near its midpoint
     # whether the skin there is red or yellow (they differ from the belt by 2x). The share
     # is below one half because the stem cavity at the limb is darker than the skin.
-    local = cv2.dilate(distance, _kernel(9, cv2.MORPH_RECT))
-    level = np.maximum(cv2.convertScaleAbs(local, alpha=s.edge_level), np.uint8(s.foreground_threshold * 0.5))
-    refined = cv2.bitwise_and(cv2.compare(distance, level, cv2.CMP_GT), cv2.dilate(coarse, _kernel(5, cv2.MORPH_RECT)))
+    local = cv2.dilate(distance, _kernel(9, cv2.MORPH_RECT), dst=buffers.local)
+    level = cv2.convertScaleAbs(local, dst=buffers.level, alpha=s.edge_level)
+    level = np.maximum(level, np.uint8(s.foreground_threshold * 0.5), out=level)
+    refined = cv2.compare(distance, level, cv2.CMP_GT, dst=buffers.refined)
+    spare = cv2.dilate(coarse, _kernel(5, cv2.MORPH_RECT), dst=buffers.spare)
+    refined = cv2.bitwise_and(refined, spare, dst=refined)
     # only the outline is decided by local contrast: deep inside the coarse silhouette a dark
     # skin sector beside a bright one must not open a gap
-    refined = cv2.bitwise_or(refined, cv2.erode(coarse, _kernel(9, cv2.MORPH_RECT)))
+    spare = cv2.erode(coarse, _kernel(9, cv2.MORPH_RECT), dst=spare)
+    refined = cv2.bitwise_or(refined, spare, dst=refined)
     # An opening removes stalks; it also nibbles the outline's pixel stairs, so take back
     # the silhouette pixels within one pixel of what survived.
-    opened = cv2.morphologyEx(refined, cv2.MORPH_OPEN, _kernel(s.stalk_width_mm / s.mm_per_px))
-    return cv2.bitwise_or(opened, cv2.bitwise_and(refined, cv2.dilate(opened, _kernel(3, cv2.MORPH_RECT))))
+    opened = cv2.morphologyEx(refined, cv2.MORPH_OPEN, _kernel(s.stalk_width_mm / s.mm_per_px), dst=buffers.opened)
+    spare = cv2.dilate(opened, _kernel(3, cv2.MORPH_RECT), dst=spare)
+    spare = cv2.bitwise_and(refined, spare, dst=spare)
+    return cv2.bitwise_or(opened, spare, dst=buffers.mask)
 
 
 def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: VisionSettings) -> list[FruitBlob]:
@@ -80,7 +117,7 @@ def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: Visio
 
 def fruit_blobs(mask: np.ndarray, s: VisionSettings) -> list[FruitBlob]:
     """One blob per outer contour of a lane band's silhouette mask, with its moment ellipse."""
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     min_area_px = math.pi / 4 * (s.min_fruit_diameter_mm / s.mm_per_px) ** 2
     height, width = mask.shape[:2]
     blobs: list[FruitBlob] = []
@@ -105,13 +142,15 @@ def fruit_blobs(mask: np.ndarray, s: VisionSettings) -> list[FruitBlob]:
         semi_minor = 2 * math.sqrt(max(mean - half_diff, 1e-9)) + _EDGE_OFFSET_PX
         angle = 0.5 * math.atan2(2 * mu11, mu20 - mu02)
         waist = _has_waist(contour, cx, cy, semi_minor) if area / max(m00, 1.0) < 0.985 else False
+        outline_px = cv2.arcLength(contour, True)
+        roundness = 4 * math.pi * area / outline_px**2 if outline_px > 0 else 0.0
         x, y, w, h = cv2.boundingRect(hull)
         touches = x <= 0 or y <= 0 or x + w >= width or y + h >= height
         pad = 2
         bbox = (max(0, x - pad), max(0, y - pad), min(width, x + w + pad), min(height, y + h + pad))
         blobs.append(
             FruitBlob(
-                contour, hull, waist, m00 + perimeter * _EDGE_OFFSET_PX + math.pi * _EDGE_OFFSET_PX**2, area / max(m00, 1.0), touches, cx, cy,
+                contour, hull, waist, m00 + perimeter * _EDGE_OFFSET_PX + math.pi * _EDGE_OFFSET_PX**2, area / max(m00, 1.0), roundness, touches, cx, cy,
                 semi_major, semi_minor, angle, bbox,
             )
         )
