@@ -99,7 +99,7 @@ def measure_fruit(
         np.float64,
     )
     weight = cv2.warpAffine(
-        canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0
+        canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
     )
     # the weight map doubles as the zone mask (nonzero inside the analysed rim)
     glare = highlight_disk(code, weight, s)

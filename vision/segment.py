@@ -47,6 +47,14 @@ def _kernel(diameter_px: float, shape: int = cv2.MORPH_ELLIPSE) -> np.ndarray:
     return cv2.getStructuringElement(shape, (size, size))
 
 
+@lru_cache(maxsize=32)
+def _edge_levels(edge_level: float, foreground_threshold: float) -> np.ndarray:
+    """Edge level per local contrast: ``edge_level`` of it (rounded as convertScaleAbs
+    rounds), never below half the foreground threshold; one table look-up per pixel."""
+    levels = cv2.convertScaleAbs(np.arange(256, dtype=np.uint8), alpha=edge_level)
+    return np.maximum(levels, np.uint8(foreground_threshold * 0.5)).reshape(1, 256)
+
+
 class FrameBuffers:
     """Full-frame scratch images, reused from frame to frame by one thread.
 
@@ -91,8 +99,7 @@ def silhouettes(
     # whether the skin there is red or yellow (they differ from the belt by 2x). The share
     # is below one half because the stem cavity at the limb is darker than the skin.
     local = cv2.dilate(distance, _kernel(9, cv2.MORPH_RECT), dst=buffers.local)
-    level = cv2.convertScaleAbs(local, dst=buffers.level, alpha=s.edge_level)
-    level = np.maximum(level, np.uint8(s.foreground_threshold * 0.5), out=level)
+    level = cv2.LUT(local, _edge_levels(s.edge_level, s.foreground_threshold), dst=buffers.level)
     refined = cv2.compare(distance, level, cv2.CMP_GT, dst=buffers.refined)
     spare = cv2.dilate(coarse, _kernel(5, cv2.MORPH_RECT), dst=buffers.spare)
     refined = cv2.bitwise_and(refined, spare, dst=refined)
