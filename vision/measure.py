@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -41,6 +42,7 @@ def canonical_weights(ratio_centi: int, rim_milli: int) -> np.ndarray:
     return np.clip(np.round(weight * WEIGHT_SCALE), 0, 255).astype(np.uint8)
 
 
+LAB_STEP = 4  # mean CIELAB is read on every fourth row and column
 _LEVELS = np.arange(256, dtype=np.float64)  # weight value of each histogram column
 
 
@@ -53,13 +55,20 @@ def glare_threshold_l(s: VisionSettings, gain: float) -> float:
     return min(s.highlight_l, math.floor(2 * 93.0 / gain) / 2)
 
 
-def measure_fruit(
-    bgr_band: np.ndarray, code_band: np.ndarray, blob: FruitBlob, lane: int, band_y0: int, s: VisionSettings
-) -> FruitView:
-    """One view of one fruit; ``bgr_band`` is the lane band with the lighting gain already
-    undone, ``code_band`` its colour codes (``vision.colour.classify_bgr``: class and glare
-    per pixel, from the table for that gain)."""
-    mm = s.mm_per_px
+class Zone(NamedTuple):
+    """A view's spheroid axes and the box holding its analysed zone (band pixels)."""
+
+    polar_px: float  # semi-axis along the spin axis
+    equatorial_px: float  # semi-axis across it
+    axis_angle: float  # direction of the equatorial axis from +x (rad)
+    x0: int
+    y0: int
+    x1: int  # exclusive
+    y1: int
+
+
+def analysed_zone(blob: FruitBlob, s: VisionSettings, band_h: int, band_w: int) -> Zone:
+    """The spheroid's axes from the silhouette ellipse and the box of the zone read for skin."""
     # which axis is the spin axis: the one nearer the image vertical
     if abs(math.cos(blob.angle_major)) < math.sqrt(0.5):
         polar_px, equatorial_px = blob.semi_major_px, blob.semi_minor_px
@@ -67,6 +76,31 @@ def measure_fruit(
     else:
         polar_px, equatorial_px = blob.semi_minor_px, blob.semi_major_px
         axis_angle = blob.angle_major
+    ca, sa = math.cos(axis_angle), math.sin(axis_angle)
+    rim_a, rim_b = s.rim_fraction * equatorial_px, s.rim_fraction * polar_px
+    half_w = math.sqrt((rim_a * ca) ** 2 + (rim_b * sa) ** 2) + 1
+    half_h = math.sqrt((rim_a * sa) ** 2 + (rim_b * ca) ** 2) + 1
+    x0, x1 = max(0, int(blob.cx - half_w)), min(band_w, int(math.ceil(blob.cx + half_w)) + 1)
+    y0, y1 = max(0, int(blob.cy - half_h)), min(band_h, int(math.ceil(blob.cy + half_h)) + 1)
+    return Zone(polar_px, equatorial_px, axis_angle, x0, y0, x1, y1)
+
+
+def measure_fruit(
+    bgr_band: np.ndarray,
+    code_band: np.ndarray,
+    blob: FruitBlob,
+    zone: Zone,
+    lane: int,
+    band_y0: int,
+    s: VisionSettings,
+    lab_grid: np.ndarray,
+) -> FruitView:
+    """One view of one fruit; ``bgr_band`` is the lane band with the lighting gain already
+    undone, ``code_band`` its colour codes (``vision.colour.classify_bgr``: class and glare
+    per pixel, from the table for that gain), needed inside ``zone`` only; ``lab_grid`` the
+    whole frame's 8-bit CIELAB on every ``LAB_STEP``-th row and column."""
+    mm = s.mm_per_px
+    polar_px, equatorial_px, axis_angle, x0, y0, x1, y1 = zone
 
     flags: set[str] = set()
     if blob.touches_edge:
@@ -78,12 +112,6 @@ def measure_fruit(
 
     # --- skin: colour and defects on the fitted spheroid, inside the analysed zone only ---
     ca, sa = math.cos(axis_angle), math.sin(axis_angle)
-    rim_a, rim_b = s.rim_fraction * equatorial_px, s.rim_fraction * polar_px
-    half_w = math.sqrt((rim_a * ca) ** 2 + (rim_b * sa) ** 2) + 1
-    half_h = math.sqrt((rim_a * sa) ** 2 + (rim_b * ca) ** 2) + 1
-    band_h, band_w = bgr_band.shape[:2]
-    x0, x1 = max(0, int(blob.cx - half_w)), min(band_w, int(math.ceil(blob.cx + half_w)) + 1)
-    y0, y1 = max(0, int(blob.cy - half_h)), min(band_h, int(math.ceil(blob.cy + half_h)) + 1)
     zone_bgr = bgr_band[y0:y1, x0:x1]
     code = code_band[y0:y1, x0:x1]
     ratio = equatorial_px / polar_px
@@ -119,9 +147,14 @@ def measure_fruit(
     }
     mean_lab = (0.0, 0.0, 0.0)
     if total > 0:
-        # a plain pixel mean, estimated on every fourth pixel in each direction (hundreds
-        # of pixels even on a small fruit)
-        m = cv2.mean(cv2.cvtColor(zone_bgr[::4, ::4], cv2.COLOR_BGR2Lab), mask=w_usable[::4, ::4])
+        # a plain pixel mean, estimated on the frame's grid of every fourth pixel in each
+        # direction (hundreds of pixels even on a small fruit)
+        grid_h, grid_w = lab_grid.shape[:2]
+        gy0, gy1 = -(-(band_y0 + y0) // LAB_STEP), min(grid_h, -(-(band_y0 + y1) // LAB_STEP))
+        gx0, gx1 = -(-x0 // LAB_STEP), min(grid_w, -(-x1 // LAB_STEP))
+        oy, ox = LAB_STEP * gy0 - band_y0 - y0, LAB_STEP * gx0 - x0
+        on_grid = w_usable[oy : oy + LAB_STEP * (gy1 - gy0) : LAB_STEP, ox : ox + LAB_STEP * (gx1 - gx0) : LAB_STEP]
+        m = cv2.mean(lab_grid[gy0:gy1, gx0:gx1], mask=on_grid)
         mean_lab = (m[0] * 100.0 / 255.0, m[1] - 128.0, m[2] - 128.0)
 
     defects: list[DefectView] = []

@@ -22,7 +22,7 @@ import numpy as np
 
 from vision.background import BackgroundModel, estimate_band_background
 from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
-from vision.measure import glare_threshold_l, measure_fruit
+from vision.measure import LAB_STEP, analysed_zone, glare_threshold_l, measure_fruit
 from vision.segment import FrameBuffers, fruit_blobs, silhouettes
 from vision.views import DefectView, FruitView, VisionSettings
 
@@ -88,13 +88,28 @@ class FramePipeline:
             image_bgr if gain == 1.0 else cv2.convertScaleAbs(image_bgr, dst=buffers.corrected, alpha=1.0 / gain)
         )
         mask = silhouettes(corrected, belt, s, buffers)
-        # one table look-up per pixel gives its colour class and whether it is glare; once
-        # over the frame is cheaper than once per fruit zone
         lut = colour_lut(s.colour_classes, glare_threshold_l(s, gain), s.highlight_chroma / 2)
-        code = classify_bgr(corrected, lut, dst=buffers.code)
+        code = buffers.code
+        # every LAB_STEP-th pixel of each row and column (nearest-neighbour resize at an exact
+        # integer scale samples exactly those, and far faster than a strided copy)
+        grid_h, grid_w = height // LAB_STEP, width // LAB_STEP
+        lab_grid = cv2.cvtColor(
+            cv2.resize(
+                corrected[: grid_h * LAB_STEP, : grid_w * LAB_STEP], (grid_w, grid_h), interpolation=cv2.INTER_NEAREST
+            ),
+            cv2.COLOR_BGR2Lab,
+        )
         views: list[FruitView] = []
         for lane, (y0, y1) in enumerate(bands):
+            blobs = fruit_blobs(mask[y0:y1], s)
+            if not blobs:
+                continue
+            zones = [analysed_zone(blob, s, y1 - y0, width) for blob in blobs]
+            # one table look-up per pixel gives its colour class and whether it is glare;
+            # once over the rows the band's zones span is cheaper than once per zone
+            r0, r1 = y0 + min(z.y0 for z in zones), y0 + max(z.y1 for z in zones)
+            classify_bgr(corrected[r0:r1], lut, dst=code[r0:r1])
             band, code_band = corrected[y0:y1], code[y0:y1]
-            for blob in fruit_blobs(mask[y0:y1], s):
-                views.append(measure_fruit(band, code_band, blob, lane, y0, s))
+            for blob, zone in zip(blobs, zones, strict=True):
+                views.append(measure_fruit(band, code_band, blob, zone, lane, y0, s, lab_grid))
         return views

@@ -22,7 +22,7 @@ from vision.views import VisionSettings
 _EDGE_OFFSET_PX = 0.2
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FruitBlob:
     """One silhouette, with the ellipse of its second moments (band coordinates, pixels)."""
 
@@ -178,7 +178,8 @@ def _has_waist(contour: np.ndarray, cx: float, cy: float, semi_minor_px: float) 
     if dents is None:
         return False
     min_depth = 0.08 * 2 * semi_minor_px
-    deep = [contour[d[2]][0] for d in dents.reshape(-1, 4) if d[3] / 256.0 > min_depth]
+    dents = dents.reshape(-1, 4)
+    deep = contour[dents[dents[:, 3] > min_depth * 256.0, 2], 0].tolist()
     if len(deep) < 2:
         return False
     # two dents nearly opposite each other across the centre (more than 140 degrees apart)
