@@ -74,6 +74,7 @@ LUT_RANGES = [0, 256, 0, 256, 0, 256]
 LUT_GLARE = 128  # added to the code of a specular-highlight pixel (bright and nearly grey)
 
 
+@lru_cache(maxsize=1)
 def _bin_centres_lab() -> np.ndarray:
     step = 256 / LUT_BINS
     centre = ((np.arange(LUT_BINS, dtype=np.float32) + 0.5) * step - 0.5) / 255.0

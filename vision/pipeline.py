@@ -56,6 +56,8 @@ class FramePipeline:
         self._background: BackgroundModel | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
+        # build the colour table now rather than on the first frame (~0.2 s)
+        colour_lut(settings.colour_classes, glare_threshold_l(settings, 1.0), settings.highlight_chroma / 2)
 
     def learn_background(self, empty_frames: Sequence[np.ndarray]) -> None:
         model = BackgroundModel.learn(empty_frames)
