@@ -18,6 +18,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from vision.colour import classify_bgr
 from vision.defects import find_defects, highlight_disk
 from vision.segment import FruitBlob
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, FruitView, VisionSettings
@@ -87,18 +88,20 @@ def analysed_zone(blob: FruitBlob, s: VisionSettings, band_h: int, band_w: int) 
 
 def measure_fruit(
     bgr_band: np.ndarray,
-    code_band: np.ndarray,
+    code_half: np.ndarray,
     blob: FruitBlob,
     zone: Zone,
     lane: int,
     band_y0: int,
     s: VisionSettings,
     lab_grid: np.ndarray,
+    lut: np.ndarray,
 ) -> FruitView:
     """One view of one fruit; ``bgr_band`` is the lane band with the lighting gain already
-    undone, ``code_band`` its colour codes (``vision.colour.classify_bgr``: class and glare
-    per pixel, from the table for that gain), needed inside ``zone`` only; ``lab_grid`` the
-    whole frame's 8-bit CIELAB on every ``LAB_STEP``-th row and column."""
+    undone; ``code_half`` the whole frame's colour codes (``vision.colour.classify_bgr``:
+    class and glare per pixel, from ``lut``, the table for that gain) on every second row and
+    column, needed inside ``zone`` only; ``lab_grid`` the whole frame's 8-bit CIELAB on every
+    ``LAB_STEP``-th row and column."""
     mm = s.mm_per_px
     polar_px, equatorial_px, axis_angle, x0, y0, x1, y1 = zone
 
@@ -113,7 +116,6 @@ def measure_fruit(
     # --- skin: colour and defects on the fitted spheroid, inside the analysed zone only ---
     ca, sa = math.cos(axis_angle), math.sin(axis_angle)
     zone_bgr = bgr_band[y0:y1, x0:x1]
-    code = code_band[y0:y1, x0:x1]
     ratio = equatorial_px / polar_px
     canon = canonical_weights(int(round(ratio * 100)), int(round(s.rim_fraction * 1000)))
     h = CANON_SIZE / 2
@@ -126,21 +128,31 @@ def measure_fruit(
         ],
         np.float64,
     )
-    weight = cv2.warpAffine(
-        canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
+    # Colour shares are read on the frame's grid of every second row and column (thousands
+    # of pixels even on a small fruit, a quarter of the look-up, warp and histogram work);
+    # the full-resolution codes are made only for a view that needs a defect search.
+    frame_y0, frame_y1 = band_y0 + y0, band_y0 + y1
+    hy0, hy1 = -(-frame_y0 // 2), min(code_half.shape[0], -(-frame_y1 // 2))
+    hx0, hx1 = -(-x0 // 2), min(code_half.shape[1], -(-x1 // 2))
+    code_h = code_half[hy0:hy1, hx0:hx1]
+    # half-grid pixel (i, j) is zone pixel (2 j + off_x, 2 i + off_y)
+    off_x, off_y = 2 * hx0 - x0, 2 * hy0 - frame_y0
+    to_canon_h = to_canon @ np.array([[2.0, 0.0, off_x], [0.0, 2.0, off_y], [0.0, 0.0, 1.0]])
+    weight_h = cv2.warpAffine(
+        canon, to_canon_h, (hx1 - hx0, hy1 - hy0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
     )
     # the weight map doubles as the zone mask (nonzero inside the analysed rim)
-    glare = highlight_disk(code, weight, s)
-    if glare is not None:
-        w_usable = weight.copy()
-        cv2.circle(w_usable, glare[0], glare[1], 0, -1)
+    glare_h = highlight_disk(code_h, weight_h, s)
+    if glare_h is not None:
+        w_usable_h = weight_h.copy()
+        cv2.circle(w_usable_h, glare_h[0], glare_h[1], 0, -1)
     else:
-        w_usable = weight
-    total = cv2.sumElems(w_usable)[0]
+        w_usable_h = weight_h
+    total = cv2.sumElems(w_usable_h)[0]
     # surface-weighted share of each class in one pass: a histogram over (class code, weight)
     # whose columns are then weighed by their weight value; glare codes fall outside it
     n_classes = len(s.colour_classes)
-    hist = cv2.calcHist([code, w_usable], [0, 1], None, [n_classes + 1, 256], [0, n_classes + 1, 0, 256])
+    hist = cv2.calcHist([code_h, w_usable_h], [0, 1], None, [n_classes + 1, 256], [0, n_classes + 1, 0, 256])
     sums = hist.astype(np.float64) @ _LEVELS
     fractions = {
         cls.name: float(sums[i + 1]) / total if total > 0 else 0.0 for i, cls in enumerate(s.colour_classes)
@@ -148,19 +160,33 @@ def measure_fruit(
     mean_lab = (0.0, 0.0, 0.0)
     if total > 0:
         # a plain pixel mean, estimated on the frame's grid of every fourth pixel in each
-        # direction (hundreds of pixels even on a small fruit)
+        # direction (every second pixel of the half grid)
         grid_h, grid_w = lab_grid.shape[:2]
-        gy0, gy1 = -(-(band_y0 + y0) // LAB_STEP), min(grid_h, -(-(band_y0 + y1) // LAB_STEP))
-        gx0, gx1 = -(-x0 // LAB_STEP), min(grid_w, -(-x1 // LAB_STEP))
-        oy, ox = LAB_STEP * gy0 - band_y0 - y0, LAB_STEP * gx0 - x0
-        on_grid = w_usable[oy : oy + LAB_STEP * (gy1 - gy0) : LAB_STEP, ox : ox + LAB_STEP * (gx1 - gx0) : LAB_STEP]
+        gy0, gy1 = -(-hy0 // 2), min(grid_h, -(-hy1 // 2))
+        gx0, gx1 = -(-hx0 // 2), min(grid_w, -(-hx1 // 2))
+        gy, gx = 2 * gy0 - hy0, 2 * gx0 - hx0
+        on_grid = w_usable_h[gy : gy + 2 * (gy1 - gy0) : 2, gx : gx + 2 * (gx1 - gx0) : 2]
         m = cv2.mean(lab_grid[gy0:gy1, gx0:gx1], mask=on_grid)
         mean_lab = (m[0] * 100.0 / 255.0, m[1] - 128.0, m[2] - 128.0)
 
     defects: list[DefectView] = []
-    # skip the defect search when too little skin is unclassified to hold one defect
-    unclassified_mm2 = float(sums[0]) / WEIGHT_SCALE * mm * mm
-    if unclassified_mm2 >= s.min_defect_area_mm2:
+    # Skip the defect search when too little skin is unclassified to hold one defect. The
+    # half grid samples a quarter of the pixels, so its estimate is noisy for a defect near
+    # the minimum: search from half the minimum on.
+    unclassified_mm2 = float(sums[0]) / WEIGHT_SCALE * (2 * mm) ** 2
+    if unclassified_mm2 >= 0.5 * s.min_defect_area_mm2:
+        # full resolution from here: the glare core must be found at full resolution, or its
+        # desaturated fringe reads as a defect
+        code = classify_bgr(zone_bgr, lut)
+        weight = cv2.warpAffine(
+            canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
+        )
+        glare = highlight_disk(code, weight, s)
+        if glare is not None:
+            w_usable = weight.copy()
+            cv2.circle(w_usable, glare[0], glare[1], 0, -1)
+        else:
+            w_usable = weight
         unclassified = cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1]  # code 0: in no class
         candidate = cv2.bitwise_and(unclassified, unclassified, mask=w_usable)
         defects = find_defects(candidate, weight, w_usable, zone_bgr, to_canon, mm, s)

@@ -91,14 +91,18 @@ class FramePipeline:
         )
         mask = silhouettes(corrected, belt, s, buffers)
         lut = colour_lut(s.colour_classes, glare_threshold_l(s, gain), s.highlight_chroma / 2)
-        code = buffers.code
-        # every LAB_STEP-th pixel of each row and column (nearest-neighbour resize at an exact
+        # colour codes on every second row and column (a nearest-neighbour resize at an exact
         # integer scale samples exactly those, and far faster than a strided copy)
+        half_h, half_w = height // 2, width // 2
+        small = cv2.resize(
+            corrected[: 2 * half_h, : 2 * half_w], (half_w, half_h), dst=buffers.small, interpolation=cv2.INTER_NEAREST
+        )
+        code_half = buffers.code_half
+        # every LAB_STEP-th pixel of each row and column, from the half grid likewise
+        step = LAB_STEP // 2
         grid_h, grid_w = height // LAB_STEP, width // LAB_STEP
         lab_grid = cv2.cvtColor(
-            cv2.resize(
-                corrected[: grid_h * LAB_STEP, : grid_w * LAB_STEP], (grid_w, grid_h), interpolation=cv2.INTER_NEAREST
-            ),
+            cv2.resize(small[: grid_h * step, : grid_w * step], (grid_w, grid_h), interpolation=cv2.INTER_NEAREST),
             cv2.COLOR_BGR2Lab,
         )
         views: list[FruitView] = []
@@ -108,10 +112,10 @@ class FramePipeline:
                 continue
             zones = [analysed_zone(blob, s, y1 - y0, width) for blob in blobs]
             # one table look-up per pixel gives its colour class and whether it is glare;
-            # once over the rows the band's zones span is cheaper than once per zone
-            r0, r1 = y0 + min(z.y0 for z in zones), y0 + max(z.y1 for z in zones)
-            classify_bgr(corrected[r0:r1], lut, dst=code[r0:r1])
-            band, code_band = corrected[y0:y1], code[y0:y1]
+            # once over the (half-grid) rows the band's zones span is cheaper than once per zone
+            h0, h1 = (y0 + min(z.y0 for z in zones)) // 2, -(-(y0 + max(z.y1 for z in zones)) // 2)
+            classify_bgr(small[h0:h1], lut, dst=code_half[h0:h1])
+            band = corrected[y0:y1]
             for blob, zone in zip(blobs, zones, strict=True):
-                views.append(measure_fruit(band, code_band, blob, zone, lane, y0, s, lab_grid))
+                views.append(measure_fruit(band, code_half, blob, zone, lane, y0, s, lab_grid, lut))
         return views
