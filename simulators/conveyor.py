@@ -101,7 +101,7 @@ class SimulatedScale:
         seed: int,
         name: str | None = None,
     ) -> None:
-        self.name = name or f"scale-{lane}"
+        self.name = name or f"lane-{lane + 1}"  # as the real drivers name their scales
         self._conveyor = conveyor
         self._lane = lane
         self._offset_cups = scale_offset_cups
