@@ -55,7 +55,6 @@ class FrameMeasurer(Protocol):
 class Tracker(Protocol):
     def update(self, views: Sequence[FruitView], belt_position_cups: float | None) -> list[FusedFruit]: ...
 
-    def flush(self) -> list[FusedFruit]: ...
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,7 @@ class RuntimeSettings:
     decision_margin_cups: float
     plc_poll_interval_s: float
     heartbeat_interval_s: float = 0.25
-    vision_workers: int = 2
-    max_frames_in_flight: int = 2
+    max_frames_in_flight: int = 2  # as many as the vision workers: more frames only add latency
 
 
 @dataclass
@@ -266,11 +264,7 @@ class LineRuntime:
     # ----------------------------------------------------------------- PLC
 
     def _position_now(self) -> float | None:
-        """Belt position estimated from the last PLC status and the belt speed."""
-        if self._status is None:
-            return None
-        elapsed_s = self._clock() - self._status_clock_s
-        return self._status.cup_counter + self._status.belt_speed_cups_per_s * elapsed_s
+        return self._position_at(self._clock())
 
     async def _poll_plc(self) -> None:
         interval_s = self.settings.plc_poll_interval_s
@@ -393,6 +387,7 @@ class LineRuntime:
                     await self._decide(fused, frame)
 
     def _position_at(self, t_s: float) -> float | None:
+        """Belt position at ``t_s`` from the last PLC status and the belt speed."""
         if self._status is None:
             return None
         return self._status.cup_counter + self._status.belt_speed_cups_per_s * (t_s - self._status_clock_s)

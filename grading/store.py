@@ -21,7 +21,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 
 from grading.schema import events, fruit, lots
@@ -89,11 +89,6 @@ def open_lot(engine: Engine, *, code: str, grower: str, variety: str, product: s
             ).inserted_primary_key[0]  # type: ignore[index]
             return Lot(int(lot_id), code, grower, variety, product, recipe)
         return Lot(int(row["id"]), row["code"], row["grower"], row["variety"], row["product"], row["recipe"])
-
-
-def close_lot(engine: Engine, lot_id: int) -> None:
-    with engine.begin() as conn:
-        conn.execute(update(lots).where(lots.c.id == lot_id).values(ended_at=datetime.now(UTC)))
 
 
 def count_fruit(engine: Engine, lot_id: int | None = None) -> int:

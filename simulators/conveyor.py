@@ -132,9 +132,15 @@ class PrerenderedCamera:
     """
 
     def __init__(
-        self, frames: list[tuple[float, np.ndarray]], fps: float, clock: Callable[[], float], name: str = "camera"
+        self,
+        frames: list[tuple[float, np.ndarray]],
+        fps: float,
+        clock: Callable[[], float],
+        name: str = "camera",
+        on_open: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_open = on_open  # e.g. start the simulated belt with the first frame
         self._frames = frames
         self._period_s = 1.0 / fps
         self._clock = clock
@@ -143,6 +149,8 @@ class PrerenderedCamera:
 
     async def open(self) -> None:
         self._t0_s = self._clock()
+        if self._on_open is not None:
+            self._on_open()
 
     async def read(self) -> Frame:
         if self._next >= len(self._frames):

@@ -105,14 +105,7 @@ async def run_bench(
         plc_model = devices.simulation.plc_model if devices.simulation else None
         assert plc_model is not None
         plc_model.stop()  # the belt starts when the first frame is due, so frames and encoder agree
-        devices.camera = PrerenderedCamera(frames, fps, time.monotonic)
-        original_open = devices.camera.open
-
-        async def open_and_start_belt() -> None:
-            await original_open()
-            plc_model.start()
-
-        devices.camera.open = open_and_start_belt  # type: ignore[method-assign]
+        devices.camera = PrerenderedCamera(frames, fps, time.monotonic, on_open=plc_model.start)
 
         cpu0, wall0 = time.process_time(), time.monotonic()
         async with open_line(config, devices=devices) as handle:

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from drivers.interfaces import (
     CorruptFrame,
@@ -478,24 +478,8 @@ def _exchange(transport: ByteTransport, request: bytes, timeout_s: float, device
 class MtSicsScale(SerialScale):
     """A Mettler Toledo MT-SICS balance or indicator, polled with ``SI``."""
 
-    def __init__(
-        self,
-        name: str,
-        open_transport: TransportOpener,
-        *,
-        timeout_s: float,
-        clock: Clock = time.monotonic,
-        reconnect_initial_s: float = 0.1,
-        reconnect_max_s: float = 2.0,
-    ) -> None:
-        super().__init__(
-            name,
-            open_transport,
-            timeout_s=timeout_s,
-            clock=clock,
-            reconnect_initial_s=reconnect_initial_s,
-            reconnect_max_s=reconnect_max_s,
-        )
+    def __init__(self, name: str, open_transport: TransportOpener, **options: Any) -> None:
+        super().__init__(name, open_transport, **options)
         self._lock = asyncio.Lock()  # one command in flight per port
 
     async def read_weight(self) -> WeightReading:
