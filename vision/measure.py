@@ -18,8 +18,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from vision.colour import classify_bgr
-from vision.defects import find_defects, highlight_disk
+from vision.colour import classify_bgr, glare_disk
+from vision.defects import find_defects
 from vision.segment import FruitBlob
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, FruitView, VisionSettings
 
@@ -44,7 +44,6 @@ def canonical_weights(ratio_centi: int, rim_milli: int) -> np.ndarray:
 
 
 LAB_STEP = 4  # mean CIELAB is read on every fourth row and column
-_LEVELS = np.arange(256, dtype=np.float64)  # weight value of each histogram column
 
 
 def glare_threshold_l(s: VisionSettings, gain: float) -> float:
@@ -86,25 +85,163 @@ def analysed_zone(blob: FruitBlob, s: VisionSettings, band_h: int, band_w: int) 
     return Zone(polar_px, equatorial_px, axis_angle, x0, y0, x1, y1)
 
 
-def measure_fruit(
-    bgr_band: np.ndarray,
+class Skin(NamedTuple):
+    """Colour read on one view's skin."""
+
+    fractions: np.ndarray  # (classes,) surface share of each recipe colour class
+    unclassified_mm2: float  # surface in no class and not glare: where defects can be
+    mean_lab: tuple[float, float, float]  # CIELAB, a plain mean of the analysed skin
+    # where the defect search looks, in frame pixels: the box holding the unclassified skin
+    # (x0, y0, x1, y1, exclusive; empty when there is none) and the glare disk, if any
+    unclassified_box: tuple[int, int, int, int]
+    glare: tuple[tuple[float, float], float] | None
+
+
+_LEVELS = np.arange(256, dtype=np.float32)  # weight value of each histogram column
+
+
+def read_skin(
     code_half: np.ndarray,
+    glare_half: np.ndarray,
+    lab_grid: np.ndarray,
+    zone: Zone,
+    cx: float,
+    cy: float,
+    band_y0: int,
+    s: VisionSettings,
+) -> Skin:
+    """Surface-weighted colour shares, unclassified surface and mean CIELAB of one view.
+
+    Read on the frame's grid of every second row and column (thousands of pixels even on a
+    small fruit, a quarter of the look-up, warp and histogram work): ``code_half`` holds its
+    colour codes (``vision.colour.classify_bgr``), ``glare_half`` 255 where the code is glare,
+    ``lab_grid`` the frame's 8-bit CIELAB on every ``LAB_STEP``-th row and column. ``zone``
+    is in band pixels, ``cx, cy`` the silhouette's centre in frame pixels.
+    """
+    polar_px, equatorial_px, axis_angle, x0, y0, x1, y1 = zone
+    # the zone's box on the half grid; half-grid pixel (j, i) is frame pixel (2 j, 2 i)
+    hy0, hy1 = -(-(band_y0 + y0) // 2), min(code_half.shape[0], -(-(band_y0 + y1) // 2))
+    hx0, hx1 = -(-x0 // 2), min(code_half.shape[1], -(-x1 // 2))
+    # half-grid box pixel -> canonical weight map pixel (nearest neighbour: the map is smooth)
+    ca, sa = math.cos(axis_angle), math.sin(axis_angle)
+    half = CANON_SIZE / 2
+    ke, kp = half / equatorial_px, half / polar_px
+    ox, oy = 2 * hx0 - cx, 2 * hy0 - cy
+    to_canon = np.array(
+        [
+            [2 * ke * ca, 2 * ke * sa, ke * (ca * ox + sa * oy) + half - 0.5],
+            [-2 * kp * sa, 2 * kp * ca, kp * (ca * oy - sa * ox) + half - 0.5],
+        ]
+    )
+    canon = canonical_weights(int(round(equatorial_px / polar_px * 100)), int(round(s.rim_fraction * 1000)))
+    # the weight map doubles as the zone mask (nonzero inside the analysed rim)
+    weight = cv2.warpAffine(
+        canon, to_canon, (hx1 - hx0, hy1 - hy0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
+    )
+    glare = glare_half[hy0:hy1, hx0:hx1]
+    disk = None
+    if cv2.countNonZero(glare):
+        core = cv2.min(glare, weight)  # glare inside the zone (a masked AND costs more)
+        core_px = cv2.countNonZero(core)
+        if core_px:
+            gx, gy, gw, gh = cv2.boundingRect(core)
+            disk = glare_disk(core_px, gx, gy, gw, gh, s.highlight_grow)
+            weight = weight.copy()
+            cv2.circle(weight, disk[0], disk[1], 0, -1)
+    code = code_half[hy0:hy1, hx0:hx1]
+    # surface-weighted share of each class in one pass: a histogram over (class code, weight)
+    # whose columns are then weighed by their weight value; glare codes fall outside it but
+    # count in the total
+    n_classes = len(s.colour_classes)
+    hist = cv2.calcHist([code, weight], [0, 1], None, [n_classes + 1, 256], [0, n_classes + 1, 0, 256])
+    sums = hist @ _LEVELS
+    total = cv2.sumElems(weight)[0]
+    if total <= 0:
+        return Skin(np.zeros(n_classes), 0.0, (0.0, 0.0, 0.0), (0, 0, 0, 0), None)
+    unclassified_mm2 = float(sums[0]) / WEIGHT_SCALE * (2 * s.mm_per_px) ** 2
+    box = (0, 0, 0, 0)
+    if unclassified_mm2 > 0:
+        # code 0 (in no class) on usable skin: a comparison, then the weight as a mask by min
+        unclassified = cv2.min(cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1], weight)
+        bx, by, bw, bh = cv2.boundingRect(unclassified)
+        box = (2 * (hx0 + bx), 2 * (hy0 + by), 2 * (hx0 + bx + bw) - 1, 2 * (hy0 + by + bh) - 1)
+    # mean CIELAB: a plain pixel mean on every second pixel of the half grid
+    grid_h, grid_w = lab_grid.shape[:2]
+    gy0, gy1 = -(-hy0 // 2), min(grid_h, -(-hy1 // 2))
+    gx0, gx1 = -(-hx0 // 2), min(grid_w, -(-hx1 // 2))
+    gy, gx = 2 * gy0 - hy0, 2 * gx0 - hx0
+    on_grid = weight[gy : gy + 2 * (gy1 - gy0) : 2, gx : gx + 2 * (gx1 - gx0) : 2]
+    m = cv2.mean(lab_grid[gy0:gy1, gx0:gx1], mask=on_grid)
+    return Skin(
+        sums[1:] / total,
+        unclassified_mm2,
+        (m[0] * 100.0 / 255.0, m[1] - 128.0, m[2] - 128.0),
+        box,
+        None if disk is None else ((2.0 * (hx0 + disk[0][0]), 2.0 * (hy0 + disk[0][1])), 2.0 * disk[1]),
+    )
+
+
+def search_defects(
+    bgr_band: np.ndarray, band_y0: int, blob: FruitBlob, zone: Zone, skin: Skin, s: VisionSettings, lut: np.ndarray
+) -> list[DefectView]:
+    """The defect blobs of one view, at full resolution, for a view whose unclassified skin
+    (``read_skin``) could hold a defect. ``bgr_band`` is the lane band with the lighting gain
+    undone, ``lut`` the colour table for that gain.
+
+    Only the box around the unclassified skin found on the half grid is coded again at full
+    resolution, with a margin for the ring of skin that ``find_defects`` reads around each
+    blob; the glare disk is the half grid's, scaled (a little wider than one found at full
+    resolution, which only hides a sliver more of skin that other views see).
+    """
+    polar_px, equatorial_px, axis_angle, zx0, zy0, zx1, zy1 = zone
+    ux0, uy0, ux1, uy1 = skin.unclassified_box
+    x0, x1 = max(zx0, ux0 - _SEARCH_MARGIN_PX), min(zx1, ux1 + _SEARCH_MARGIN_PX)
+    y0, y1 = max(zy0, uy0 - band_y0 - _SEARCH_MARGIN_PX), min(zy1, uy1 - band_y0 + _SEARCH_MARGIN_PX)
+    if x1 <= x0 or y1 <= y0:
+        return []
+    ca, sa = math.cos(axis_angle), math.sin(axis_angle)
+    box_bgr = bgr_band[y0:y1, x0:x1]
+    canon = canonical_weights(int(round(equatorial_px / polar_px * 100)), int(round(s.rim_fraction * 1000)))
+    half = CANON_SIZE / 2
+    ox, oy = x0 - blob.cx, y0 - blob.cy
+    ke, kp = half / equatorial_px, half / polar_px
+    to_canon = np.array(
+        [
+            [ke * ca, ke * sa, ke * (ca * ox + sa * oy) + half - 0.5],
+            [-kp * sa, kp * ca, kp * (ca * oy - sa * ox) + half - 0.5],
+        ]
+    )
+    code = classify_bgr(box_bgr, lut)
+    weight = cv2.warpAffine(
+        canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
+    )
+    usable = weight
+    if skin.glare is not None:
+        (gx, gy), radius = skin.glare
+        usable = weight.copy()
+        cv2.circle(usable, (int(round(gx - x0)), int(round(gy - band_y0 - y0))), int(math.ceil(radius)), 0, -1)
+    # code 0 (in no class) on usable skin
+    candidate = cv2.min(cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1], usable)
+    candidate = cv2.threshold(candidate, 0, 255, cv2.THRESH_BINARY, dst=candidate)[1]
+    return find_defects(candidate, weight, usable, box_bgr, to_canon, s.mm_per_px, s)
+
+
+_SEARCH_MARGIN_PX = 12  # around the half grid's unclassified box: the blob ring and rounding
+
+
+def fruit_view(
     blob: FruitBlob,
     zone: Zone,
     lane: int,
     band_y0: int,
     s: VisionSettings,
-    lab_grid: np.ndarray,
-    lut: np.ndarray,
+    fractions: dict[str, float],
+    mean_lab: tuple[float, float, float],
+    defects: list[DefectView],
 ) -> FruitView:
-    """One view of one fruit; ``bgr_band`` is the lane band with the lighting gain already
-    undone; ``code_half`` the whole frame's colour codes (``vision.colour.classify_bgr``:
-    class and glare per pixel, from ``lut``, the table for that gain) on every second row and
-    column, needed inside ``zone`` only; ``lab_grid`` the whole frame's 8-bit CIELAB on every
-    ``LAB_STEP``-th row and column."""
+    """One view of one fruit: size and shape from the silhouette and the spheroid's axes,
+    with the skin's colour and defects as read."""
     mm = s.mm_per_px
-    polar_px, equatorial_px, axis_angle, x0, y0, x1, y1 = zone
-
     flags: set[str] = set()
     if blob.touches_edge:
         flags.add("edge")
@@ -112,88 +249,8 @@ def measure_fruit(
         flags.add("double")
     elif blob.convexity < s.misshapen_convexity:
         flags.add("misshapen")
-
-    # --- skin: colour and defects on the fitted spheroid, inside the analysed zone only ---
-    ca, sa = math.cos(axis_angle), math.sin(axis_angle)
-    zone_bgr = bgr_band[y0:y1, x0:x1]
-    ratio = equatorial_px / polar_px
-    canon = canonical_weights(int(round(ratio * 100)), int(round(s.rim_fraction * 1000)))
-    h = CANON_SIZE / 2
-    ox, oy = x0 - blob.cx, y0 - blob.cy
-    ke, kp = h / equatorial_px, h / polar_px
-    to_canon = np.array(
-        [
-            [ke * ca, ke * sa, ke * (ca * ox + sa * oy) + h - 0.5],
-            [-kp * sa, kp * ca, kp * (-sa * ox + ca * oy) + h - 0.5],
-        ],
-        np.float64,
-    )
-    # Colour shares are read on the frame's grid of every second row and column (thousands
-    # of pixels even on a small fruit, a quarter of the look-up, warp and histogram work);
-    # the full-resolution codes are made only for a view that needs a defect search.
-    frame_y0, frame_y1 = band_y0 + y0, band_y0 + y1
-    hy0, hy1 = -(-frame_y0 // 2), min(code_half.shape[0], -(-frame_y1 // 2))
-    hx0, hx1 = -(-x0 // 2), min(code_half.shape[1], -(-x1 // 2))
-    code_h = code_half[hy0:hy1, hx0:hx1]
-    # half-grid pixel (i, j) is zone pixel (2 j + off_x, 2 i + off_y)
-    off_x, off_y = 2 * hx0 - x0, 2 * hy0 - frame_y0
-    to_canon_h = to_canon @ np.array([[2.0, 0.0, off_x], [0.0, 2.0, off_y], [0.0, 0.0, 1.0]])
-    weight_h = cv2.warpAffine(
-        canon, to_canon_h, (hx1 - hx0, hy1 - hy0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
-    )
-    # the weight map doubles as the zone mask (nonzero inside the analysed rim)
-    glare_h = highlight_disk(code_h, weight_h, s)
-    if glare_h is not None:
-        w_usable_h = weight_h.copy()
-        cv2.circle(w_usable_h, glare_h[0], glare_h[1], 0, -1)
-    else:
-        w_usable_h = weight_h
-    total = cv2.sumElems(w_usable_h)[0]
-    # surface-weighted share of each class in one pass: a histogram over (class code, weight)
-    # whose columns are then weighed by their weight value; glare codes fall outside it
-    n_classes = len(s.colour_classes)
-    hist = cv2.calcHist([code_h, w_usable_h], [0, 1], None, [n_classes + 1, 256], [0, n_classes + 1, 0, 256])
-    sums = hist.astype(np.float64) @ _LEVELS
-    fractions = {
-        cls.name: float(sums[i + 1]) / total if total > 0 else 0.0 for i, cls in enumerate(s.colour_classes)
-    }
-    mean_lab = (0.0, 0.0, 0.0)
-    if total > 0:
-        # a plain pixel mean, estimated on the frame's grid of every fourth pixel in each
-        # direction (every second pixel of the half grid)
-        grid_h, grid_w = lab_grid.shape[:2]
-        gy0, gy1 = -(-hy0 // 2), min(grid_h, -(-hy1 // 2))
-        gx0, gx1 = -(-hx0 // 2), min(grid_w, -(-hx1 // 2))
-        gy, gx = 2 * gy0 - hy0, 2 * gx0 - hx0
-        on_grid = w_usable_h[gy : gy + 2 * (gy1 - gy0) : 2, gx : gx + 2 * (gx1 - gx0) : 2]
-        m = cv2.mean(lab_grid[gy0:gy1, gx0:gx1], mask=on_grid)
-        mean_lab = (m[0] * 100.0 / 255.0, m[1] - 128.0, m[2] - 128.0)
-
-    defects: list[DefectView] = []
-    # Skip the defect search when too little skin is unclassified to hold one defect. The
-    # half grid samples a quarter of the pixels, so its estimate is noisy for a defect near
-    # the minimum: search from half the minimum on.
-    unclassified_mm2 = float(sums[0]) / WEIGHT_SCALE * (2 * mm) ** 2
-    if unclassified_mm2 >= 0.5 * s.min_defect_area_mm2:
-        # full resolution from here: the glare core must be found at full resolution, or its
-        # desaturated fringe reads as a defect
-        code = classify_bgr(zone_bgr, lut)
-        weight = cv2.warpAffine(
-            canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
-        )
-        glare = highlight_disk(code, weight, s)
-        if glare is not None:
-            w_usable = weight.copy()
-            cv2.circle(w_usable, glare[0], glare[1], 0, -1)
-        else:
-            w_usable = weight
-        unclassified = cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1]  # code 0: in no class
-        candidate = cv2.bitwise_and(unclassified, unclassified, mask=w_usable)
-        defects = find_defects(candidate, weight, w_usable, zone_bgr, to_canon, mm, s)
-    defect_area_mm2 = sum(d.area_mm2 for d in defects)
-
-    equatorial_mm = 2 * equatorial_px * mm
-    polar_mm = 2 * polar_px * mm
+    equatorial_mm = 2 * zone.equatorial_px * mm
+    polar_mm = 2 * zone.polar_px * mm
     major_mm, minor_mm = (equatorial_mm, polar_mm) if equatorial_mm >= polar_mm else (polar_mm, equatorial_mm)
     return FruitView(
         lane=lane,
@@ -205,7 +262,7 @@ def measure_fruit(
         colour_fractions=fractions,
         mean_lab=mean_lab,
         defect_count=len(defects),
-        defect_area_cm2=defect_area_mm2 / 100.0,
+        defect_area_cm2=sum(d.area_mm2 for d in defects) / 100.0,
         elongation=major_mm / max(minor_mm, 1e-9),
         roundness=blob.roundness,
         convexity=blob.convexity,

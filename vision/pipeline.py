@@ -21,9 +21,17 @@ import cv2
 import numpy as np
 
 from vision.background import BackgroundModel, estimate_band_background
-from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
-from vision.measure import LAB_STEP, analysed_zone, glare_threshold_l, measure_fruit
-from vision.segment import FrameBuffers, fruit_blobs, silhouettes
+from vision.colour import CANONICAL_CLASSES, LUT_GLARE, classify_bgr, colour_lut
+from vision.measure import (
+    LAB_STEP,
+    Zone,
+    analysed_zone,
+    fruit_view,
+    glare_threshold_l,
+    read_skin,
+    search_defects,
+)
+from vision.segment import FrameBuffers, FruitBlob, fruit_blobs, silhouettes
 from vision.views import DefectView, FruitView, VisionSettings
 
 __all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings", "settings_for_product"]
@@ -97,7 +105,7 @@ class FramePipeline:
         small = cv2.resize(
             corrected[: 2 * half_h, : 2 * half_w], (half_w, half_h), dst=buffers.small, interpolation=cv2.INTER_NEAREST
         )
-        code_half = buffers.code_half
+        code_half, glare_half = buffers.code_half, buffers.glare_half
         # every LAB_STEP-th pixel of each row and column, from the half grid likewise
         step = LAB_STEP // 2
         grid_h, grid_w = height // LAB_STEP, width // LAB_STEP
@@ -105,17 +113,29 @@ class FramePipeline:
             cv2.resize(small[: grid_h * step, : grid_w * step], (grid_w, grid_h), interpolation=cv2.INTER_NEAREST),
             cv2.COLOR_BGR2Lab,
         )
-        views: list[FruitView] = []
+        # silhouettes and zones lane by lane; the colour codes over the rows the zones span
+        fruit: list[tuple[int, int, int, FruitBlob, Zone]] = []  # lane, band rows, blob, zone
         for lane, (y0, y1) in enumerate(bands):
             blobs = fruit_blobs(mask[y0:y1], s)
             if not blobs:
                 continue
             zones = [analysed_zone(blob, s, y1 - y0, width) for blob in blobs]
-            # one table look-up per pixel gives its colour class and whether it is glare;
-            # once over the (half-grid) rows the band's zones span is cheaper than once per zone
             h0, h1 = (y0 + min(z.y0 for z in zones)) // 2, -(-(y0 + max(z.y1 for z in zones)) // 2)
             classify_bgr(small[h0:h1], lut, dst=code_half[h0:h1])
-            band = corrected[y0:y1]
-            for blob, zone in zip(blobs, zones, strict=True):
-                views.append(measure_fruit(band, code_half, blob, zone, lane, y0, s, lab_grid, lut))
+            cv2.threshold(code_half[h0:h1], LUT_GLARE - 1, 255, cv2.THRESH_BINARY, dst=glare_half[h0:h1])
+            fruit += [(lane, y0, y1, blob, zone) for blob, zone in zip(blobs, zones, strict=True)]
+        # a defect needs at least its minimum area of unclassified skin; the half grid samples
+        # a quarter of the pixels, so its estimate is noisy near the minimum: search from half
+        search_from_mm2 = 0.5 * s.min_defect_area_mm2
+        names = [cls.name for cls in s.colour_classes]
+        views: list[FruitView] = []
+        for lane, y0, y1, blob, zone in fruit:
+            skin = read_skin(code_half, glare_half, lab_grid, zone, blob.cx, y0 + blob.cy, y0, s)
+            defects = (
+                search_defects(corrected[y0:y1], y0, blob, zone, skin, s, lut)
+                if skin.unclassified_mm2 >= search_from_mm2
+                else []
+            )
+            fractions = dict(zip(names, skin.fractions.tolist(), strict=True))
+            views.append(fruit_view(blob, zone, lane, y0, s, fractions, skin.mean_lab, defects))
         return views

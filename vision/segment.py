@@ -47,14 +47,6 @@ def _kernel(diameter_px: float, shape: int = cv2.MORPH_ELLIPSE) -> np.ndarray:
     return cv2.getStructuringElement(shape, (size, size))
 
 
-@lru_cache(maxsize=32)
-def _edge_levels(edge_level: float, foreground_threshold: float) -> np.ndarray:
-    """Edge level per local contrast: ``edge_level`` of it (rounded as convertScaleAbs
-    rounds), never below half the foreground threshold; one table look-up per pixel."""
-    levels = cv2.convertScaleAbs(np.arange(256, dtype=np.uint8), alpha=edge_level)
-    return np.maximum(levels, np.uint8(foreground_threshold * 0.5)).reshape(1, 256)
-
-
 class FrameBuffers:
     """Full-frame scratch images, reused from frame to frame by one thread.
 
@@ -70,6 +62,7 @@ class FrameBuffers:
         self.code = np.empty((height, width), np.uint8)
         self.small = np.empty((height // 2, width // 2, 3), np.uint8)
         self.code_half = np.empty((height // 2, width // 2), np.uint8)
+        self.glare_half = np.empty((height // 2, width // 2), np.uint8)
         self.diff = np.empty((height, width, 3), np.uint8)
         self.channels = [np.empty((height, width), np.uint8) for _ in range(3)]
         self.distance, self.coarse, self.local, self.level, self.refined, self.opened, self.spare, self.mask = (
@@ -101,7 +94,10 @@ def silhouettes(
     # whether the skin there is red or yellow (they differ from the belt by 2x). The share
     # is below one half because the stem cavity at the limb is darker than the skin.
     local = cv2.dilate(distance, _kernel(9, cv2.MORPH_RECT), dst=buffers.local)
-    level = cv2.LUT(local, _edge_levels(s.edge_level, s.foreground_threshold), dst=buffers.level)
+    # edge_level of it (rounded), never below half the foreground threshold (a table
+    # look-up, cv2.LUT, costs twice these two passes)
+    level = cv2.convertScaleAbs(local, dst=buffers.level, alpha=s.edge_level)
+    level = cv2.max(level, float(int(s.foreground_threshold * 0.5)), dst=level)  # type: ignore[call-overload]
     refined = cv2.compare(distance, level, cv2.CMP_GT, dst=buffers.refined)
     spare = cv2.dilate(coarse, _kernel(5, cv2.MORPH_RECT), dst=buffers.spare)
     refined = cv2.bitwise_and(refined, spare, dst=refined)
@@ -111,7 +107,9 @@ def silhouettes(
     refined = cv2.bitwise_or(refined, spare, dst=refined)
     # An opening removes stalks; it also nibbles the outline's pixel stairs, so take back
     # the silhouette pixels within one pixel of what survived.
-    opened = cv2.morphologyEx(refined, cv2.MORPH_OPEN, _kernel(s.stalk_width_mm / s.mm_per_px), dst=buffers.opened)
+    opened = cv2.morphologyEx(
+        refined, cv2.MORPH_OPEN, _kernel(s.stalk_width_mm / s.mm_per_px), dst=buffers.opened
+    )
     spare = cv2.dilate(opened, _kernel(3, cv2.MORPH_RECT), dst=spare)
     spare = cv2.bitwise_and(refined, spare, dst=spare)
     return cv2.bitwise_or(opened, spare, dst=buffers.mask)
