@@ -1,0 +1,99 @@
+"""The defect search on small synthetic skins: unmixed area, partial flag, class-border
+slivers, and the glare disk."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from vision.colour import CANONICAL_CLASSES, LUT_GLARE
+from vision.defects import find_defects, highlight_disk
+from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
+
+MM_PER_PX = 0.3
+SIDE_PX = 80
+SETTINGS = VisionSettings(mm_per_px=MM_PER_PX, lanes=1, colour_classes=CANONICAL_CLASSES["apple"])
+RED_SKIN = (40, 40, 200)  # BGR
+YELLOW_SKIN = (40, 200, 220)
+BROWN_SPOT = (30, 60, 90)
+# the box spans the whole canonical map: its centre faces the camera
+TO_CANON = np.array([[CANON_SIZE / SIDE_PX, 0.0, 0.0], [0.0, CANON_SIZE / SIDE_PX, 0.0]])
+
+
+def _blend(share: np.ndarray, inside: tuple[int, int, int], outside: tuple[int, int, int]) -> np.ndarray:
+    """BGR image mixing ``inside`` by ``share`` (0..1) into ``outside``, as a blurred edge does."""
+    a = share[..., None]
+    return np.round(a * np.array(inside) + (1 - a) * np.array(outside)).astype(np.uint8)
+
+
+def _spot(radius_px: float, centre: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A blurred brown disc on red skin: (BGR image, share of the disc in each pixel)."""
+    sharp = np.zeros((SIDE_PX, SIDE_PX), np.float32)
+    cv2.circle(sharp, centre, int(radius_px), 1.0, -1)
+    share = cv2.GaussianBlur(sharp, (0, 0), 0.8)
+    return _blend(share, BROWN_SPOT, RED_SKIN), share
+
+
+def _search(bgr: np.ndarray, candidate: np.ndarray, usable: np.ndarray | None = None) -> list[DefectView]:
+    weight = np.full((SIDE_PX, SIDE_PX), int(WEIGHT_SCALE), np.uint8)  # flat: projected area = surface area
+    usable = weight if usable is None else usable
+    return find_defects(candidate, weight, usable, bgr, TO_CANON, MM_PER_PX, SETTINGS)
+
+
+def test_spot_area_counts_blurred_edge_pixels_by_their_share() -> None:
+    bgr, share = _spot(8, (40, 40))
+    candidate = np.where(share > 0.5, 255, 0).astype(np.uint8)
+    (found,) = _search(bgr, candidate)
+    true_mm2 = float(share.sum()) * MM_PER_PX**2
+    assert abs(found.area_mm2 - true_mm2) / true_mm2 < 0.05
+    assert not found.partial
+    assert abs(found.theta - math.pi / 2) < 0.05 and abs(found.phi) < 0.05
+
+
+def test_spot_at_the_edge_of_the_usable_zone_is_partial() -> None:
+    bgr, share = _spot(8, (40, 40))
+    candidate = np.where(share > 0.5, 255, 0).astype(np.uint8)
+    usable = np.full((SIDE_PX, SIDE_PX), int(WEIGHT_SCALE), np.uint8)
+    usable[:, 47:] = 0  # the spot reaches column 47: its right edge is hidden (glare, rim)
+    candidate[:, 47:] = 0
+    (found,) = _search(bgr, candidate, usable)
+    assert found.partial
+
+
+def test_small_spot_is_ignored() -> None:
+    bgr, share = _spot(2, (40, 40))  # about 1 mm2, below the 3 mm2 minimum
+    assert _search(bgr, np.where(share > 0.5, 255, 0).astype(np.uint8)) == []
+
+
+def test_border_between_two_skin_colours_is_not_a_defect() -> None:
+    # a strongly blurred border: its mixed colours fall in no class over a band wider than
+    # the opening removes, and they lie between the two skins around it
+    sharp = np.zeros((SIDE_PX, SIDE_PX), np.float32)
+    sharp[:, 40:] = 1.0
+    share = cv2.GaussianBlur(sharp, (0, 0), 2.5)
+    bgr = _blend(share, YELLOW_SKIN, RED_SKIN)
+    band = np.where((share > 0.2) & (share < 0.8), 255, 0).astype(np.uint8)
+    band[:10] = 0  # a stretch of the border, not touching the box's edges
+    band[70:] = 0
+    assert _search(bgr, band) == []
+    # the same band in a brown spot's colour, with skin on both sides, is a defect
+    spot = bgr.copy()
+    spot[band > 0] = BROWN_SPOT
+    assert len(_search(spot, band)) == 1
+
+
+def test_glare_disk_covers_the_glare_core_and_its_fringe() -> None:
+    code = np.ones((60, 60), np.uint8)
+    zone = np.zeros((60, 60), np.uint8)
+    cv2.circle(zone, (30, 30), 28, int(WEIGHT_SCALE), -1)
+    assert highlight_disk(code, zone, SETTINGS) is None
+    code[20:24, 33:37] = 1 + LUT_GLARE  # a 4x4 glare core
+    code[0:4, 0:4] = 1 + LUT_GLARE  # outside the zone: ignored
+    disk = highlight_disk(code, zone, SETTINGS)
+    assert disk is not None
+    (cx, cy), radius = disk
+    assert (cx, cy) == (34, 22) or (cx, cy) == (35, 22)
+    core_radius = math.sqrt(16 / math.pi)
+    assert radius >= (1 + SETTINGS.highlight_grow) * core_radius
