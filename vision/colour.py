@@ -7,7 +7,6 @@ functions over numpy arrays; nothing here knows about fruit or frames.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -109,15 +108,3 @@ def classify_bgr(image_bgr: np.ndarray, lut: np.ndarray, dst: np.ndarray | None 
     """Per-pixel code (uint8) of a BGR image through a table from ``colour_lut``."""
     return cv2.calcBackProject([image_bgr], [0, 1, 2], lut, LUT_RANGES, 1, dst=dst)
 
-
-def glare_disk(
-    core_px: int, x: int, y: int, w: int, h: int, grow: float
-) -> tuple[tuple[int, int], int]:
-    """The disk (centre, radius in pixels) masked around a specular glare core of ``core_px``
-    pixels whose bounding box is ``x, y, w, h``: the core grown by ``grow`` times its own
-    radius, so the desaturated fringe (skin blended toward white) goes with it, and widened
-    to cover an elongated core. Masking generously costs little: the fruit spins under the
-    fixed glare, so what it hides in one view is seen in others."""
-    core_radius = math.sqrt(core_px / math.pi)
-    radius = (1 + grow) * core_radius + 3 + max(0.0, max(w, h) / 2 - core_radius)
-    return (int(round(x + (w - 1) / 2)), int(round(y + (h - 1) / 2))), int(math.ceil(radius))

@@ -17,7 +17,6 @@ import math
 import cv2
 import numpy as np
 
-from vision.colour import LUT_GLARE
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -27,17 +26,18 @@ _PAD = 4  # margin around a blob's box: room for the ring of skin 2-3 pixels out
 _SLIVER = -1.0  # _unmixed_area's verdict for a border between two skin colours
 
 
-def highlight_disk(code: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tuple[tuple[int, int], int] | None:
+def highlight_disk(glare: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tuple[tuple[int, int], int] | None:
     """Specular glare as a disk (centre, radius in pixels), or None when there is none.
 
-    ``code`` is the zone's colour code (``vision.colour.classify_bgr``): the core is the
-    pixels flagged glare (bright, nearly grey) inside the zone; the disk grows it by the
-    glare's own size so the desaturated fringe (skin blended toward white) goes with it.
-    Masking generously costs little: the fruit spins under the fixed glare, so what it hides
-    in one view is seen in others.
+    ``glare`` is 255 where the colour code (``vision.colour.classify_bgr``) flags glare
+    (bright, nearly grey), ``zone`` nonzero inside the analysed zone. The disk grows the core
+    (the glare inside the zone) by the glare's own size so the desaturated fringe (skin
+    blended toward white) goes with it. Masking generously costs little: the fruit spins
+    under the fixed glare, so what it hides in one view is seen in others.
     """
-    core = cv2.threshold(code, LUT_GLARE - 1, 255, cv2.THRESH_BINARY)[1]
-    core = cv2.bitwise_and(core, core, mask=zone)
+    if not cv2.countNonZero(glare):
+        return None
+    core = cv2.min(glare, zone)  # the glare inside the zone; a masked AND costs more
     n = cv2.countNonZero(core)
     if n == 0:
         return None

@@ -18,8 +18,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from vision.colour import classify_bgr, glare_disk
-from vision.defects import find_defects
+from vision.colour import classify_bgr
+from vision.defects import find_defects, highlight_disk
 from vision.segment import FruitBlob
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, FruitView, VisionSettings
 
@@ -139,15 +139,10 @@ def read_skin(
         canon, to_canon, (hx1 - hx0, hy1 - hy0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
     )
     glare = glare_half[hy0:hy1, hx0:hx1]
-    disk = None
-    if cv2.countNonZero(glare):
-        core = cv2.min(glare, weight)  # glare inside the zone (a masked AND costs more)
-        core_px = cv2.countNonZero(core)
-        if core_px:
-            gx, gy, gw, gh = cv2.boundingRect(core)
-            disk = glare_disk(core_px, gx, gy, gw, gh, s.highlight_grow)
-            weight = weight.copy()
-            cv2.circle(weight, disk[0], disk[1], 0, -1)
+    disk = highlight_disk(glare, weight, s)
+    if disk is not None:
+        weight = weight.copy()
+        cv2.circle(weight, disk[0], disk[1], 0, -1)
     code = code_half[hy0:hy1, hx0:hx1]
     # surface-weighted share of each class in one pass: a histogram over (class code, weight)
     # whose columns are then weighed by their weight value; glare codes fall outside it but

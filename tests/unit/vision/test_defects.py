@@ -88,10 +88,15 @@ def test_glare_disk_covers_the_glare_core_and_its_fringe() -> None:
     code = np.ones((60, 60), np.uint8)
     zone = np.zeros((60, 60), np.uint8)
     cv2.circle(zone, (30, 30), 28, int(WEIGHT_SCALE), -1)
-    assert highlight_disk(code, zone, SETTINGS) is None
+
+    def glare() -> np.ndarray:
+        return cv2.threshold(code, LUT_GLARE - 1, 255, cv2.THRESH_BINARY)[1]
+
+    assert highlight_disk(glare(), zone, SETTINGS) is None
     code[20:24, 33:37] = 1 + LUT_GLARE  # a 4x4 glare core
+    assert highlight_disk(glare(), np.zeros_like(zone), SETTINGS) is None  # none in the zone
     code[0:4, 0:4] = 1 + LUT_GLARE  # outside the zone: ignored
-    disk = highlight_disk(code, zone, SETTINGS)
+    disk = highlight_disk(glare(), zone, SETTINGS)
     assert disk is not None
     (cx, cy), radius = disk
     assert (cx, cy) == (34, 22) or (cx, cy) == (35, 22)
