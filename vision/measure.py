@@ -12,6 +12,7 @@ calyx cavities, which sit on the spin axis at the limb.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -19,8 +20,9 @@ import cv2
 import numpy as np
 
 from vision.colour import classify_bgr
-from vision.defects import find_defects, highlight_disk
+from vision.defects import find_defects
 from vision.segment import FruitBlob
+from vision.skin import NO_GLARE, PARAMS, read_pixels
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, FruitView, VisionSettings
 
 
@@ -92,95 +94,81 @@ class Skin(NamedTuple):
     unclassified_mm2: float  # surface in no class and not glare: where defects can be
     mean_lab: tuple[float, float, float]  # CIELAB, a plain mean of the analysed skin
     # where the defect search looks, in frame pixels: the box holding the unclassified skin
-    # (x0, y0, x1, y1, exclusive; empty when there is none) and the glare disk, if any
+    # (x0, y0, x1, y1, exclusive; empty when there is too little to search) and the glare
+    # disk, if any
     unclassified_box: tuple[int, int, int, int]
     glare: tuple[tuple[float, float], float] | None
 
 
-_LEVELS = np.arange(256, dtype=np.float32)  # weight value of each histogram column
-
-
-def read_skin(
+def read_skins(
     code_half: np.ndarray,
-    glare_half: np.ndarray,
     lab_grid: np.ndarray,
-    zone: Zone,
-    cx: float,
-    cy: float,
-    band_y0: int,
+    fruit: Sequence[tuple[Zone, float, float, int]],
     s: VisionSettings,
-) -> Skin:
-    """Surface-weighted colour shares, unclassified surface and mean CIELAB of one view.
+    search_from_mm2: float,
+) -> list[Skin]:
+    """Surface-weighted colour shares, unclassified surface and mean CIELAB of each view of a
+    frame (``vision.skin.read_pixels`` does the pixels).
 
     Read on the frame's grid of every second row and column (thousands of pixels even on a
-    small fruit, a quarter of the look-up, warp and histogram work): ``code_half`` holds its
-    colour codes (``vision.colour.classify_bgr``), ``glare_half`` 255 where the code is glare,
-    ``lab_grid`` the frame's 8-bit CIELAB on every ``LAB_STEP``-th row and column. ``zone``
-    is in band pixels, ``cx, cy`` the silhouette's centre in frame pixels.
+    small fruit): ``code_half`` holds its colour codes (``vision.colour.classify_bgr``),
+    ``lab_grid`` the frame's 8-bit CIELAB on every ``LAB_STEP``-th row and column. ``fruit``
+    gives per view its zone (band pixels), the silhouette's centre (frame pixels) and the
+    first row of its lane band. The box of the unclassified skin is kept only for views with
+    ``search_from_mm2`` of it.
     """
-    polar_px, equatorial_px, axis_angle, x0, y0, x1, y1 = zone
-    # the zone's box on the half grid; half-grid pixel (j, i) is frame pixel (2 j, 2 i)
-    hy0, hy1 = -(-(band_y0 + y0) // 2), min(code_half.shape[0], -(-(band_y0 + y1) // 2))
-    hx0, hx1 = -(-x0 // 2), min(code_half.shape[1], -(-x1 // 2))
-    # half-grid box pixel -> canonical weight map pixel (nearest neighbour: the map is smooth)
-    ca, sa = math.cos(axis_angle), math.sin(axis_angle)
-    half = CANON_SIZE / 2
-    ke, kp = half / equatorial_px, half / polar_px
-    ox, oy = 2 * hx0 - cx, 2 * hy0 - cy
-    to_canon = np.array(
-        [
-            [2 * ke * ca, 2 * ke * sa, ke * (ca * ox + sa * oy) + half - 0.5],
-            [-2 * kp * sa, 2 * kp * ca, kp * (ca * oy - sa * ox) + half - 0.5],
-        ]
-    )
-    canon = canonical_weights(int(round(equatorial_px / polar_px * 100)), int(round(s.rim_fraction * 1000)))
-    # the weight map doubles as the zone mask (nonzero inside the analysed rim)
-    weight = cv2.warpAffine(
-        canon, to_canon, (hx1 - hx0, hy1 - hy0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
-    )
-    glare = glare_half[hy0:hy1, hx0:hx1]
-    disk = highlight_disk(glare, weight, s)
-    if disk is not None:
-        weight = weight.copy()
-        cv2.circle(weight, disk[0], disk[1], 0, -1)
-    code = code_half[hy0:hy1, hx0:hx1]
-    # surface-weighted share of each class in one pass: a histogram over (class code, weight)
-    # whose columns are then weighed by their weight value; glare codes fall outside it but
-    # count in the total
+    n = len(fruit)
+    params = np.empty((n, len(PARAMS)))
+    boxes = np.empty((n, 4), np.int64)
+    height_h, width_h = code_half.shape
+    for i, (zone, cx, cy, band_y0) in enumerate(fruit):
+        polar_px, equatorial_px, axis_angle, x0, y0, x1, y1 = zone
+        params[i] = (
+            cx, cy, math.cos(axis_angle), math.sin(axis_angle), 1.0 / equatorial_px, 1.0 / polar_px,
+            (equatorial_px / polar_px) ** 2 - 1.0,
+        )
+        # the zone's box on the half grid; half-grid pixel (j, i) is frame pixel (2 j, 2 i)
+        boxes[i] = (
+            -(-x0 // 2), -(-(band_y0 + y0) // 2), min(width_h, -(-x1 // 2)), min(height_h, -(-(band_y0 + y1) // 2))
+        )
     n_classes = len(s.colour_classes)
-    hist = cv2.calcHist([code, weight], [0, 1], None, [n_classes + 1, 256], [0, n_classes + 1, 0, 256])
-    sums = hist @ _LEVELS
-    total = cv2.sumElems(weight)[0]
-    if total <= 0:
-        return Skin(np.zeros(n_classes), 0.0, (0.0, 0.0, 0.0), (0, 0, 0, 0), None)
-    unclassified_mm2 = float(sums[0]) / WEIGHT_SCALE * (2 * s.mm_per_px) ** 2
-    box = (0, 0, 0, 0)
-    if unclassified_mm2 > 0:
-        # code 0 (in no class) on usable skin: a comparison, then the weight as a mask by min
-        unclassified = cv2.min(cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1], weight)
-        bx, by, bw, bh = cv2.boundingRect(unclassified)
-        box = (2 * (hx0 + bx), 2 * (hy0 + by), 2 * (hx0 + bx + bw) - 1, 2 * (hy0 + by + bh) - 1)
-    # mean CIELAB: a plain pixel mean on every second pixel of the half grid
-    grid_h, grid_w = lab_grid.shape[:2]
-    gy0, gy1 = -(-hy0 // 2), min(grid_h, -(-hy1 // 2))
-    gx0, gx1 = -(-hx0 // 2), min(grid_w, -(-hx1 // 2))
-    gy, gx = 2 * gy0 - hy0, 2 * gx0 - hx0
-    on_grid = weight[gy : gy + 2 * (gy1 - gy0) : 2, gx : gx + 2 * (gx1 - gx0) : 2]
-    m = cv2.mean(lab_grid[gy0:gy1, gx0:gx1], mask=on_grid)
-    return Skin(
-        sums[1:] / total,
-        unclassified_mm2,
-        (m[0] * 100.0 / 255.0, m[1] - 128.0, m[2] - 128.0),
-        box,
-        None if disk is None else ((2.0 * (hx0 + disk[0][0]), 2.0 * (hy0 + disk[0][1])), 2.0 * disk[1]),
+    sums, lab, glare, unclassified = read_pixels(
+        code_half, lab_grid, params, boxes, s.rim_fraction, n_classes, s.highlight_grow
     )
+    half_px_mm2 = (2 * s.mm_per_px) ** 2
+    skins: list[Skin] = []
+    for i in range(n):
+        total = float(sums[i].sum())
+        if total <= 0:
+            skins.append(Skin(np.zeros(n_classes), 0.0, (0.0, 0.0, 0.0), (0, 0, 0, 0), None))
+            continue
+        unclassified_mm2 = float(sums[i, 0]) * half_px_mm2
+        box = (0, 0, 0, 0)
+        if unclassified_mm2 >= search_from_mm2:
+            ux0, uy0, ux1, uy1 = unclassified[i]
+            box = (2 * int(ux0), 2 * int(uy0), 2 * int(ux1) + 1, 2 * int(uy1) + 1)
+        sum_l, sum_a, sum_b, count = lab[i].tolist()
+        mean_lab = (0.0, 0.0, 0.0)
+        if count > 0:
+            mean_lab = (sum_l / count * 100.0 / 255.0, sum_a / count - 128.0, sum_b / count - 128.0)
+        disk_x, disk_y, radius = glare[i].tolist()
+        skins.append(
+            Skin(
+                sums[i, 1 : n_classes + 1] / total,
+                unclassified_mm2,
+                mean_lab,
+                box,
+                None if radius == NO_GLARE else ((2.0 * disk_x, 2.0 * disk_y), 2.0 * radius),
+            )
+        )
+    return skins
 
 
 def search_defects(
     bgr_band: np.ndarray, band_y0: int, blob: FruitBlob, zone: Zone, skin: Skin, s: VisionSettings, lut: np.ndarray
 ) -> list[DefectView]:
     """The defect blobs of one view, at full resolution, for a view whose unclassified skin
-    (``read_skin``) could hold a defect. ``bgr_band`` is the lane band with the lighting gain
+    (``read_skins``) could hold a defect. ``bgr_band`` is the lane band with the lighting gain
     undone, ``lut`` the colour table for that gain.
 
     Only the box around the unclassified skin found on the half grid is coded again at full

@@ -21,17 +21,18 @@ import cv2
 import numpy as np
 
 from vision.background import BackgroundModel, estimate_band_background
-from vision.colour import CANONICAL_CLASSES, LUT_GLARE, classify_bgr, colour_lut
+from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
 from vision.measure import (
     LAB_STEP,
     Zone,
     analysed_zone,
     fruit_view,
     glare_threshold_l,
-    read_skin,
+    read_skins,
     search_defects,
 )
 from vision.segment import FrameBuffers, FruitBlob, fruit_blobs, silhouettes
+from vision.skin import warm_up as load_skin_kernel
 from vision.views import DefectView, FruitView, VisionSettings
 
 __all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings", "settings_for_product"]
@@ -64,8 +65,10 @@ class FramePipeline:
         self._background: BackgroundModel | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
-        # build the colour table now rather than on the first frame (~0.2 s)
+        # build the colour table (~0.2 s) and load the compiled skin read now rather than on
+        # the first frame
         colour_lut(settings.colour_classes, glare_threshold_l(settings, 1.0), settings.highlight_chroma / 2)
+        load_skin_kernel()
 
     def learn_background(self, empty_frames: Sequence[np.ndarray]) -> None:
         model = BackgroundModel.learn(empty_frames)
@@ -105,7 +108,7 @@ class FramePipeline:
         small = cv2.resize(
             corrected[: 2 * half_h, : 2 * half_w], (half_w, half_h), dst=buffers.small, interpolation=cv2.INTER_NEAREST
         )
-        code_half, glare_half = buffers.code_half, buffers.glare_half
+        code_half = buffers.code_half
         # every LAB_STEP-th pixel of each row and column, from the half grid likewise
         step = LAB_STEP // 2
         grid_h, grid_w = height // LAB_STEP, width // LAB_STEP
@@ -122,15 +125,14 @@ class FramePipeline:
             zones = [analysed_zone(blob, s, y1 - y0, width) for blob in blobs]
             h0, h1 = (y0 + min(z.y0 for z in zones)) // 2, -(-(y0 + max(z.y1 for z in zones)) // 2)
             classify_bgr(small[h0:h1], lut, dst=code_half[h0:h1])
-            cv2.threshold(code_half[h0:h1], LUT_GLARE - 1, 255, cv2.THRESH_BINARY, dst=glare_half[h0:h1])
             fruit += [(lane, y0, y1, blob, zone) for blob, zone in zip(blobs, zones, strict=True)]
         # a defect needs at least its minimum area of unclassified skin; the half grid samples
         # a quarter of the pixels, so its estimate is noisy near the minimum: search from half
         search_from_mm2 = 0.5 * s.min_defect_area_mm2
         names = [cls.name for cls in s.colour_classes]
+        skins = read_skins(code_half, lab_grid, [(z, b.cx, y0 + b.cy, y0) for _, y0, _, b, z in fruit], s, search_from_mm2)
         views: list[FruitView] = []
-        for lane, y0, y1, blob, zone in fruit:
-            skin = read_skin(code_half, glare_half, lab_grid, zone, blob.cx, y0 + blob.cy, y0, s)
+        for (lane, y0, y1, blob, zone), skin in zip(fruit, skins, strict=True):
             defects = (
                 search_defects(corrected[y0:y1], y0, blob, zone, skin, s, lut)
                 if skin.unclassified_mm2 >= search_from_mm2
