@@ -4,10 +4,10 @@ Owns what counts as a defect pixel (skin that falls in no colour class of the re
 not glare), the cleanup of class-border slivers, and each defect's surface area and position
 on the fitted spheroid, so the tracker can count a defect once across views.
 
-The per-blob work runs on boxes of a few hundred pixels, where each numpy or OpenCV call
-costs more in overhead than in arithmetic; the masks are therefore 0/1 ``uint8`` images
-(OpenCV operates on them directly and numpy reads them as booleans without a copy) and the
-colour statistics work on 8-bit CIELAB.
+The blob search works on boxes of a few hundred to a few thousand pixels, where a numpy or
+OpenCV call costs more in overhead than in arithmetic (some 35 calls per blob when written
+so); it is one loop compiled by numba instead, which also releases the GIL. Colour
+statistics work on OpenCV's 8-bit CIELAB.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from __future__ import annotations
 import math
 
 import cv2
+import numba
 import numpy as np
 
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
-_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-_RECT3 = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-_RECT7 = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))
 _PAD = 4  # margin around a blob's box: room for the ring of skin 2-3 pixels out
-_SLIVER = -1.0  # _unmixed_area's verdict for a border between two skin colours
+_MAX_BLOBS = 64  # per view; more is a rotten fruit, and the first 64 say so
 
 
 def highlight_disk(glare: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tuple[tuple[int, int], int] | None:
@@ -58,12 +56,15 @@ def find_defects(
 ) -> list[DefectView]:
     """Connected blobs of defect pixels with their surface area (mm2) and spheroid position.
 
+    ``candidate`` is nonzero on usable skin in no colour class; ``weight`` the surface weight
+    of each pixel (``WEIGHT_SCALE`` per unit of surface/projected area), ``usable_weight`` the
+    same without the glare (zero where not usable), ``to_canon`` the affine map from these
+    arrays' pixels to the canonical weight map (``vision.measure.canonical_weights``).
+
     Slivers one or two pixels wide appear where two skin classes meet (the blurred border
     mixes them into no class); an opening with a 3-pixel cross removes them while keeping
-    cracks, which are wider than that at the working resolution. ``usable_weight`` is the
-    surface weight of the zone without the glare: a blob touching its border is only partly
-    seen; it must equal ``weight`` wherever it is nonzero. Colour is converted to CIELAB only
-    around the blobs that are large enough.
+    cracks, which are wider than that at the working resolution. A blob touching the border
+    of the usable zone is only partly seen (``partial``).
     """
     px_area_mm2 = mm_per_px * mm_per_px
     min_weighted = s.min_defect_area_mm2 / px_area_mm2 * WEIGHT_SCALE  # in weight units
@@ -71,146 +72,225 @@ def find_defects(
     min_px = min_weighted / max(1.0, cv2.minMaxLoc(weight)[1])
     if cv2.countNonZero(candidate) < min_px:
         return []
-    cand = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, _CROSS)
-    if cv2.countNonZero(cand) < min_px:  # the opening often leaves nothing (or too little)
-        return []
-    # blobs as outer outlines (8-connected, like the blobs of a connected-component pass,
-    # at a fraction of its cost on such small images); a blob is its filled outline's
-    # candidate pixels
-    contours, _ = cv2.findContours(cand, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    height, width = cand.shape
+    lab = cv2.cvtColor(zone_bgr, cv2.COLOR_BGR2Lab)
+    found = _blobs(candidate, weight, usable_weight, lab, np.ascontiguousarray(to_canon, np.float64), min_px, min_weighted)
+    return [
+        DefectView(theta, phi, area_px * px_area_mm2, partial > 0)
+        for theta, phi, area_px, partial in found.tolist()
+    ]
+
+
+@numba.njit(cache=True, nogil=True)
+def _blobs(
+    candidate: np.ndarray,
+    weight: np.ndarray,
+    usable: np.ndarray,
+    lab: np.ndarray,
+    to_canon: np.ndarray,
+    min_px: float,
+    min_weighted: float,
+) -> np.ndarray:
+    """The defect blobs of a box, one row each: polar angle theta and azimuth phi on the
+    spheroid (rad), surface area (pixels), partly hidden (0/1)."""
+    h, w = candidate.shape
+    none = np.zeros((0, 4))
+    # opening with a 3-pixel cross; as in OpenCV, outside the box counts as set for the
+    # erosion and as clear for the dilation
+    eroded = np.zeros((h, w), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            if (
+                candidate[y, x] != 0
+                and (y == 0 or candidate[y - 1, x] != 0)
+                and (y == h - 1 or candidate[y + 1, x] != 0)
+                and (x == 0 or candidate[y, x - 1] != 0)
+                and (x == w - 1 or candidate[y, x + 1] != 0)
+            ):
+                eroded[y, x] = 1
+    cand = np.zeros((h, w), np.uint8)
+    n_cand = 0
+    for y in range(h):
+        for x in range(w):
+            if (
+                eroded[y, x]
+                or (y > 0 and eroded[y - 1, x])
+                or (y < h - 1 and eroded[y + 1, x])
+                or (x > 0 and eroded[y, x - 1])
+                or (x < w - 1 and eroded[y, x + 1])
+            ):
+                cand[y, x] = 1
+                n_cand += 1
+    if n_cand < min_px:  # the opening often leaves nothing, or too little
+        return none
+    out = np.zeros((_MAX_BLOBS, 4))
+    n_out = 0
+    label = np.zeros((h, w), np.int32)
+    pixels = np.empty(h * w, np.int64)  # the current blob's pixels, y * w + x
     half = CANON_SIZE / 2
-    out: list[DefectView] = []
-    for contour in contours:
-        x, y, w, h = cv2.boundingRect(contour)
-        if w * h < min_px:
-            continue
-        # the blob and a margin for the ring of skin around it (see _unmixed_area)
-        x0, y0 = max(0, x - _PAD), max(0, y - _PAD)
-        x1, y1 = min(width, x + w + _PAD), min(height, y + h + _PAD)
-        sub_cand = cand[y0:y1, x0:x1]
-        core = np.zeros(sub_cand.shape, np.uint8)
-        cv2.drawContours(core, [contour], 0, 1, cv2.FILLED, offset=(-x0, -y0))
-        cv2.bitwise_and(core, sub_cand, dst=core)  # candidate pixels are 255, so core stays 0/1
-        m = cv2.moments(cv2.multiply(weight[y0:y1, x0:x1], core))
-        if m["m00"] < min_weighted:
-            continue
-        sub_usable = usable_weight[y0:y1, x0:x1]
-        near = cv2.dilate(core, _RECT3)  # the blob and the pixels touching it
-        # the usable pixels of ``near`` with their surface weight (nonzero exactly there)
-        near_weight = cv2.bitwise_and(sub_usable, sub_usable, mask=near)
-        area = _unmixed_area(core, near, near_weight, sub_usable, sub_cand, zone_bgr[y0:y1, x0:x1])
-        if area == _SLIVER:
-            continue
-        # Partly hidden: the blob touches the edge of the usable zone (analysed rim or glare),
-        # i.e. some pixel next to it (within the box) is not usable.
-        partial = cv2.countNonZero(near_weight) < cv2.countNonZero(near)
-        # position on the spheroid from the surface-weighted centre
-        cx, cy = m["m10"] / m["m00"] + x0, m["m01"] / m["m00"] + y0
-        cu = to_canon[0, 0] * cx + to_canon[0, 1] * cy + to_canon[0, 2]
-        cv = to_canon[1, 0] * cx + to_canon[1, 1] * cy + to_canon[1, 2]
-        u, v = (cu + 0.5) / half - 1, (cv + 0.5) / half - 1
-        depth = math.sqrt(max(1e-6, 1.0 - u * u - v * v))
-        theta = math.acos(max(-1.0, min(1.0, -v)))
-        phi = math.atan2(u, depth)
-        area_mm2 = m["m00"] / WEIGHT_SCALE * px_area_mm2 if area is None else area * px_area_mm2
-        out.append(DefectView(theta, phi, area_mm2, partial))
-    return out
+    blob_id = 0
+    for sy in range(h):
+        for sx in range(w):
+            if cand[sy, sx] == 0 or label[sy, sx] != 0 or n_out == _MAX_BLOBS:
+                continue
+            # one 8-connected blob by flood fill; ``pixels`` doubles as the queue
+            blob_id += 1
+            label[sy, sx] = blob_id
+            pixels[0] = sy * w + sx
+            n_px, head = 1, 0
+            bx0, by0, bx1, by1 = sx, sy, sx, sy
+            while head < n_px:
+                y, x = divmod(pixels[head], w)
+                head += 1
+                bx0, bx1, by0, by1 = min(bx0, x), max(bx1, x), min(by0, y), max(by1, y)
+                for ny in range(max(0, y - 1), min(h, y + 2)):
+                    for nx in range(max(0, x - 1), min(w, x + 2)):
+                        if cand[ny, nx] != 0 and label[ny, nx] == 0:
+                            label[ny, nx] = blob_id
+                            pixels[n_px] = ny * w + nx
+                            n_px += 1
+            if (bx1 - bx0 + 1) * (by1 - by0 + 1) < min_px:
+                continue
+            m00 = m10 = m01 = 0.0
+            for k in range(n_px):
+                y, x = divmod(pixels[k], w)
+                m00 += weight[y, x]
+                m10 += weight[y, x] * x
+                m01 += weight[y, x] * y
+            if m00 < min_weighted:
+                continue
+            area_px = m00 / WEIGHT_SCALE
+            # the blob's box with room for the ring of skin around it
+            x0, y0 = max(0, bx0 - _PAD), max(0, by0 - _PAD)
+            x1, y1 = min(w, bx1 + 1 + _PAD), min(h, by1 + 1 + _PAD)
+            bw, bh = x1 - x0, y1 - y0
+            core = np.zeros((bh, bw), np.uint8)
+            for k in range(n_px):
+                y, x = divmod(pixels[k], w)
+                core[y - y0, x - x0] = 1
+            # Chebyshev distance to the blob, up to 3: near (<= 1) and ring (2..3)
+            dist = np.full((bh, bw), 99, np.int32)
+            for y in range(bh):
+                for x in range(bw):
+                    if core[y, x]:
+                        for ny in range(max(0, y - 3), min(bh, y + 4)):
+                            for nx in range(max(0, x - 3), min(bw, x + 4)):
+                                d = max(abs(ny - y), abs(nx - x))
+                                if d < dist[ny, nx]:
+                                    dist[ny, nx] = d
+            n_near = n_near_usable = n_ring = n_inner = 0
+            ring = np.empty((bh * bw, 3))
+            inner = np.empty((bh * bw, 3))
+            for y in range(bh):
+                for x in range(bw):
+                    fy, fx = y + y0, x + x0
+                    if dist[y, x] <= 1:
+                        n_near += 1
+                        n_near_usable += usable[fy, fx] > 0
+                    elif dist[y, x] <= 3 and usable[fy, fx] > 0 and cand[fy, fx] == 0:
+                        # usable skin 2-3 pixels out, clear of every blob
+                        for c in range(3):
+                            ring[n_ring, c] = lab[fy, fx, c]
+                        n_ring += 1
+                    # the blob's inner pixels: eroded by the cross (outside the box set)
+                    if (
+                        core[y, x]
+                        and (fy == 0 or core[y - 1, x])
+                        and (fy == h - 1 or core[y + 1, x])
+                        and (fx == 0 or core[y, x - 1])
+                        and (fx == w - 1 or core[y, x + 1])
+                    ):
+                        for c in range(3):
+                            inner[n_inner, c] = lab[fy, fx, c]
+                        n_inner += 1
+            if n_inner < 3:  # a thin blob: its own pixels
+                n_inner = 0
+                for y in range(bh):
+                    for x in range(bw):
+                        if core[y, x]:
+                            for c in range(3):
+                                inner[n_inner, c] = lab[y + y0, x + x0, c]
+                            n_inner += 1
+            if n_ring >= 6:
+                defect = _upper_median3(inner[:n_inner])
+                if _between_two_skins(ring[:n_ring], defect):
+                    continue  # the blurred border of two skin colours
+                skin = _upper_median3(ring[:n_ring])
+                direction = defect - skin
+                span = (direction * direction).sum()
+                if span >= 100.0:  # else too close to the skin colour to unmix (10 Lab-8 units)
+                    # each pixel of the blob or next to it counts by its share of defect
+                    # along the line from the skin colour to the defect's
+                    unmixed = 0.0
+                    for y in range(bh):
+                        for x in range(bw):
+                            fy, fx = y + y0, x + x0
+                            if dist[y, x] <= 1 and usable[fy, fx] > 0:
+                                alpha = 0.0
+                                for c in range(3):
+                                    alpha += (lab[fy, fx, c] - skin[c]) * direction[c]
+                                alpha = min(1.0, max(0.0, alpha / span))
+                                unmixed += alpha * usable[fy, fx]
+                    area_px = unmixed / WEIGHT_SCALE
+            # position on the spheroid from the surface-weighted centre
+            cx, cy = m10 / m00, m01 / m00
+            cu = to_canon[0, 0] * cx + to_canon[0, 1] * cy + to_canon[0, 2]
+            cv = to_canon[1, 0] * cx + to_canon[1, 1] * cy + to_canon[1, 2]
+            u, v = (cu + 0.5) / half - 1, (cv + 0.5) / half - 1
+            depth = math.sqrt(max(1e-6, 1.0 - u * u - v * v))
+            out[n_out, 0] = math.acos(max(-1.0, min(1.0, -v)))
+            out[n_out, 1] = math.atan2(u, depth)
+            out[n_out, 2] = area_px
+            # partly hidden: some pixel next to the blob is not usable (analysed rim or glare)
+            out[n_out, 3] = 1.0 if n_near_usable < n_near else 0.0
+            n_out += 1
+    return out[:n_out]
 
 
-_ALPHA_ONE = 65535  # alpha scaled to 16 bits: cv2.transform's saturation then clips it to [0, 1]
+@numba.njit(cache=True)
+def _upper_median3(values: np.ndarray) -> np.ndarray:
+    """Per-column upper median of an (N, 3) array."""
+    k = values.shape[0] // 2
+    median = np.empty(3)
+    for c in range(3):
+        median[c] = np.sort(values[:, c])[k]
+    return median
 
 
-def _unmixed_area(
-    core: np.ndarray,
-    near: np.ndarray,
-    near_weight: np.ndarray,
-    usable_weight: np.ndarray,
-    cand: np.ndarray,
-    bgr: np.ndarray,
-) -> float | None:
-    """Surface area (in weighted pixels) of one blob, counting edge pixels by how much of
-    them is defect; ``_SLIVER`` when the blob is only the blurred border of two skin colours;
-    None when it cannot tell (then the thresholded area stands). All arrays cover the blob's
-    box plus a margin: ``core`` (0/1) the blob, ``near`` (0/1) it grown by one pixel,
-    ``usable_weight`` the surface weight without the glare (zero where not usable),
-    ``near_weight`` that on ``near`` only, ``cand`` (0/255) all blobs.
-
-    A blurred edge pixel mixes skin and defect; thresholding counts it all or nothing, which
-    matters for cracks a few pixels wide. Each pixel within one pixel of the blob gets the
-    share alpha of defect along the line from the surrounding skin colour (median of a ring
-    around the blob) to the defect's own colour (median of its innermost pixels).
-
-    Where two skin classes meet, blur mixes them into colours of no class; with strong blur
-    the band is wider than the opening removes. Such a blob's colour lies on the line between
-    the two skin colours around it, which a real defect's does not.
-    """
-    # the ring: usable skin 2-3 pixels out from the blob, clear of every blob
-    ring = cv2.subtract(cv2.dilate(core, _RECT7), near, mask=usable_weight)
-    cv2.subtract(ring, cand, dst=ring)
-    n_ring = cv2.countNonZero(ring)
-    if n_ring < 6:
-        return None
-    # 8-bit CIELAB (L scaled to 0..255, a and b offset by 128): medians of integers do not
-    # depend on the type they are taken in
-    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)
-    lab_px = lab.reshape(-1, 3)
-    # np.compress reads a 0/1 mask viewed as booleans without a copy (boolean indexing is
-    # several times slower on arrays this small)
-    ring_lab = np.compress(ring.view(np.bool_).reshape(-1), lab_px, axis=0)
-    inner = cv2.erode(core, _CROSS)
-    if cv2.countNonZero(inner) < 3:
-        inner = core
-    inner_lab = np.compress(inner.view(np.bool_).reshape(-1), lab_px, axis=0)
-    defect = _median3(inner_lab)
-    if _between_two_skins(ring_lab, defect):
-        return _SLIVER
-    sl, sa, sb = _median3(ring_lab)
-    dl, da, db = defect[0] - sl, defect[1] - sa, defect[2] - sb
-    span = float(dl * dl + da * da + db * db)
-    if span < 100.0:  # defect too close to the skin colour to unmix (under 10 Lab-8 units)
-        return None
-    # alpha = (lab - skin) . (defect - skin) / span for every pixel of the box in one pass,
-    # in 16-bit units so that saturation does the clipping to [0, 1] (at 8 bits the rounding
-    # would show in small areas); then summed with the surface weights of ``near_weight``
-    scale = _ALPHA_ONE / span
-    to_alpha = np.array([[dl * scale, da * scale, db * scale, -(sl * dl + sa * da + sb * db) * scale]])
-    alpha = cv2.transform(lab.astype(np.uint16), to_alpha)
-    weighted = cv2.multiply(alpha, near_weight, dtype=cv2.CV_64F)
-    return cv2.sumElems(weighted)[0] / (_ALPHA_ONE * WEIGHT_SCALE)
-
-
-def _median3(values: np.ndarray) -> list[float]:
-    """Per-column median of an (N, 3) array, which it reorders in place (upper median for
-    even N: cheaper than np.median)."""
-    k = len(values) // 2
-    values.partition(k, axis=0)
-    return values[k].tolist()
-
-
-def _between_two_skins(ring_lab: np.ndarray, colour: list[float]) -> bool:
+@numba.njit(cache=True)
+def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
     """True when the ring's colours (N, 3) hold two distinct skin colours and ``colour`` is a
     mix of them."""
-    # split the ring along its main colour direction (the leading principal component)
-    ring = ring_lab.astype(np.float32)
-    mean, vectors = cv2.PCACompute(ring, mean=None, maxComponents=1)  # type: ignore[call-overload]
-    # 256 on the far side of the mean, 0 on the near side: keyed so, the two sides stay
-    # apart in each column and one partition yields both sides' medians (the near side first)
-    shift = cv2.threshold(cv2.PCAProject(ring, mean, vectors), 0.0, 256.0, cv2.THRESH_BINARY)[1]
-    n_side = cv2.countNonZero(shift)
-    n_other = len(ring) - n_side
-    if n_side == 0 or n_other == 0:
+    # split the ring along its main colour direction: the leading eigenvector of its
+    # covariance, by power iteration (3 x 3, well separated when there are two skins; when
+    # there are not, the split does not matter, as the test below then fails anyway)
+    n = ring.shape[0]
+    mean = np.zeros(3)
+    for c in range(3):
+        mean[c] = ring[:, c].mean()
+    # (numba's matrix products need SciPy's BLAS: the 3 x 3 algebra is written out)
+    cov = np.zeros((3, 3))
+    for i in range(n):
+        for r in range(3):
+            for c in range(3):
+                cov[r, c] += (ring[i, r] - mean[r]) * (ring[i, c] - mean[c])
+    vector = cov[np.argmax((cov * cov).sum(axis=1))].copy()
+    if (vector * vector).sum() == 0.0:
         return False
-    k_other, k_side = n_other // 2, n_other + n_side // 2
-    keyed = np.add(ring, shift, out=ring)
-    keyed.partition((k_other, k_side), axis=0)
-    bl, ba, bb = keyed[k_other].tolist()
-    al, aa, ab = (keyed[k_side] - 256.0).tolist()
-    sl, sa, sb = bl - al, ba - aa, bb - ab  # the segment from one side's median to the other's
-    length2 = sl * sl + sa * sa + sb * sb
+    for _ in range(32):
+        vector = np.array([(cov[r] * vector).sum() for r in range(3)])
+        vector /= math.sqrt((vector * vector).sum())
+    side = np.empty(n, np.bool_)
+    for i in range(n):
+        side[i] = ((ring[i] - mean) * vector).sum() > 0.0
+    n_side = int(side.sum())
+    if n_side == 0 or n_side == n:
+        return False
+    a = _upper_median3(ring[side])
+    b = _upper_median3(ring[~side])
+    segment = b - a
+    length2 = (segment * segment).sum()
     if length2 < 25.0**2:  # one skin colour around (in Lab-8 units)
         return False
-    cl, ca, cb = colour[0] - al, colour[1] - aa, colour[2] - ab
-    t = min(1.0, max(0.0, (cl * sl + ca * sa + cb * sb) / length2))
-    gl, ga, gb = cl - t * sl, ca - t * sa, cb - t * sb
-    return gl * gl + ga * ga + gb * gb < 12.0**2
+    t = min(1.0, max(0.0, ((colour - a) * segment).sum() / length2))
+    gap = colour - (a + t * segment)
+    return (gap * gap).sum() < 12.0**2
