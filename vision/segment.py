@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 import cv2
 import numpy as np
@@ -20,6 +21,8 @@ from vision.background import estimate_band_background
 from vision.views import VisionSettings
 
 _EDGE_OFFSET_PX = 0.2
+_EDGE_AREA_PX2 = math.pi * _EDGE_OFFSET_PX**2  # the Steiner term of growing the hull by the offset
+_HULL_MOMENTS = itemgetter("m00", "m10", "m01", "mu20", "mu02", "mu11")
 
 
 @dataclass(slots=True)
@@ -106,13 +109,13 @@ def silhouettes(
     spare = cv2.erode(coarse, _kernel(9, cv2.MORPH_RECT), dst=spare)
     refined = cv2.bitwise_or(refined, spare, dst=refined)
     # An opening removes stalks; it also nibbles the outline's pixel stairs, so take back
-    # the silhouette pixels within one pixel of what survived.
+    # the silhouette pixels within one pixel of what survived. (The opening lies inside the
+    # silhouette and inside its own dilation, so it needs no separate union.)
     opened = cv2.morphologyEx(
         refined, cv2.MORPH_OPEN, _kernel(s.stalk_width_mm / s.mm_per_px), dst=buffers.opened
     )
     spare = cv2.dilate(opened, _kernel(3, cv2.MORPH_RECT), dst=spare)
-    spare = cv2.bitwise_and(refined, spare, dst=spare)
-    return cv2.bitwise_or(opened, spare, dst=buffers.mask)
+    return cv2.bitwise_and(refined, spare, dst=buffers.mask)
 
 
 def find_fruit(band_bgr: np.ndarray, background_bgr: np.ndarray | None, s: VisionSettings) -> list[FruitBlob]:
@@ -127,38 +130,45 @@ def fruit_blobs(mask: np.ndarray, s: VisionSettings) -> list[FruitBlob]:
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     min_area_px = math.pi / 4 * (s.min_fruit_diameter_mm / s.mm_per_px) ** 2
     height, width = mask.shape[:2]
+    pad = 2  # box margin, px
     blobs: list[FruitBlob] = []
     for contour in contours:
         area = cv2.contourArea(contour)
         if area < min_area_px:
             continue
         hull = cv2.convexHull(contour)
-        m = cv2.moments(hull)
-        if m["m00"] <= 0:
+        m00, m10, m01, mu20, mu02, mu11 = _HULL_MOMENTS(cv2.moments(hull))
+        if m00 <= 0:
             continue
         # The hull runs through the centres of the outermost edge pixels, a little inside the
         # edge; grow the ellipse by that offset (measured on exactly rendered ellipses) and
         # the area likewise (Steiner: A + P d + pi d^2).
         perimeter = cv2.arcLength(hull, True)
-        m00 = m["m00"]
-        cx, cy = m["m10"] / m00, m["m01"] / m00
-        mu20, mu02, mu11 = m["mu20"] / m00, m["mu02"] / m00, m["mu11"] / m00
+        cx, cy = m10 / m00, m01 / m00
+        mu20, mu02, mu11 = mu20 / m00, mu02 / m00, mu11 / m00
         half_diff = math.sqrt(max(0.0, ((mu20 - mu02) / 2) ** 2 + mu11**2))
         mean = (mu20 + mu02) / 2
         semi_major = 2 * math.sqrt(mean + half_diff) + _EDGE_OFFSET_PX
         semi_minor = 2 * math.sqrt(max(mean - half_diff, 1e-9)) + _EDGE_OFFSET_PX
-        angle = 0.5 * math.atan2(2 * mu11, mu20 - mu02)
-        waist = _has_waist(contour, cx, cy, semi_minor) if area / max(m00, 1.0) < 0.985 else False
+        convexity = area / max(m00, 1.0)
         outline_px = cv2.arcLength(contour, True)
-        roundness = 4 * math.pi * area / outline_px**2 if outline_px > 0 else 0.0
-        x, y, w, h = cv2.boundingRect(hull)
-        touches = x <= 0 or y <= 0 or x + w >= width or y + h >= height
-        pad = 2
-        bbox = (max(0, x - pad), max(0, y - pad), min(width, x + w + pad), min(height, y + h + pad))
+        x0, y0, w, h = cv2.boundingRect(hull)
+        x1, y1 = x0 + w, y0 + h
         blobs.append(
             FruitBlob(
-                contour, hull, waist, m00 + perimeter * _EDGE_OFFSET_PX + math.pi * _EDGE_OFFSET_PX**2, area / max(m00, 1.0), roundness, touches, cx, cy,
-                semi_major, semi_minor, angle, bbox,
+                contour,
+                hull,
+                convexity < 0.985 and _has_waist(contour, cx, cy, semi_minor),
+                m00 + perimeter * _EDGE_OFFSET_PX + _EDGE_AREA_PX2,
+                convexity,
+                4 * math.pi * area / outline_px**2 if outline_px > 0 else 0.0,
+                x0 <= 0 or y0 <= 0 or x1 >= width or y1 >= height,
+                cx,
+                cy,
+                semi_major,
+                semi_minor,
+                0.5 * math.atan2(2 * mu11, mu20 - mu02),
+                (max(0, x0 - pad), max(0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)),
             )
         )
     return blobs
@@ -179,9 +189,10 @@ def _has_waist(contour: np.ndarray, cx: float, cy: float, semi_minor_px: float) 
         return False
     min_depth = 0.08 * 2 * semi_minor_px
     dents = dents.reshape(-1, 4)
-    deep = contour[dents[dents[:, 3] > min_depth * 256.0, 2], 0].tolist()
-    if len(deep) < 2:
+    deep_idx = dents[dents[:, 3] > min_depth * 256.0, 2]
+    if len(deep_idx) < 2:
         return False
+    deep = contour[deep_idx, 0].tolist()
     # two dents nearly opposite each other across the centre (more than 140 degrees apart)
     for i in range(len(deep)):
         for j in range(i + 1, len(deep)):
