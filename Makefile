@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+KERNELS := $(VENV)/.kernels
 
 .PHONY: run test lint system-deps clean
 
@@ -14,7 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# numba compiles the vision kernels into its cache beside their sources: once here, after
+# an install or a change to them, rather than in the first frames of a run or a test
+$(KERNELS): $(STAMP) vision/skin.py vision/defects.py
+	$(BIN)/python -c 'from vision.pipeline import load_kernels; load_kernels()'
+	touch $(KERNELS)
+
+run: $(KERNELS)
 	$(BIN)/gradeline run $(ARGS)
 
 system-deps:
@@ -24,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint
+test: $(KERNELS) system-deps lint
 	$(BIN)/pytest -q $(ARGS)
 
 clean:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import uuid
 from collections import Counter, deque
@@ -154,7 +155,7 @@ class LineRuntime:
         self._status_clock_s = 0.0
         self._last_counter: int | None = None
         self._weights: dict[tuple[int, int], float | None] = {}
-        self._weigh_queues: list[asyncio.Queue[int]] = []
+        self._weigh_queues: list[asyncio.Queue[tuple[int, float]]] = []  # (cup, clock when seen)
         self._frames: asyncio.Queue[tuple[Frame, asyncio.Future[list[FruitView]]] | None] = asyncio.Queue(
             maxsize=settings.max_frames_in_flight
         )
@@ -194,6 +195,10 @@ class LineRuntime:
 
     async def run(self) -> None:
         """Run until ``shutdown()``; devices must already be open."""
+        # Build a vision pipeline (its colour table, its compiled kernels) before the line's
+        # tasks start: built by the first frame instead, it would hold the GIL, and with it the
+        # loop, for a good part of a second, while cups cross the load cells unweighed.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._measurer)
         self._weigh_queues = [asyncio.Queue(maxsize=64) for _ in self.scales]
         self._tasks = [
             asyncio.create_task(self._poll_plc(), name="plc-poll"),
@@ -293,12 +298,13 @@ class LineRuntime:
         for step in range(1, advanced + 1):
             # The cup centred on the load cell when the counter reads c is c - scale_offset.
             cup = (last + step - self.settings.scale_offset_cups) % _U32
+            seen_s = self._clock()
             for lane, q in enumerate(self._weigh_queues):
                 if q.full():
                     self._weights[(lane, cup)] = None
                     self.counters.weigh_failures_total += 1
                 else:
-                    q.put_nowait(cup)
+                    q.put_nowait((cup, seen_s))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -313,7 +319,7 @@ class LineRuntime:
     async def _weigh_lane(self, lane: int) -> None:
         scale, fault, q = self.scales[lane], self._scale_faults[lane], self._weigh_queues[lane]
         while True:
-            cup = await q.get()
+            cup, seen_s = await q.get()
             if not q.empty():
                 # Fell behind: this cup has already left the load cell; a late read would
                 # give the next cup's weight. Leave it without a weight (-> recheck).
@@ -328,18 +334,37 @@ class LineRuntime:
                 self.counters.weigh_failures_total += 1
                 continue
             fault.ok()
+            if self._clock() - seen_s > self._weigh_window_s():
+                # The loop was held up (the counter's next step not yet even polled): the
+                # cup may have left the load cell before the weight was taken, so the reading
+                # cannot be trusted to be its own. No weight (-> recheck) beats a neighbour's.
+                self._weights[(lane, cup)] = None
+                self.counters.weigh_failures_total += 1
+                continue
             self._weights[(lane, cup)] = reading.weight_g
             if len(self._weights) > 4096 * self.settings.lanes:  # never-claimed entries (empty cups)
                 for key in list(self._weights)[: len(self._weights) // 2]:
                     del self._weights[key]
 
+    def _weigh_window_s(self) -> float:
+        """How long after its counter step a cup's weight may still be taken: the counter
+        steps as a cup centres on the load cell, so half a cup period (at the belt speed the
+        PLC reports), less the status poll's own delay in seeing the step."""
+        speed = self._status.belt_speed_cups_per_s if self._status is not None else 0.0
+        if speed <= 0:
+            return math.inf  # stopped or unknown: the cup stays where it is
+        return max(0.5 / speed - self.settings.plc_poll_interval_s, 0.25 / speed)
+
     # ----------------------------------------------------------------- vision
 
-    def _measure(self, image_bgr: np.ndarray) -> list[FruitView]:
-        measurer = getattr(self._local, "measurer", None)
+    def _measurer(self) -> FrameMeasurer:
+        measurer: FrameMeasurer | None = getattr(self._local, "measurer", None)
         if measurer is None:  # one pipeline per worker thread: no shared mutable state
             measurer = self._local.measurer = self._measurer_factory()
-        return measurer.measure(image_bgr)
+        return measurer
+
+    def _measure(self, image_bgr: np.ndarray) -> list[FruitView]:
+        return self._measurer().measure(image_bgr)
 
     async def _read_camera(self) -> None:
         loop = asyncio.get_running_loop()

@@ -211,10 +211,10 @@ def _blobs(
                                 inner[n_inner, c] = lab[y + y0, x + x0, c]
                             n_inner += 1
             if n_ring >= 6:
-                defect = _upper_median3(inner[:n_inner])
+                defect = _upper_median3(inner[:n_inner], np.ones(n_inner, np.bool_))
                 if _between_two_skins(ring[:n_ring], defect):
                     continue  # the blurred border of two skin colours
-                skin = _upper_median3(ring[:n_ring])
+                skin = _upper_median3(ring[:n_ring], np.ones(n_ring, np.bool_))
                 direction = defect - skin
                 span = (direction * direction).sum()
                 if span >= 100.0:  # else too close to the skin colour to unmix (10 Lab-8 units)
@@ -247,12 +247,26 @@ def _blobs(
 
 
 @numba.njit(cache=True)
-def _upper_median3(values: np.ndarray) -> np.ndarray:
-    """Per-column upper median of an (N, 3) array."""
-    k = values.shape[0] // 2
-    median = np.empty(3)
+def _upper_median3(values: np.ndarray, take: np.ndarray) -> np.ndarray:
+    """Per-column upper median (the (n // 2)-th smallest) of the rows of an (N, 3) array of
+    8-bit values where ``take`` is true, by counting: exact for 8-bit values, and with
+    neither a sort nor boolean indexing (slow to compile in numba)."""
+    counts = np.zeros((3, 256), np.int64)
+    n = 0
+    for i in range(values.shape[0]):
+        if take[i]:
+            n += 1
+            for c in range(3):
+                counts[c, int(values[i, c])] += 1
+    median = np.zeros(3)
+    k = n // 2
     for c in range(3):
-        median[c] = np.sort(values[:, c])[k]
+        seen = 0
+        for level in range(256):
+            seen += counts[c, level]
+            if seen > k:
+                median[c] = level
+                break
     return median
 
 
@@ -262,31 +276,46 @@ def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
     mix of them."""
     # split the ring along its main colour direction: the leading eigenvector of its
     # covariance, by power iteration (3 x 3, well separated when there are two skins; when
-    # there are not, the split does not matter, as the test below then fails anyway)
+    # there are not, the split does not matter, as the test below then fails anyway). The
+    # algebra is written out: numba's matrix products need SciPy's BLAS.
     n = ring.shape[0]
     mean = np.zeros(3)
-    for c in range(3):
-        mean[c] = ring[:, c].mean()
-    # (numba's matrix products need SciPy's BLAS: the 3 x 3 algebra is written out)
+    for i in range(n):
+        for c in range(3):
+            mean[c] += ring[i, c]
+    mean /= n
     cov = np.zeros((3, 3))
     for i in range(n):
         for r in range(3):
             for c in range(3):
                 cov[r, c] += (ring[i, r] - mean[r]) * (ring[i, c] - mean[c])
-    vector = cov[np.argmax((cov * cov).sum(axis=1))].copy()
-    if (vector * vector).sum() == 0.0:
+    vector = np.zeros(3)
+    best = 0.0
+    for r in range(3):  # start from the covariance's longest row
+        length2 = cov[r, 0] ** 2 + cov[r, 1] ** 2 + cov[r, 2] ** 2
+        if length2 > best:
+            best = length2
+            vector[0], vector[1], vector[2] = cov[r, 0], cov[r, 1], cov[r, 2]
+    if best == 0.0:
         return False
     for _ in range(32):
-        vector = np.array([(cov[r] * vector).sum() for r in range(3)])
-        vector /= math.sqrt((vector * vector).sum())
+        x = cov[0, 0] * vector[0] + cov[0, 1] * vector[1] + cov[0, 2] * vector[2]
+        y = cov[1, 0] * vector[0] + cov[1, 1] * vector[1] + cov[1, 2] * vector[2]
+        z = cov[2, 0] * vector[0] + cov[2, 1] * vector[1] + cov[2, 2] * vector[2]
+        norm = math.sqrt(x * x + y * y + z * z)
+        vector[0], vector[1], vector[2] = x / norm, y / norm, z / norm
     side = np.empty(n, np.bool_)
+    n_side = 0
     for i in range(n):
-        side[i] = ((ring[i] - mean) * vector).sum() > 0.0
-    n_side = int(side.sum())
+        projection = 0.0
+        for c in range(3):
+            projection += (ring[i, c] - mean[c]) * vector[c]
+        side[i] = projection > 0.0
+        n_side += side[i]
     if n_side == 0 or n_side == n:
         return False
-    a = _upper_median3(ring[side])
-    b = _upper_median3(ring[~side])
+    a = _upper_median3(ring, side)
+    b = _upper_median3(ring, ~side)
     segment = b - a
     length2 = (segment * segment).sum()
     if length2 < 25.0**2:  # one skin colour around (in Lab-8 units)
@@ -294,3 +323,9 @@ def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
     t = min(1.0, max(0.0, ((colour - a) * segment).sum() / length2))
     gap = colour - (a + t * segment)
     return (gap * gap).sum() < 12.0**2
+
+def warm_up() -> None:
+    """Compile (or load from numba's on-disk cache) the blob search now, not in the middle
+    of the first frame that holds a defect: compiling takes seconds."""
+    empty = np.zeros((3, 3), np.uint8)
+    _blobs(empty, empty, empty, np.zeros((3, 3, 3), np.uint8), np.zeros((2, 3)), 1.0, 1.0)

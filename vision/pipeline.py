@@ -22,6 +22,7 @@ import numpy as np
 
 from vision.background import BackgroundModel, estimate_band_background
 from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
+from vision.defects import warm_up as load_defect_kernel
 from vision.measure import (
     LAB_STEP,
     Zone,
@@ -54,6 +55,14 @@ def settings_for_product(product: str, mm_per_px: float, lanes: int) -> VisionSe
     )
 
 
+def load_kernels() -> None:
+    """Compile the numba kernels, or load them from numba's cache beside their modules.
+    Compiling takes some 15 s on a slow core, loading well under one; ``make`` runs this
+    once after installing, so neither the line nor the tests compile at start-up."""
+    load_skin_kernel()
+    load_defect_kernel()
+
+
 class FramePipeline:
     """Stateless per frame apart from the learned background, which is replaced atomically.
 
@@ -65,10 +74,10 @@ class FramePipeline:
         self._background: BackgroundModel | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
-        # build the colour table (~0.2 s) and load the compiled skin read now rather than on
-        # the first frame
+        # build the colour table (~0.2 s) and load the compiled kernels now rather than in
+        # the first frames
         colour_lut(settings.colour_classes, glare_threshold_l(settings, 1.0), settings.highlight_chroma / 2)
-        load_skin_kernel()
+        load_kernels()
 
     def learn_background(self, empty_frames: Sequence[np.ndarray]) -> None:
         model = BackgroundModel.learn(empty_frames)

@@ -62,10 +62,8 @@ class FrameBuffers:
         self.shape = (height, width)
         self.belt = np.empty((height, width, 3), np.uint8)
         self.corrected = np.empty((height, width, 3), np.uint8)
-        self.code = np.empty((height, width), np.uint8)
         self.small = np.empty((height // 2, width // 2, 3), np.uint8)
         self.code_half = np.empty((height // 2, width // 2), np.uint8)
-        self.glare_half = np.empty((height // 2, width // 2), np.uint8)
         self.diff = np.empty((height, width, 3), np.uint8)
         self.channels = [np.empty((height, width), np.uint8) for _ in range(3)]
         self.distance, self.coarse, self.local, self.level, self.refined, self.opened, self.spare, self.mask = (

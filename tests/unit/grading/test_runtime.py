@@ -48,8 +48,9 @@ class Fused:
 class FakePlc:
     name = "plc"
 
-    def __init__(self) -> None:
+    def __init__(self, speed_cups_per_s: float = 0.0) -> None:
         self.counter = 100
+        self.speed_cups_per_s = speed_cups_per_s
         self.writes: list[OutletDecision] = []
         self.fail_writes = False
 
@@ -58,7 +59,7 @@ class FakePlc:
     async def heartbeat(self) -> None: ...
 
     async def read_status(self) -> PlcStatus:
-        return PlcStatus(self.counter, 0.0, True, (), time.monotonic())
+        return PlcStatus(self.counter, self.speed_cups_per_s, True, (), time.monotonic())
 
     async def write_decisions(self, decisions: Sequence[OutletDecision]) -> None:
         if self.fail_writes:
@@ -69,10 +70,11 @@ class FakePlc:
 class FakeScale:
     """Weighs the cup that the PLC counter says is on the load cell: 100 g + cup index."""
 
-    def __init__(self, plc: FakePlc, lane: int, broken: bool = False) -> None:
+    def __init__(self, plc: FakePlc, lane: int, broken: bool = False, delay_s: float = 0.0) -> None:
         self.name = f"scale-{lane}"
         self.plc = plc
         self.broken = broken
+        self.delay_s = delay_s
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -80,7 +82,11 @@ class FakeScale:
     async def read_weight(self) -> WeightReading:
         if self.broken:
             raise DeviceTimeout(self.name, "no answer")
-        return WeightReading(100.0 + self.plc.counter - SCALE_OFFSET, True, time.monotonic())
+        counter = self.plc.counter
+        await asyncio.sleep(self.delay_s)
+        if self.plc.counter != counter:  # the belt moved on while the load cell settled
+            counter = self.plc.counter
+        return WeightReading(100.0 + counter - SCALE_OFFSET, True, time.monotonic())
 
 
 class FakeCamera:
@@ -196,6 +202,39 @@ def test_weights_join_their_cup_and_decisions_are_written(parts) -> None:  # typ
     engine = parts[0]
     parts[2].flush(10)
     assert count_fruit(engine) == 3
+
+
+def test_a_weight_taken_after_its_cup_left_the_load_cell_is_not_used(parts) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> tuple[list[int], int]:
+        # 4 cups/s: a cup is centred on the load cell for 1/8 s after its counter step. One
+        # lane's indicator answers within that; the other takes 0.3 s, by when the next cup
+        # is on the cell (the fake reports it), and its reading must not be used.
+        plc, camera = FakePlc(speed_cups_per_s=4.0), FakeCamera()
+        scales = [FakeScale(plc, 0), FakeScale(plc, 1, delay_s=0.3)]
+        script = {104: [Fused(0, 104), Fused(1, 104)]}
+        runtime = _runtime(parts, plc, camera, scales, script)
+        task = asyncio.create_task(runtime.run())
+        await _until(lambda: runtime.state != "starting")
+        runtime.start_intake()
+        await _until(lambda: runtime.snapshot()["cup_counter"] == 100)
+        plc.counter = 101  # cup 104 centres on the load cell
+        await _until(lambda: runtime.snapshot()["cup_counter"] == 101)
+        await asyncio.sleep(0.1)
+        plc.counter = 102  # the next cup, while lane 1's indicator is still settling
+        await _until(lambda: all(q.empty() for q in runtime._weigh_queues))
+        await asyncio.sleep(0.35)
+        plc.counter = 104
+        await _until(lambda: runtime.snapshot()["cup_counter"] == 104)
+        camera.frames.put_nowait(_frame(1, 104.0))
+        await _until(lambda: runtime.counters.fruit_total == 2)
+        await runtime.shutdown()
+        await task
+        return [w.outlet for w in sorted(plc.writes, key=lambda w: w.lane)], runtime.counters.weights_missing_total
+
+    outlets, missing = asyncio.run(scenario())
+    # lane 0 weighed in time and is graded; lane 1 has no weight: the recheck outlet
+    assert outlets == [1, 3]
+    assert missing == 1
 
 
 def test_no_weight_goes_to_recheck_and_late_decisions_are_not_written(parts) -> None:  # type: ignore[no-untyped-def]
