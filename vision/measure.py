@@ -90,7 +90,7 @@ def analysed_zone(blob: FruitBlob, s: VisionSettings, band_h: int, band_w: int) 
 class Skin(NamedTuple):
     """Colour read on one view's skin."""
 
-    fractions: np.ndarray  # (classes,) surface share of each recipe colour class
+    fractions: list[float]  # surface share of each recipe colour class
     unclassified_mm2: float  # surface in no class and not glare: where defects can be
     mean_lab: tuple[float, float, float]  # CIELAB, a plain mean of the analysed skin
     # where the defect search looks, in frame pixels: the box holding the unclassified skin
@@ -117,50 +117,40 @@ def read_skins(
     first row of its lane band. The box of the unclassified skin is kept only for views with
     ``search_from_mm2`` of it.
     """
-    n = len(fruit)
-    params = np.empty((n, len(PARAMS)))
-    boxes = np.empty((n, 4), np.int64)
     height_h, width_h = code_half.shape
-    for i, (zone, cx, cy, band_y0) in enumerate(fruit):
+    rows, box_rows = [], []
+    for zone, cx, cy, band_y0 in fruit:
         polar_px, equatorial_px, axis_angle, x0, y0, x1, y1 = zone
-        params[i] = (
-            cx, cy, math.cos(axis_angle), math.sin(axis_angle), 1.0 / equatorial_px, 1.0 / polar_px,
-            (equatorial_px / polar_px) ** 2 - 1.0,
+        rows.append(
+            (
+                cx, cy, math.cos(axis_angle), math.sin(axis_angle), 1.0 / equatorial_px, 1.0 / polar_px,
+                (equatorial_px / polar_px) ** 2 - 1.0,
+            )
         )
         # the zone's box on the half grid; half-grid pixel (j, i) is frame pixel (2 j, 2 i)
-        boxes[i] = (
-            -(-x0 // 2), -(-(band_y0 + y0) // 2), min(width_h, -(-x1 // 2)), min(height_h, -(-(band_y0 + y1) // 2))
+        box_rows.append(
+            (-(-x0 // 2), -(-(band_y0 + y0) // 2), min(width_h, -(-x1 // 2)), min(height_h, -(-(band_y0 + y1) // 2)))
         )
     n_classes = len(s.colour_classes)
+    params = np.array(rows, np.float64).reshape(-1, len(PARAMS))
+    boxes = np.array(box_rows, np.int64).reshape(-1, 4)
     sums, lab, glare, unclassified = read_pixels(
         code_half, lab_grid, params, boxes, s.rim_fraction, n_classes, s.highlight_grow
     )
-    half_px_mm2 = (2 * s.mm_per_px) ** 2
+    # the per-fruit arithmetic on whole arrays, then plain floats for the records
+    total = sums.sum(axis=1)
+    seen = np.maximum(total, 1e-12)[:, None]
+    fractions = (sums[:, 1 : n_classes + 1] / seen).tolist()
+    unclassified_mm2 = np.where(total > 0, sums[:, 0] * (2 * s.mm_per_px) ** 2, 0.0).tolist()
+    count = np.maximum(lab[:, 3:], 1.0)
+    mean_lab = np.where(lab[:, 3:] > 0, (lab[:, :3] / count - (0.0, 128.0, 128.0)) * (100.0 / 255.0, 1.0, 1.0), 0.0)
     skins: list[Skin] = []
-    for i in range(n):
-        total = float(sums[i].sum())
-        if total <= 0:
-            skins.append(Skin(np.zeros(n_classes), 0.0, (0.0, 0.0, 0.0), (0, 0, 0, 0), None))
-            continue
-        unclassified_mm2 = float(sums[i, 0]) * half_px_mm2
-        box = (0, 0, 0, 0)
-        if unclassified_mm2 >= search_from_mm2:
-            ux0, uy0, ux1, uy1 = unclassified[i]
-            box = (2 * int(ux0), 2 * int(uy0), 2 * int(ux1) + 1, 2 * int(uy1) + 1)
-        sum_l, sum_a, sum_b, count = lab[i].tolist()
-        mean_lab = (0.0, 0.0, 0.0)
-        if count > 0:
-            mean_lab = (sum_l / count * 100.0 / 255.0, sum_a / count - 128.0, sum_b / count - 128.0)
-        disk_x, disk_y, radius = glare[i].tolist()
-        skins.append(
-            Skin(
-                sums[i, 1 : n_classes + 1] / total,
-                unclassified_mm2,
-                mean_lab,
-                box,
-                None if radius == NO_GLARE else ((2.0 * disk_x, 2.0 * disk_y), 2.0 * radius),
-            )
-        )
+    for f, u_mm2, m, (disk_x, disk_y, radius), (ux0, uy0, ux1, uy1) in zip(
+        fractions, unclassified_mm2, mean_lab.tolist(), glare.tolist(), unclassified.tolist(), strict=True
+    ):
+        box = (2 * ux0, 2 * uy0, 2 * ux1 + 1, 2 * uy1 + 1) if u_mm2 >= search_from_mm2 else (0, 0, 0, 0)
+        disk = None if radius == NO_GLARE else ((2.0 * disk_x, 2.0 * disk_y), 2.0 * radius)
+        skins.append(Skin(f, u_mm2, (m[0], m[1], m[2]), box, disk))
     return skins
 
 

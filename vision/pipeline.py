@@ -147,6 +147,6 @@ class FramePipeline:
                 if skin.unclassified_mm2 >= search_from_mm2
                 else []
             )
-            fractions = dict(zip(names, skin.fractions.tolist(), strict=True))
+            fractions = dict(zip(names, skin.fractions, strict=True))
             views.append(fruit_view(blob, zone, lane, y0, s, fractions, skin.mean_lab, defects))
         return views
