@@ -36,7 +36,8 @@ from simulators.settings import (
 )
 from vision.calibration import Undistorter
 from vision.colour import ColourClass
-from vision.pipeline import FramePipeline, VisionSettings, settings_for_product
+from vision.pipeline import FramePipeline, QualityScoring, VisionSettings, settings_for_product
+from vision.quality import QualityModel
 from vision.tracking import CupTracker
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,28 @@ class UndistortingMeasurer:
         self._pipeline = pipeline
         self._undistort = undistort
 
-    def measure(self, image_bgr: Any) -> Any:
-        return self._pipeline.measure(self._undistort(image_bgr))
+    def measure(self, image_bgr: Any, belt_position_cups: float | None = None) -> Any:
+        return self._pipeline.measure(self._undistort(image_bgr), belt_position_cups)
+
+
+def _quality_scoring(config: LineConfig, recipe: Recipe) -> QualityScoring | None:
+    """The recipe's taught model, scoring each fruit once it has reached the middle of the frame."""
+    if recipe.quality_model is None:
+        return None
+    geometry = config.camera.geometry
+    pitch_px = config.line.cup_pitch_mm / geometry.mm_per_px
+    return QualityScoring(QualityModel.load(recipe.quality_model), geometry.width_px / 2, pitch_px, geometry.width_px - pitch_px / 2)
 
 
 def _measurer_factory(config: LineConfig, recipe: Recipe) -> Callable[[], FrameMeasurer]:
     settings = _vision_settings(config, recipe)
+    quality = _quality_scoring(config, recipe)
     lens = config.camera.calibration
     if lens.camera_matrix is None or lens.dist_coeffs is None:
-        return lambda: FramePipeline(settings)
+        return lambda: FramePipeline(settings, quality)
     camera_matrix, dist_coeffs = lens.camera_matrix, lens.dist_coeffs
     # One undistorter per worker thread: it caches its pixel maps.
-    return lambda: UndistortingMeasurer(FramePipeline(settings), Undistorter(camera_matrix, dist_coeffs))
+    return lambda: UndistortingMeasurer(FramePipeline(settings, quality), Undistorter(camera_matrix, dist_coeffs))
 
 
 def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]) -> Devices:

@@ -50,7 +50,7 @@ _U32 = 1 << 32
 
 
 class FrameMeasurer(Protocol):
-    def measure(self, image_bgr: np.ndarray) -> list[FruitView]: ...
+    def measure(self, image_bgr: np.ndarray, belt_position_cups: float | None = None) -> list[FruitView]: ...
 
 
 class Tracker(Protocol):
@@ -363,8 +363,8 @@ class LineRuntime:
             measurer = self._local.measurer = self._measurer_factory()
         return measurer
 
-    def _measure(self, image_bgr: np.ndarray) -> list[FruitView]:
-        return self._measurer().measure(image_bgr)
+    def _measure(self, image_bgr: np.ndarray, belt_position_cups: float | None) -> list[FruitView]:
+        return self._measurer().measure(image_bgr, belt_position_cups)
 
     async def _read_camera(self) -> None:
         loop = asyncio.get_running_loop()
@@ -385,7 +385,7 @@ class LineRuntime:
             if self._frames.full():
                 self.counters.frames_dropped_total += 1  # vision is behind: skip, never queue up latency
                 continue
-            future = loop.run_in_executor(self._executor, self._measure, frame.image_bgr)
+            future = loop.run_in_executor(self._executor, self._measure, frame.image_bgr, frame.belt_position_cups)
             await self._frames.put((frame, future))
 
     async def _consume_frames(self) -> None:

@@ -211,6 +211,7 @@ def fruit_view(
     fractions: dict[str, float],
     mean_lab: tuple[float, float, float],
     defects: list[DefectView],
+    quality_score: float | None = None,
 ) -> FruitView:
     """One view of one fruit: size and shape from the silhouette and the spheroid's axes,
     with the skin's colour and defects as read."""
@@ -243,4 +244,5 @@ def fruit_view(
         equatorial_mm=equatorial_mm,
         polar_mm=polar_mm,
         defects=tuple(defects),
+        quality_score=quality_score,
     )

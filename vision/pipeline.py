@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -32,11 +33,12 @@ from vision.measure import (
     read_skins,
     search_defects,
 )
+from vision.quality import QualityModel
 from vision.segment import FrameBuffers, FruitBlob, fruit_blobs, silhouettes
 from vision.skin import warm_up as load_skin_kernel
 from vision.views import DefectView, FruitView, VisionSettings
 
-__all__ = ["DefectView", "FramePipeline", "FruitView", "VisionSettings", "settings_for_product"]
+__all__ = ["DefectView", "FramePipeline", "FruitView", "QualityScoring", "VisionSettings", "settings_for_product"]
 
 # Widest protrusion at the stem pole to cut off the silhouette: stalks are a few millimetres
 # thick; the pomegranate's calyx crown is a stub about a centimetre wide.
@@ -55,6 +57,42 @@ def settings_for_product(product: str, mm_per_px: float, lanes: int) -> VisionSe
     )
 
 
+@dataclass(frozen=True)
+class QualityScoring:
+    """A taught quality model (``vision.quality``) and which views it scores.
+
+    Scoring a view costs some 7 ms (the model normalises the fruit's crop to a fixed size),
+    so each fruit is scored once per pipeline: in the first frame where it is whole and its
+    centre has reached ``from_x_px`` (the middle of the frame). The cup is told apart by the
+    belt position (``pitch_px``, ``exit_x_px`` as for ``vision.tracking.CupTracker``); without
+    one, every whole view within half a pitch of ``from_x_px`` is scored.
+    """
+
+    model: QualityModel
+    from_x_px: float
+    pitch_px: float
+    exit_x_px: float
+
+    def wants(self, blob: FruitBlob, lane: int, belt_position_cups: float | None, scored: set[tuple[int, int]]) -> bool:
+        if blob.touches_edge or blob.cx < self.from_x_px:
+            return False
+        if belt_position_cups is None:
+            return blob.cx < self.from_x_px + self.pitch_px / 2
+        cup = (lane, round(belt_position_cups - (blob.cx - self.exit_x_px) / self.pitch_px))
+        if cup in scored:
+            return False
+        scored.add(cup)
+        if len(scored) > 4096:  # forget cups long gone (a set shared by two threads at worst scores twice)
+            scored.difference_update([c for c in scored if c[1] < cup[1] - 256])
+        return True
+
+    def score(self, band_bgr: np.ndarray, blob: FruitBlob) -> float:
+        x0, y0, x1, y1 = blob.bbox
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.drawContours(mask, [blob.contour], 0, 255, cv2.FILLED, offset=(-x0, -y0))
+        return self.model.score(band_bgr[y0:y1, x0:x1], mask)
+
+
 def load_kernels() -> None:
     """Compile the numba kernels, or load them from numba's cache beside their modules.
     Compiling takes some 15 s on a slow core, loading well under one; ``make`` runs this
@@ -69,8 +107,10 @@ class FramePipeline:
     Safe to call from several threads: each thread gets its own full-frame scratch buffers.
     """
 
-    def __init__(self, settings: VisionSettings) -> None:
+    def __init__(self, settings: VisionSettings, quality: QualityScoring | None = None) -> None:
         self.settings = settings
+        self.quality = quality
+        self._scored: set[tuple[int, int]] = set()  # (lane, cup) scored by the quality model
         self._background: BackgroundModel | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -90,7 +130,9 @@ class FramePipeline:
             buffers = self._local.buffers = FrameBuffers(height, width)
         return buffers
 
-    def measure(self, image_bgr: np.ndarray) -> list[FruitView]:
+    def measure(self, image_bgr: np.ndarray, belt_position_cups: float | None = None) -> list[FruitView]:
+        """The views of one frame; ``belt_position_cups`` (the encoder's, at exposure) lets a
+        quality model score each fruit once."""
         with self._lock:
             background = self._background
         s = self.settings
@@ -148,5 +190,8 @@ class FramePipeline:
                 else []
             )
             fractions = dict(zip(names, skin.fractions, strict=True))
-            views.append(fruit_view(blob, zone, lane, y0, s, fractions, skin.mean_lab, defects))
+            score = None
+            if self.quality is not None and self.quality.wants(blob, lane, belt_position_cups, self._scored):
+                score = self.quality.score(corrected[y0:y1], blob)
+            views.append(fruit_view(blob, zone, lane, y0, s, fractions, skin.mean_lab, defects, score))
         return views

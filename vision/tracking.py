@@ -117,6 +117,8 @@ def fuse(
         sum(v.mean_lab[2] for v in full) / n,
     )
     defects = fuse_defects([v.defects for v in full])
+    # the taught model scores a few views per fruit (see FramePipeline): their mean
+    scores = [v.quality_score for v in full if v.quality_score is not None]
     volume_cm3 = math.pi / 6.0 * eq * eq * pol / 1000.0 if eq > 0 else math.pi / 6 * minor * minor * major / 1000.0
     return FusedFruit(
         lane=lane,
@@ -131,7 +133,7 @@ def fuse(
         defect_area_cm2=sum(d.area_mm2 for d in defects) / 100.0,
         elongation=major / minor if minor > 0 else 1.0,
         flags=frozenset(flags),
-        quality_score=None,
+        quality_score=sum(scores) / len(scores) if scores else None,
         mean_lab=mean_lab,
         defects=tuple(defects),
     )

@@ -60,3 +60,4 @@ class FruitView:
     equatorial_mm: float = 0.0  # across the spin axis (image x), also the depth
     polar_mm: float = 0.0  # along the spin axis (image y)
     defects: tuple[DefectView, ...] = field(default=())
+    quality_score: float | None = None  # from a taught model (0 = best), on scored views only

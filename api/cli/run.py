@@ -44,6 +44,15 @@ def _load(path: str | None) -> LineConfig | None:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return None
+    if recipe.quality_model is not None:
+        # the line scores fruit with it: a model that does not load must stop the start
+        from vision.quality import QualityModel, QualityModelError
+
+        try:
+            QualityModel.load(recipe.quality_model)
+        except QualityModelError as exc:
+            print(f"{config.recipe}: quality_model: {exc}", file=sys.stderr)
+            return None
     for problem in OutletAssigner(config.outlets).coverage_issues(recipe):
         # Not fatal: an operator may deliberately recirculate a class. Said once, at start.
         print(f"{path or '<demo config>'}: outlets: warning: {problem}", file=sys.stderr)

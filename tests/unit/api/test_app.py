@@ -68,7 +68,7 @@ class _Tracker:
 
 
 class _Measurer:
-    def measure(self, image_bgr: np.ndarray) -> list[Any]:
+    def measure(self, image_bgr: np.ndarray, belt_position_cups: float | None = None) -> list[Any]:
         return []
 
 

@@ -115,7 +115,7 @@ class ScriptedTracker:
 
 
 class NullMeasurer:
-    def measure(self, image_bgr: np.ndarray) -> list[object]:
+    def measure(self, image_bgr: np.ndarray, belt_position_cups: float | None = None) -> list[object]:
         return []
 
 

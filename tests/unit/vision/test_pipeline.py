@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from vision.colour import CANONICAL_CLASSES
-from vision.pipeline import FramePipeline, VisionSettings
+from vision.pipeline import FramePipeline, QualityScoring, VisionSettings
+from vision.quality import FEATURE_NAMES, QualityModel
 
 
 def _lab_to_bgr(lab: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -107,3 +108,37 @@ def test_measure_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert all(r == expected for r in results) and len(results) == 15
+
+
+def _lightness_model() -> QualityModel:
+    """A model whose grade is the skin's mean L* / 10: darker fruit grade better."""
+    n = len(FEATURE_NAMES)
+    weights = [0.0] * n
+    weights[FEATURE_NAMES.index("lab_l_mean")] = 0.1
+    return QualityModel(FEATURE_NAMES, (0.0,) * n, (1.0,) * n, tuple(weights), 0.0, 1.0, 10.0, 1.0, 2)
+
+
+def test_quality_model_scores_each_fruit_once_from_the_middle_of_the_frame() -> None:
+    img = _frame()
+    dark, light = (40.0, 50.0, 30.0), (70.0, 40.0, 40.0)  # CIELAB
+    _paint_ellipse(img, 300.0, 100.0, 60.0, 55.0, _lab_to_bgr(dark))  # lane 0, in the window
+    _paint_ellipse(img, 620.0, 100.0, 60.0, 55.0, _lab_to_bgr(dark))  # lane 0, outside it
+    _paint_ellipse(img, 330.0, 300.0, 60.0, 55.0, _lab_to_bgr(light))  # lane 1, in the window
+    model = _lightness_model()
+    # without a belt position: the whole views within half a pitch past x = 250
+    pipeline = FramePipeline(SETTINGS, QualityScoring(model, 250.0, 300.0, 700.0))
+    scored = {round(v.x_px): v.quality_score for v in pipeline.measure(img)}
+    assert scored[620] is None
+    # the model's own score of each fruit, from an exact mask of the painted ellipse
+    for x, y, lab in ((300, 100, dark), (330, 300, light)):
+        mask = np.zeros(img.shape[:2], np.uint8)
+        cv2.ellipse(mask, (x, y), (59, 54), 0, 0, 360, 255, -1)
+        assert scored[x] == pytest.approx(model.score(img, mask), abs=0.01)
+        assert scored[x] == pytest.approx((lab[0] / 10 - 1) / 9, abs=0.02)
+
+    # with one: each cup once, in the first frame where it is whole past x = 250
+    pipeline = FramePipeline(SETTINGS, QualityScoring(model, 250.0, 300.0, 700.0))
+    first = {round(v.x_px): v.quality_score for v in pipeline.measure(img, 10.0)}
+    assert all(first[x] is not None for x in (300, 330, 620))
+    again = pipeline.measure(img, 10.0)  # the same cups (a belt that has not moved)
+    assert all(v.quality_score is None for v in again)

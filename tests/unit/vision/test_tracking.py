@@ -7,7 +7,7 @@ import math
 import pytest
 
 from vision.pipeline import DefectView, FruitView
-from vision.tracking import CupTracker, fuse_defects, whole_turn_colour
+from vision.tracking import CupTracker, fuse, fuse_defects, whole_turn_colour
 
 PITCH = 200.0
 EXIT = 1000.0  # width 1100
@@ -113,3 +113,11 @@ def test_uniform_colour_keeps_the_plain_mean() -> None:
     assert whole_turn_colour([float(i) for i in range(8)], views, ["green", "red"]) == pytest.approx(
         {"green": 0.2, "red": 0.8}
     )
+
+
+def test_fused_quality_score_is_the_mean_of_the_scored_views() -> None:
+    frames = [[_view(0, 100.0 + 10 * i, quality_score=score)] for i, score in enumerate((None, 0.2, 0.4, None))]
+    fused = fuse(0, 7, frames)
+    assert fused is not None and fused.quality_score == pytest.approx(0.3)
+    unscored = fuse(0, 8, [[_view(0, 100.0)], [_view(0, 110.0)]])
+    assert unscored is not None and unscored.quality_score is None
