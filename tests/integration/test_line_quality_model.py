@@ -29,18 +29,24 @@ def _lightness_model() -> QualityModel:
     return QualityModel(FEATURE_NAMES, (0.0,) * n, (1.0,) * n, tuple(weights), 0.0, 1.0, 10.0, 1.0, 2)
 
 
+def _taught_recipe(directory: Path) -> Path:
+    """The built-in apple recipe, referring to ``model.json`` beside it."""
+    builtin = (Path(__file__).parents[2] / "grading" / "recipes" / "apple.toml").read_text(encoding="utf-8")
+    first_table = builtin.index("\n[")  # top-level keys go before the first table
+    recipe = directory / "apple-taught.toml"
+    recipe.write_text(builtin[:first_table] + '\nquality_model = "model.json"\n' + builtin[first_table:], encoding="utf-8")
+    return recipe
+
+
 def test_the_line_scores_fruit_with_the_recipes_model(tmp_path: Path, until) -> None:  # type: ignore[no-untyped-def]
     _lightness_model().save(tmp_path / "model.json")
-    builtin = (Path(__file__).parents[2] / "grading" / "recipes" / "apple.toml").read_text(encoding="utf-8")
-    first_table = builtin.index("\n[")
-    recipe = builtin[:first_table] + '\nquality_model = "model.json"\n' + builtin[first_table:]
-    (tmp_path / "apple-taught.toml").write_text(recipe, encoding="utf-8")
+    recipe = _taught_recipe(tmp_path)
     config = parse_config(
         {
             "line": {"lanes": 2, "cups_per_second": 6.0},
             "camera": {"geometry": {"height_px": 320, "fps": 12.0}},
             "database": {"url": f"sqlite:///{tmp_path}/line.db"},
-            "recipe": str(tmp_path / "apple-taught.toml"),
+            "recipe": str(recipe),
             "simulation": {"seed": 5},
         }
     )
@@ -67,10 +73,7 @@ def test_the_line_scores_fruit_with_the_recipes_model(tmp_path: Path, until) -> 
 
 def test_a_model_that_does_not_load_stops_the_start(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text('{"format": "gradeline-quality-model", "format_version": 99}', encoding="utf-8")
-    builtin = (Path(__file__).parents[2] / "grading" / "recipes" / "apple.toml").read_text(encoding="utf-8")
-    first_table = builtin.index("\n[")
-    recipe = tmp_path / "apple-taught.toml"
-    recipe.write_text(builtin[:first_table] + '\nquality_model = "model.json"\n' + builtin[first_table:], encoding="utf-8")
+    recipe = _taught_recipe(tmp_path)
     config = tmp_path / "line.toml"
     config.write_text(f'recipe = "{recipe}"\n', encoding="utf-8")
     done = subprocess.run(
