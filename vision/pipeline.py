@@ -1,9 +1,10 @@
 """The per-frame measurement pipeline: one BGR frame in, one ``FruitView`` per fruit out.
 
 Owns the order of the steps (background -> segmentation per lane band -> per-fruit geometry,
-colour and defects) and the settings that tune them. The steps themselves live in
-``vision.background``, ``vision.segment``, ``vision.measure`` and ``vision.defects``; all are
-pure functions over numpy arrays. Never opens a device or a file.
+colour and defects -> a taught model's score, when the recipe has one) and the settings that
+tune them. The steps themselves live in ``vision.background``, ``vision.segment``,
+``vision.measure``, ``vision.skin``, ``vision.defects`` and ``vision.quality``; all are pure
+functions over numpy arrays. Never opens a device or a file.
 
 Geometry convention (shared with the simulator and the line runtime): the belt runs along +x,
 lanes are horizontal bands of equal height, and the cup rollers spin each fruit about its
@@ -73,7 +74,8 @@ class QualityScoring:
     pitch_px: float
     exit_x_px: float
 
-    def wants(self, blob: FruitBlob, lane: int, belt_position_cups: float | None, scored: set[tuple[int, int]]) -> bool:
+    def claim(self, blob: FruitBlob, lane: int, belt_position_cups: float | None, scored: set[tuple[int, int]]) -> bool:
+        """Whether to score this view; records its cup in ``scored`` when it is."""
         if blob.touches_edge or blob.cx < self.from_x_px:
             return False
         if belt_position_cups is None:
@@ -102,9 +104,12 @@ def load_kernels() -> None:
 
 
 class FramePipeline:
-    """Stateless per frame apart from the learned background, which is replaced atomically.
+    """Stateless per frame apart from the learned background, which is replaced atomically,
+    and, with a quality model, the cups it has scored.
 
-    Safe to call from several threads: each thread gets its own full-frame scratch buffers.
+    Safe to call from several threads: each thread gets its own full-frame scratch buffers
+    (two threads sharing one pipeline may score a fruit twice; the line gives each worker
+    its own).
     """
 
     def __init__(self, settings: VisionSettings, quality: QualityScoring | None = None) -> None:
@@ -191,7 +196,7 @@ class FramePipeline:
             )
             fractions = dict(zip(names, skin.fractions, strict=True))
             score = None
-            if self.quality is not None and self.quality.wants(blob, lane, belt_position_cups, self._scored):
+            if self.quality is not None and self.quality.claim(blob, lane, belt_position_cups, self._scored):
                 score = self.quality.score(corrected[y0:y1], blob)
             views.append(fruit_view(blob, zone, lane, y0, s, fractions, skin.mean_lab, defects, score))
         return views
