@@ -1,8 +1,9 @@
-"""Skin defects inside one fruit's analysed zone, and the specular highlights to ignore.
+"""Skin defects inside one fruit's analysed zone.
 
 Owns what counts as a defect pixel (skin that falls in no colour class of the recipe and is
-not glare), the cleanup of class-border slivers, and each defect's surface area and position
-on the fitted spheroid, so the tracker can count a defect once across views.
+not glare; the glare disk comes from ``vision.skin``), the cleanup of class-border slivers,
+and each defect's surface area and position on the fitted spheroid, so the tracker can count
+a defect once across views.
 
 The blob search works on boxes of a few hundred to a few thousand pixels, where a numpy or
 OpenCV call costs more in overhead than in arithmetic (some 35 calls per blob when written
@@ -22,27 +23,6 @@ from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 _PAD = 4  # margin around a blob's box: room for the ring of skin 2-3 pixels out
 _MAX_BLOBS = 64  # per view; more is a rotten fruit, and the first 64 say so
-
-
-def highlight_disk(glare: np.ndarray, zone: np.ndarray, s: VisionSettings) -> tuple[tuple[int, int], int] | None:
-    """Specular glare as a disk (centre, radius in pixels), or None when there is none.
-
-    ``glare`` is 255 where the colour code (``vision.colour.classify_bgr``) flags glare
-    (bright, nearly grey), ``zone`` nonzero inside the analysed zone. The disk grows the core
-    (the glare inside the zone) by the glare's own size so the desaturated fringe (skin
-    blended toward white) goes with it. Masking generously costs little: the fruit spins
-    under the fixed glare, so what it hides in one view is seen in others.
-    """
-    if not cv2.countNonZero(glare):
-        return None
-    core = cv2.min(glare, zone)  # the glare inside the zone; a masked AND costs more
-    n = cv2.countNonZero(core)
-    if n == 0:
-        return None
-    x, y, w, h = cv2.boundingRect(core)
-    core_radius = math.sqrt(n / math.pi)
-    radius = (1 + s.highlight_grow) * core_radius + 3 + max(0.0, max(w, h) / 2 - core_radius)
-    return (int(round(x + (w - 1) / 2)), int(round(y + (h - 1) / 2))), int(math.ceil(radius))
 
 
 def find_defects(

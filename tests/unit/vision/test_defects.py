@@ -1,5 +1,5 @@
-"""The defect search on small synthetic skins: unmixed area, partial flag, class-border
-slivers, and the glare disk."""
+"""The defect search on small synthetic skins: unmixed area, partial flag and class-border
+slivers (the glare disk is the skin read's: tests/unit/vision/test_skin.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import cv2
 import numpy as np
 
-from vision.colour import CANONICAL_CLASSES, LUT_GLARE
-from vision.defects import find_defects, highlight_disk
+from vision.colour import CANONICAL_CLASSES
+from vision.defects import find_defects
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 MM_PER_PX = 0.3
@@ -83,22 +83,3 @@ def test_border_between_two_skin_colours_is_not_a_defect() -> None:
     spot[band > 0] = BROWN_SPOT
     assert len(_search(spot, band)) == 1
 
-
-def test_glare_disk_covers_the_glare_core_and_its_fringe() -> None:
-    code = np.ones((60, 60), np.uint8)
-    zone = np.zeros((60, 60), np.uint8)
-    cv2.circle(zone, (30, 30), 28, int(WEIGHT_SCALE), -1)
-
-    def glare() -> np.ndarray:
-        return cv2.threshold(code, LUT_GLARE - 1, 255, cv2.THRESH_BINARY)[1]
-
-    assert highlight_disk(glare(), zone, SETTINGS) is None
-    code[20:24, 33:37] = 1 + LUT_GLARE  # a 4x4 glare core
-    assert highlight_disk(glare(), np.zeros_like(zone), SETTINGS) is None  # none in the zone
-    code[0:4, 0:4] = 1 + LUT_GLARE  # outside the zone: ignored
-    disk = highlight_disk(glare(), zone, SETTINGS)
-    assert disk is not None
-    (cx, cy), radius = disk
-    assert (cx, cy) == (34, 22) or (cx, cy) == (35, 22)
-    core_radius = math.sqrt(16 / math.pi)
-    assert radius >= (1 + SETTINGS.highlight_grow) * core_radius

@@ -102,3 +102,18 @@ def test_pixels_outside_the_rim_and_box_are_not_read() -> None:
     again, _, _, unclassified = _read(code, params)
     np.testing.assert_array_equal(sums, again)
     assert unclassified[0, 2] == -1
+
+
+def test_glare_disk_covers_the_glare_core_and_its_fringe() -> None:
+    # a zone 28 half-grid pixels in radius around half-grid pixel (30, 30)
+    code = np.ones((60, 60), np.uint8)
+    zone = _params(60.0, 60.0, 56.0 / RIM, 56.0 / RIM)
+    assert _read(code, zone)[2][0, 2] == NO_GLARE
+    code[20:24, 33:37] = 1 + LUT_GLARE  # a 4x4 glare core
+    elsewhere = _params(60.0, 100.0, 12.0, 12.0)  # a zone that does not hold it
+    assert _read(code, elsewhere)[2][0, 2] == NO_GLARE
+    code[0:4, 0:4] = 1 + LUT_GLARE  # outside the zone: ignored
+    x, y, radius = _read(code, zone)[2][0]
+    assert (x, y) == (34.0, 22.0) or (x, y) == (35.0, 22.0)
+    core_radius = math.sqrt(16 / math.pi)
+    assert radius >= (1 + 3.5) * core_radius
