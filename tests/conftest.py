@@ -104,3 +104,15 @@ def start_gradeline(tmp_path: Path) -> Iterator[Callable[[str], tuple[subprocess
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def lightness_model():  # type: ignore[no-untyped-def]
+    """A taught quality model whose grade is the skin's mean L* / 10 (grades 1-10): its
+    score of a fruit of known colour is known, so tests can check the line applies it."""
+    from vision.quality import FEATURE_NAMES, QualityModel
+
+    n = len(FEATURE_NAMES)
+    weights = [0.0] * n
+    weights[FEATURE_NAMES.index("lab_l_mean")] = 0.1
+    return QualityModel(FEATURE_NAMES, (0.0,) * n, (1.0,) * n, tuple(weights), 0.0, 1.0, 10.0, 1.0, 2)

@@ -17,16 +17,9 @@ from sqlalchemy import select
 from api.compose import open_line
 from grading.config import parse_config
 from grading.schema import fruit
-from vision.quality import FEATURE_NAMES, QualityModel
+from vision.quality import QualityModel
 
 pytestmark = pytest.mark.slow
-
-
-def _lightness_model() -> QualityModel:
-    n = len(FEATURE_NAMES)
-    weights = [0.0] * n
-    weights[FEATURE_NAMES.index("lab_l_mean")] = 0.1  # grade = L* / 10
-    return QualityModel(FEATURE_NAMES, (0.0,) * n, (1.0,) * n, tuple(weights), 0.0, 1.0, 10.0, 1.0, 2)
 
 
 def _taught_recipe(directory: Path) -> Path:
@@ -38,8 +31,8 @@ def _taught_recipe(directory: Path) -> Path:
     return recipe
 
 
-def test_the_line_scores_fruit_with_the_recipes_model(tmp_path: Path, until) -> None:  # type: ignore[no-untyped-def]
-    _lightness_model().save(tmp_path / "model.json")
+def test_the_line_scores_fruit_with_the_recipes_model(tmp_path: Path, until, lightness_model: QualityModel) -> None:  # type: ignore[no-untyped-def]
+    lightness_model.save(tmp_path / "model.json")
     recipe = _taught_recipe(tmp_path)
     config = parse_config(
         {

@@ -10,7 +10,7 @@ import pytest
 
 from vision.colour import CANONICAL_CLASSES
 from vision.pipeline import FramePipeline, QualityScoring, VisionSettings
-from vision.quality import FEATURE_NAMES, QualityModel
+from vision.quality import QualityModel
 
 
 def _lab_to_bgr(lab: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -110,21 +110,13 @@ def test_measure_is_thread_safe() -> None:
     assert all(r == expected for r in results) and len(results) == 15
 
 
-def _lightness_model() -> QualityModel:
-    """A model whose grade is the skin's mean L* / 10: darker fruit grade better."""
-    n = len(FEATURE_NAMES)
-    weights = [0.0] * n
-    weights[FEATURE_NAMES.index("lab_l_mean")] = 0.1
-    return QualityModel(FEATURE_NAMES, (0.0,) * n, (1.0,) * n, tuple(weights), 0.0, 1.0, 10.0, 1.0, 2)
-
-
-def test_quality_model_scores_each_fruit_once_from_the_middle_of_the_frame() -> None:
+def test_quality_model_scores_each_fruit_once_from_the_middle_of_the_frame(lightness_model: QualityModel) -> None:
     img = _frame()
     dark, light = (40.0, 50.0, 30.0), (70.0, 40.0, 40.0)  # CIELAB
     _paint_ellipse(img, 300.0, 100.0, 60.0, 55.0, _lab_to_bgr(dark))  # lane 0, in the window
     _paint_ellipse(img, 620.0, 100.0, 60.0, 55.0, _lab_to_bgr(dark))  # lane 0, outside it
     _paint_ellipse(img, 330.0, 300.0, 60.0, 55.0, _lab_to_bgr(light))  # lane 1, in the window
-    model = _lightness_model()
+    model = lightness_model
     # without a belt position: the whole views within half a pitch past x = 250
     pipeline = FramePipeline(SETTINGS, QualityScoring(model, 250.0, 300.0, 700.0))
     scored = {round(v.x_px): v.quality_score for v in pipeline.measure(img)}
