@@ -94,7 +94,7 @@ class Skin(NamedTuple):
     unclassified_mm2: float  # surface in no class and not glare: where defects can be
     mean_lab: tuple[float, float, float]  # CIELAB, a plain mean of the analysed skin
     # where the defect search looks, in frame pixels: the box holding the unclassified skin
-    # (x0, y0, x1, y1, exclusive; empty when there is too little to search) and the glare
+    # (x0, y0, x1, y1, inclusive; all 0 when there is too little to search) and the glare
     # disk, if any
     unclassified_box: tuple[int, int, int, int]
     glare: tuple[tuple[float, float], float] | None
