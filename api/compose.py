@@ -12,9 +12,9 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -24,20 +24,21 @@ from api.metrics import build_registry
 from drivers.interfaces import Camera, Plc, Scale
 from drivers.modbus.sensor import SensorPoller, build_sensor_poller
 from grading.config import LineConfig
+from grading.decision import DecisionSettings, DecisionStep
 from grading.grader import Grader
 from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
-from grading.runtime import FrameMeasurer, LineRuntime, RuntimeSettings
-from grading.store import RecordWriter, create_store_engine, migrate, open_lot
+from grading.runtime import LineRuntime, RuntimeSettings
+from grading.store import RecordWriter, create_store_engine, last_recorded_cups, migrate, open_lot
+from grading.weighing import WeightLedger
 from simulators.settings import (
     SimulatedCameraSettings,
     SimulatedPlcSettings,
     SimulatedScaleSettings,
 )
-from vision.calibration import Undistorter
 from vision.colour import ColourClass
-from vision.pipeline import FramePipeline, QualityScoring, VisionSettings, settings_for_product
-from vision.quality import QualityModel
+from vision.pipeline import VisionSettings, settings_for_product
+from vision.pool import LensSpec, MeasurerSpec, QualitySpec, VisionPool
 from vision.tracking import CupTracker
 
 log = logging.getLogger(__name__)
@@ -78,41 +79,35 @@ def _vision_settings(config: LineConfig, recipe: Recipe) -> VisionSettings:
     return dataclasses.replace(defaults, colour_classes=colours)
 
 
-class UndistortingMeasurer:
-    """Removes lens distortion (from a checkerboard calibration) before measuring a frame."""
-
-    def __init__(self, pipeline: FramePipeline, undistort: Callable[[Any], Any]) -> None:
-        self._pipeline = pipeline
-        self._undistort = undistort
-
-    def measure(self, image_bgr: Any, belt_position_cups: float | None = None) -> Any:
-        return self._pipeline.measure(self._undistort(image_bgr), belt_position_cups)
-
-
-def _quality_scoring(config: LineConfig, recipe: Recipe) -> QualityScoring | None:
+def _quality_spec(config: LineConfig, recipe: Recipe) -> QualitySpec | None:
     """The recipe's taught model, scoring each fruit once it has reached the middle of the frame."""
     if recipe.quality_model is None:
         return None
     geometry = config.camera.geometry
     pitch_px = config.line.cup_pitch_mm / geometry.mm_per_px
-    return QualityScoring(QualityModel.load(recipe.quality_model), geometry.width_px / 2, pitch_px, geometry.width_px - pitch_px / 2)
+    return QualitySpec(recipe.quality_model, geometry.width_px / 2, pitch_px, geometry.width_px - pitch_px / 2)
 
 
-def _measurer_factory(config: LineConfig, recipe: Recipe) -> Callable[[], FrameMeasurer]:
-    settings = _vision_settings(config, recipe)
-    quality = _quality_scoring(config, recipe)
+def _measurer_spec(config: LineConfig, recipe: Recipe) -> MeasurerSpec:
+    """How to build the frame measurer: picklable, for ``vision.pool.VisionPool``'s worker
+    processes, and callable (it builds one measurer per call, e.g. one per worker thread).
+    The quality model's file is read where the measurer is built."""
     lens = config.camera.calibration
-    if lens.camera_matrix is None or lens.dist_coeffs is None:
-        return lambda: FramePipeline(settings, quality)
-    camera_matrix, dist_coeffs = lens.camera_matrix, lens.dist_coeffs
-    # One undistorter per worker thread: it caches its pixel maps.
-    return lambda: UndistortingMeasurer(FramePipeline(settings, quality), Undistorter(camera_matrix, dist_coeffs))
+    lens_spec = None
+    if lens.camera_matrix is not None and lens.dist_coeffs is not None:
+        lens_spec = LensSpec(tuple(tuple(row) for row in lens.camera_matrix), tuple(lens.dist_coeffs))
+    return MeasurerSpec(_vision_settings(config, recipe), _quality_spec(config, recipe), lens_spec)
 
 
 def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]) -> Devices:
-    """Pick a real driver or a simulator for each device, from the config alone."""
+    """Pick a real driver or an in-process stand-in for each device, from the config alone.
+
+    The stand-ins (``simulators.conveyor``, ``simulators.plc``) share one in-process PLC model:
+    its encoder moves the simulated fruit and triggers the simulated camera. The demo and the
+    benchmarks use real drivers against the simulated world in its own process instead
+    (``api.world``).
+    """
     plc: Plc
-    position: Callable[[], float] | None = None
     plc_model = None
     if isinstance(config.plc.device, SimulatedPlcSettings):
         from simulators.plc import PlcModel, SimulatedPlc
@@ -122,50 +117,47 @@ def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]
             outlet_offsets_cups={o.number: o.offset_cups for o in config.outlets},
             cups_per_second=config.line.cups_per_second,
             clock=clock,
+            camera_trigger_pitch_cups=config.line.cups_per_second / config.camera.geometry.fps,
         )
         plc = SimulatedPlc(plc_model)
-        position = plc_model.position_cups
     else:
         from drivers.modbus.plc import ModbusPlc
 
-        plc = ModbusPlc.from_settings(config.plc.device, lanes=config.line.lanes)
+        plc = ModbusPlc.from_settings(config.plc.device, lanes=config.line.lanes, clock=clock)
 
-    needs_world = isinstance(config.camera.device, SimulatedCameraSettings) or isinstance(
-        config.scale, SimulatedScaleSettings
-    )
     conveyor = None
-    if needs_world:
-        from simulators.conveyor import FreeRunningBelt, SimulatedConveyor
+    if plc_model is not None:
+        from simulators.conveyor import SimulatedConveyor
 
-        if position is None:  # real PLC, simulated fruit: the simulated belt runs on its own
-            position = FreeRunningBelt(config.line.cups_per_second, clock)
-        conveyor = SimulatedConveyor(recipe.product, config.simulation, position)
+        conveyor = SimulatedConveyor(recipe.product, config.simulation, plc_model.position_cups)
 
     camera: Camera
     if isinstance(config.camera.device, SimulatedCameraSettings):
         from simulators.conveyor import SimulatedCamera
         from simulators.scene import SceneGeometry, SceneRenderer
 
+        assert conveyor is not None and plc_model is not None  # the config requires a simulated PLC
         g = config.camera.geometry
         geometry = SceneGeometry(
             width_px=g.width_px, height_px=g.height_px, lanes=config.line.lanes,
             mm_per_px=g.mm_per_px, cup_pitch_mm=config.line.cup_pitch_mm,
         )
         renderer = SceneRenderer(geometry, config.camera.device, seed=config.simulation.seed)
-        assert conveyor is not None
-        camera = SimulatedCamera(conveyor, renderer, fps=g.fps, clock=clock)
+        camera = SimulatedCamera(conveyor, renderer, plc_model, clock=clock)
     else:
         from drivers.camera import OpenCvCamera
 
-        camera = OpenCvCamera(config.camera.device)
+        camera = OpenCvCamera(config.camera.device, clock=clock)
 
     scales: list[Scale]
     if isinstance(config.scale, SimulatedScaleSettings):
         from simulators.conveyor import SimulatedScale
 
-        assert conveyor is not None
+        assert conveyor is not None and plc_model is not None
         scales = [
-            SimulatedScale(conveyor, lane, config.line.scale_offset_cups, config.scale, clock, config.simulation.seed)
+            SimulatedScale(
+                conveyor, plc_model, lane, config.line.scale_offset_cups, config.scale, clock, config.simulation.seed
+            )
             for lane in range(config.line.lanes)
         ]
     else:
@@ -185,49 +177,68 @@ async def open_line(
     start: bool = True,
     devices: Devices | None = None,
 ) -> AsyncIterator[LineHandle]:
-    """Build, open and run the line; on exit stop intake, flush every record, close devices.
+    """Build, open and run the line; on exit stop intake, write every record, close devices.
 
-    ``devices`` replaces ``build_devices(config)`` (benchmarks replay prerendered frames).
+    Everything that takes a while (migrations, the vision workers' start and warm-up, the
+    devices' open) happens before intake can start. ``devices`` replaces
+    ``build_devices(config)`` (tests hand in their own).
     """
     recipe = load_recipe(config.recipe)
     engine = create_store_engine(config.database.url)
-    await asyncio.to_thread(migrate, engine)
-    lot = await asyncio.to_thread(
-        open_lot, engine, code=config.lot.code, grower=config.lot.grower, variety=config.lot.variety,
-        product=recipe.product, recipe=recipe.name, line=config.line.name,
-    )
-    writer = RecordWriter(engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s)
-    writer.start()
-    if devices is None:
-        devices = build_devices(config, recipe, clock)
-    geometry = config.camera.geometry
-    pitch_px = config.line.cup_pitch_mm / geometry.mm_per_px
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vision")
-    runtime = LineRuntime(
-        settings=RuntimeSettings(
-            line_name=config.line.name,
-            lanes=config.line.lanes,
-            scale_offset_cups=config.line.scale_offset_cups,
-            first_outlet_offset_cups=config.first_outlet_offset_cups,
-            decision_margin_cups=config.plc.decision_margin_cups,
-            plc_poll_interval_s=1.0 / config.plc.poll_hz,
-        ),
-        camera=devices.camera,
-        scales=devices.scales,
-        plc=devices.plc,
-        measurer_factory=_measurer_factory(config, recipe),
-        tracker_factory=lambda: CupTracker(config.line.lanes, pitch_px, geometry.width_px - pitch_px / 2),
-        grader=Grader(recipe),
-        assigner=OutletAssigner(config.outlets),
-        writer=writer,
-        lot=lot,
-        executor=executor,
-        clock=clock,
-    )
     async with AsyncExitStack() as stack:
         stack.callback(engine.dispose)
+        await asyncio.to_thread(migrate, engine)
+        lot = await asyncio.to_thread(
+            open_lot, engine, code=config.lot.code, grower=config.lot.grower, variety=config.lot.variety,
+            product=recipe.product, recipe=recipe.name, line=config.line.name,
+        )
+        resume_after = await asyncio.to_thread(last_recorded_cups, engine, config.line.name)
+        writer = RecordWriter(
+            engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s, clock=clock
+        )
+        writer.start()
         stack.callback(writer.close, 30.0)  # runs after the runtime and devices have stopped
-        stack.callback(executor.shutdown, wait=True)
+        if devices is None:
+            devices = build_devices(config, recipe, clock)
+        geometry = config.camera.geometry
+        vision = VisionPool(
+            _measurer_spec(config, recipe),
+            workers=config.vision.workers,
+            frame_shape=(geometry.height_px, geometry.width_px, 3),
+            split=config.vision.split,
+        )
+        await vision.start()
+        stack.callback(vision.close)
+        pitch_px = config.line.cup_pitch_mm / geometry.mm_per_px
+        ledger = WeightLedger(
+            config.line.lanes, config.line.scale_offset_cups, config.line.weigh_window_cups,
+            consistency_g=config.line.weigh_consistency_g,
+        )
+        decider = DecisionStep(
+            DecisionSettings(config.first_outlet_offset_cups, config.plc.decision_margin_cups),
+            Grader(recipe),
+            OutletAssigner(config.outlets),
+            ledger,
+            wall_clock=lambda: datetime.now(UTC),
+        )
+        runtime = LineRuntime(
+            settings=RuntimeSettings(
+                line_name=config.line.name,
+                lanes=config.line.lanes,
+                plc_poll_interval_s=1.0 / config.plc.poll_hz,
+                max_frames_in_flight=vision.workers * vision.slots_per_worker,
+            ),
+            camera=devices.camera,
+            scales=devices.scales,
+            plc=devices.plc,
+            vision=vision,
+            tracker_factory=lambda: CupTracker(config.line.lanes, pitch_px, geometry.width_px - pitch_px / 2),
+            decider=decider,
+            writer=writer,
+            lot=lot,
+            clock=clock,
+            resume_after_cups=resume_after,
+        )
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
         for device in opened:
             await device.open()

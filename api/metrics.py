@@ -10,18 +10,18 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from drivers.modbus.sensor import SensorPoller
-from grading.runtime import LineRuntime
+from grading.runtime import LATENCY_BUCKETS_S, LineRuntime
 
 
 class LineCollector(Collector):
     def __init__(self, runtime: LineRuntime) -> None:
         self._runtime = runtime
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         rt = self._runtime
         c = rt.counters
         line = rt.settings.line_name
@@ -51,10 +51,40 @@ class LineCollector(Collector):
         yield counter("gradeline_frames", "Camera frames measured.", c.frames_total)
         yield counter("gradeline_frames_dropped", "Frames skipped because vision was behind.", c.frames_dropped_total)
         yield counter("gradeline_fruit_views", "Fruit views measured.", c.views_total)
-        yield counter("gradeline_weighing_failures", "Cups whose weight could not be read.", c.weigh_failures_total)
+        weigh = CounterMetricFamily(
+            "gradeline_weighing_failures", "Recorded fruit without a weight, by cause.", labels=["line", "cause"]
+        )
+        for cause, n in sorted(c.weigh_failures.items()):
+            weigh.add_metric([line, cause], n)
+        yield weigh
+        yield counter(
+            "gradeline_decisions_unsorted_after_commit",
+            "Decisions in time when made but not sorted: the record was committed too late or the PLC write failed.",
+            c.unsorted_after_commit_total,
+        )
+        yield counter("gradeline_records_quarantined", "Fruit records the store refused (kept in its quarantine).", c.quarantined_total)
+        yield counter("gradeline_frames_unplaced", "Frames without a belt position (no PLC timing, or off the trigger grid).", c.frames_unplaced_total)
         yield counter("gradeline_plc_errors", "Failed PLC polls.", c.plc_errors_total)
+        yield counter("gradeline_plc_write_failures", "Failed writes of decisions to the PLC.", c.plc_write_failures_total)
         yield counter("gradeline_fruit_weight_grams", "Sum of graded fruit weights.", c.weight_g_sum)
         yield counter("gradeline_records_written", "Rows committed to the store.", rt.writer.rows_written)
+        writer = rt.writer.health()
+        for name, doc, value in (
+            ("gradeline_writer_pending_rows", "Rows waiting to be committed.", writer.pending_rows),
+            ("gradeline_writer_oldest_pending_age_seconds", "Age of the oldest row waiting to be committed.", writer.oldest_pending_age_s),
+        ):
+            gauge = GaugeMetricFamily(name, doc, labels=["line"])
+            gauge.add_metric([line], value)
+            yield gauge
+        yield counter("gradeline_writer_retries", "Store transactions retried after a transient error.", writer.retries_total)
+        latency = HistogramMetricFamily(
+            "gradeline_decision_latency_seconds",
+            "From a frame's exposure to the PLC's acknowledgement of its decisions.",
+            labels=["line"],
+        )
+        buckets = [(str(b), n) for b, n in zip(LATENCY_BUCKETS_S, c.latency_bucket_counts, strict=True)]
+        latency.add_metric([line], [*buckets, ("+Inf", c.latency_count)], sum_value=c.latency_sum_s)
+        yield latency
         running = GaugeMetricFamily("gradeline_line_running", "1 while the line grades fruit.", labels=["line"])
         running.add_metric([line], 1.0 if rt.intake else 0.0)
         yield running

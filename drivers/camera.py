@@ -4,7 +4,8 @@ Owns opening the source, reading frames off the event loop (one executor thread 
 because ``VideoCapture.read`` blocks), stamping them with a clock, and turning OpenCV's
 silent failures (``read`` returning ``False``) into typed errors: ``EndOfStream`` when a
 file is exhausted, ``DeviceError`` when a live source fails. Frames carry no belt position:
-these cameras run free and the runtime places frames on the belt from the PLC.
+the runtime places them on the belt from the PLC's timing and camera trigger (see
+``docs/plc-register-contract.md``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class OpenCvCameraSettings(BaseModel):
     )
     read_timeout_s: float = Field(
         5.0, gt=0, le=120, description="Longest wait for one frame before the camera counts as failed."
+    )
+    latency_s: float = Field(
+        0.0, ge=0, le=2,
+        description="Time from exposure to the frame's arrival (readout, transfer, decode); subtracted "
+        "from the arrival stamp to give the exposure time.",
     )
 
 
@@ -118,10 +124,12 @@ class OpenCvCamera:
         self._executor = executor
         self._seq = 0
 
-    def _grab(self) -> tuple[bool, np.ndarray | None]:
+    def _grab(self) -> tuple[bool, np.ndarray | None, float]:
+        """One frame and its exposure time, stamped here on the camera's thread the moment the
+        frame is decoded, so a busy event loop does not shift it."""
         assert self._capture is not None
         ok, image = self._capture.read()
-        return bool(ok), image
+        return bool(ok), image, self._clock() - self._settings.latency_s
 
     async def read(self) -> Frame:
         capture, executor = self._capture, self._executor
@@ -129,7 +137,7 @@ class OpenCvCamera:
             raise DeviceError(self.name, "read() before open()")
         loop = asyncio.get_running_loop()
         try:
-            ok, image = await asyncio.wait_for(
+            ok, image, t_s = await asyncio.wait_for(
                 loop.run_in_executor(executor, self._grab), self._settings.read_timeout_s
             )
         except TimeoutError as exc:
@@ -138,14 +146,13 @@ class OpenCvCamera:
             ) from exc
         except cv2.error as exc:
             raise DeviceError(self.name, f"OpenCV read failed: {exc}") from exc
-        t_s = self._clock()
         if not ok or image is None:
             if _is_finite(self._settings.source):
                 raise EndOfStream(self.name, f"end of {self._settings.source!r} after {self._seq} frames")
             raise DeviceDisconnected(self.name, f"source {self._settings.source!r} delivered no frame")
         if image.ndim == 2:  # some devices deliver grey; the pipeline expects BGR
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        frame = Frame(image_bgr=image, t_s=t_s, seq=self._seq, belt_position_cups=None)
+        frame = Frame(image_bgr=image, t_s=t_s, seq=self._seq)
         self._seq += 1
         return frame
 

@@ -45,16 +45,16 @@ class EndOfStream(DeviceError):
 class Frame:
     """One camera image.
 
-    ``belt_position_cups`` is the encoder position at exposure, in cups, on the convention
-    of ``PlcStatus.cup_counter`` (cup ``k`` sits at the inspection point when the position
-    equals ``k``). Encoder-triggered cameras stamp it; free-running cameras leave it None and
-    the runtime estimates it from the PLC.
+    ``t_s`` is the exposure time on the line PC's monotonic clock: the driver stamps the
+    frame in its reader thread when it arrives and subtracts the camera's configured latency
+    (exposure, readout, transfer), so a busy event loop never shifts it. Cameras carry no
+    belt position: the runtime places each frame on the belt from the PLC (see
+    ``docs/plc-register-contract.md``, "Camera trigger").
     """
 
     image_bgr: np.ndarray
     t_s: float
     seq: int
-    belt_position_cups: float | None = None
 
 
 @runtime_checkable
@@ -72,21 +72,41 @@ class Camera(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WeightReading:
+    """One weight from an indicator. ``t_s`` is when its bytes arrived, on the line PC's
+    monotonic clock, stamped in the driver's reader thread (never on the event loop).
+
+    ``backlogged``: the reading came in one read with later ones, so the reader thread was
+    behind (descheduled on a busy PC) and the stamp is only an upper bound of its arrival; it
+    is not used to weigh a cup. A reader that keeps up gets one frame per read; the last frame
+    of a read arrived within a frame period of its stamp.
+    """
+
     weight_g: float
     stable: bool
     t_s: float
+    backlogged: bool = False
 
 
 @runtime_checkable
 class Scale(Protocol):
-    """The load cell one lane's cups pass over, behind an indicator or transmitter."""
+    """The load cell one lane's cups pass over, behind an indicator or transmitter.
+
+    The driver reads the indicator continuously in its own thread (a streaming indicator's
+    frames, or requests sent at a fixed rate) and stamps every reading there. The runtime
+    takes the readings in batches and matches each to the cup that was on the load cell at
+    its time, from the encoder; no reading depends on when the event loop gets to it.
+    """
 
     name: str
 
     async def open(self) -> None: ...
 
-    async def read_weight(self) -> WeightReading:
-        """The weight on the load cell now. Raises DeviceError, never returns garbage."""
+    def take_readings(self) -> list[WeightReading]:
+        """Every valid reading received since the last call, oldest first. Never blocks."""
+        ...
+
+    def is_up(self) -> bool:
+        """Whether the indicator is delivering readings now (connected, not stale)."""
         ...
 
     async def close(self) -> None: ...
@@ -98,6 +118,9 @@ class PlcStatus:
 
     ``cup_counter`` is the 32-bit index of the cup at the inspection point (the camera exit);
     the PLC derives it from encoder counts. All lanes share one chain and one counter.
+    ``position_cups`` adds the fraction of the current cup (the counter's scale, so it wraps
+    with it). ``camera_trigger_pitch_cups`` is the encoder distance between camera triggers
+    (None: the camera is not triggered by the PLC). ``t_s`` is when the reply arrived.
     """
 
     cup_counter: int
@@ -105,6 +128,9 @@ class PlcStatus:
     running: bool
     outlet_full: tuple[bool, ...]
     t_s: float
+    position_cups: float | None = None
+    camera_trigger_pitch_cups: float | None = None
+    camera_triggers: int | None = None  # triggers fired since power-up (32-bit, wraps)
 
 
 @dataclass(frozen=True, slots=True)

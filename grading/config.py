@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
 from drivers.camera import OpenCvCameraSettings
 from drivers.modbus.settings import ModbusSensorSettings, PlcModbusSettings
@@ -39,6 +40,22 @@ class LineSettings(_Strict):
     scale_offset_cups: int = Field(
         -10, le=-1, ge=-200,
         description="Where the load cell sits, in cups relative to the inspection point (camera exit); negative = upstream.",
+    )
+    weigh_window_cups: float = Field(
+        0.25, gt=0, lt=0.5,
+        description="A stable reading counts for a cup when the belt position puts the cup within this many cups "
+        "of the load cell's centre.",
+    )
+    cpu_nice: int = Field(
+        -5, ge=-20, le=19,
+        description="Scheduling priority the line process asks for at start (a nice value; lower runs first), so "
+        "the operator's browser or anything else on the PC cannot take the CPU its deadlines need. Below 0 needs "
+        "CAP_SYS_NICE (root, or Nice= in its systemd unit); without it the line warns and runs at its own.",
+    )
+    weigh_consistency_g: float = Field(
+        1.0, gt=0, le=100,
+        description="A cup whose stable readings differ by more than this gets no weight (recheck): "
+        "they cannot all be its own.",
     )
 
 
@@ -94,9 +111,25 @@ def _demo_outlets() -> list[OutletSettings]:
 
 class PlcSettings(_Strict):
     device: PlcDevice = Field(default_factory=SimulatedPlcSettings, description="How to reach the PLC.")
-    poll_hz: float = Field(100.0, ge=1, le=1000, description="Status polls per second.")
+    poll_hz: float = Field(
+        50.0, ge=1, le=1000,
+        description="Status polls per second: the belt timing that places frames and weights on cups comes from them.",
+    )
     decision_margin_cups: float = Field(
         1.0, ge=0, le=100, description="A decision must land this many cups before the first outlet, else it is late."
+    )
+
+
+class VisionRunSettings(_Strict):
+    workers: int = Field(
+        2, ge=1, le=16,
+        description="Vision worker processes, off the line loop's GIL; each costs a pipeline's memory and a "
+        "few seconds at start.",
+    )
+    split: Literal["lanes", "frames"] = Field(
+        "lanes",
+        description="lanes: every worker measures its own group of lanes of every frame (a frame takes "
+        "1/workers of the time: lower latency); frames: each frame goes whole to one worker (throughput).",
     )
 
 
@@ -109,9 +142,39 @@ class DatabaseSettings(_Strict):
     flush_interval_s: float = Field(0.25, gt=0, le=10, description="Longest time a row waits before it is written.")
 
 
+def _networks(*cidrs: str) -> list[IPv4Network | IPv6Network]:
+    return [ip_network(c) for c in cidrs]
+
+
 class ApiSettings(_Strict):
-    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    host: str = Field(
+        "127.0.0.1", description="Address the API binds to; loopback unless a TLS reverse proxy is not on this PC."
+    )
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0 = any free port).")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: _networks("127.0.0.1/32", "::1/128"),
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (client address, https).",
+    )
+    metrics_public_networks: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: _networks("127.0.0.0/8", "::1/128"),
+        description="Client networks that may read /metrics without a token (Prometheus); others need an integrator token.",
+    )
+
+
+class AuthSettings(_Strict):
+    session_hours: float = Field(12.0, gt=0, le=168, description="How long an HMI login lasts (one shift).")
+    pin_failures_to_lock: int = Field(
+        5, ge=1, le=100, description="Wrong PINs in a row that lock a user until an admin unlocks it."
+    )
+    address_failures_limit: int = Field(
+        20, ge=1, le=100000, description="Wrong PINs from one client address, within the window, before it must wait."
+    )
+    address_window_s: float = Field(900.0, gt=0, le=86400, description="Window of the per-address limit.")
+    credential_cache_s: float = Field(
+        2.0, ge=0, le=60,
+        description="How long a checked token or session is trusted before it is looked up again; "
+        "a revoke or disable from the command line takes effect within this time.",
+    )
 
 
 class LotSettings(_Strict):
@@ -123,6 +186,7 @@ class LotSettings(_Strict):
 class LineConfig(_Strict):
     line: LineSettings = Field(default_factory=LineSettings, description="Conveyor geometry and speed.")
     camera: CameraSettings = Field(default_factory=CameraSettings, description="Camera and its geometry.")
+    vision: VisionRunSettings = Field(default_factory=VisionRunSettings, description="How vision runs.")
     scale: ScaleDevice = Field(default_factory=SimulatedScaleSettings, description="Per-lane load cells.")
     plc: PlcSettings = Field(default_factory=PlcSettings, description="The PLC that fires the outlets.")
     outlets: list[OutletSettings] = Field(default_factory=_demo_outlets, min_length=1, description="Outlets (drops).")
@@ -133,6 +197,7 @@ class LineConfig(_Strict):
     lot: LotSettings = Field(default_factory=LotSettings, description="The lot the line starts on.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where records are stored.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="HMI logins, PIN lock-out, credential checks.")
     simulation: SimulationSettings = Field(
         default_factory=SimulationSettings, description="Simulated fruit flow (used by simulated devices only)."
     )
@@ -147,6 +212,17 @@ class LineConfig(_Strict):
             raise ValueError("sensors: sensor names must be unique")
         if isinstance(self.scale, SerialScaleSettings) and len(self.scale.ports) != self.line.lanes:
             raise ValueError(f"scale.ports: needs one port per lane ({self.line.lanes}), got {len(self.scale.ports)}")
+        stand_ins = [
+            name for name, device in (("camera.device", self.camera.device), ("scale", self.scale))
+            if isinstance(device, SimulatedCameraSettings | SimulatedScaleSettings)
+        ]
+        if stand_ins and not isinstance(self.plc.device, SimulatedPlcSettings):
+            raise ValueError(
+                f"{stand_ins[0]}: an in-process simulated device runs on the in-process simulated PLC's belt; "
+                "with a real PLC use real devices (the simulated world: gradeline sim line)"
+            )
+        if self.vision.split == "lanes" and self.vision.workers > self.line.lanes:
+            raise ValueError(f"vision.workers: {self.vision.workers} workers cannot split {self.line.lanes} lanes")
         lane_height = self.camera.geometry.height_px // self.line.lanes
         if lane_height < 16:
             raise ValueError("camera.geometry.height_px: too small for the number of lanes")

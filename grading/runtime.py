@@ -1,44 +1,48 @@
-"""The line runtime: one asyncio loop that owns line state.
+"""The line runtime: one asyncio loop that owns line state and wires devices to decisions.
 
-Frames go to the vision pipeline in worker threads (OpenCV releases the GIL) and come back in
-order to the cup tracker; weights are read per lane when the PLC's cup counter says a cup is on
-the load cell; each fused fruit is joined with its cup's weight, graded, given an outlet, and
-the decision written to the PLC ahead of the cup's arrival (or not at all when it would be
-late: the PLC then recirculates the cup). Every graded fruit is handed to the record writer.
+What it does, in order, for every frame:
 
-Only this loop mutates line state; worker threads return values and touch nothing else.
+1. The camera driver stamps the frame where it arrives; the runtime places it on the belt
+   from the PLC's timing (``grading.position``) and hands it to vision, which runs where it
+   cannot hold this loop's GIL (``Vision``: worker processes in production).
+2. Frames come back in order to the cup tracker, which fuses each fruit's views once the
+   fruit has left the field.
+3. The decision step (``grading.decision``) joins each fused fruit with its cup's weight from
+   the weight ledger, grades it, assigns an outlet and checks the deadline.
+4. **Record before you sort**: the frame's records are committed in one transaction; only
+   then are the decisions still in time written to the PLC. A decision whose record is not
+   committed by its deadline, or whose PLC write fails, is not sorted (the cup recirculates)
+   and its record is corrected to say so.
+5. Counters, and everything the API and /metrics report, count committed records only.
+
+Alongside, the PLC is polled for its timing and outlet-full inputs (each poll also moves the
+scales' readings into the weight ledger), and a heartbeat keeps the PLC's watchdog alive.
+
+Only this loop mutates line state. Device I/O threads, vision workers and the record writer
+return values and touch nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import math
-import threading
-import uuid
+from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from drivers.interfaces import (
-    Camera,
-    DeviceError,
-    EndOfStream,
-    Frame,
-    OutletDecision,
-    Plc,
-    PlcStatus,
-    Scale,
-)
-from grading.grader import Grader, GradeResult
-from grading.measurement import FruitMeasurement
-from grading.outlets import OutletAssigner
+from drivers.health import FaultState
+from drivers.interfaces import Camera, DeviceError, EndOfStream, Frame, Plc, PlcStatus, Scale
+from grading.decision import Decision, DecisionStep
+from grading.position import BeltTiming, FramePlacement
+from grading.records import EventRecord, FruitRecord
 from grading.store import Lot, RecordWriter
+from grading.weighing import WEIGH_CAUSES, WeightLedger
 
 if TYPE_CHECKING:
     from vision.pipeline import FruitView
@@ -47,70 +51,81 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _U32 = 1 << 32
+# Decision latency buckets for /metrics, in seconds: exposure to the PLC's acknowledgement.
+LATENCY_BUCKETS_S = (0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 
 
-class FrameMeasurer(Protocol):
-    def measure(self, image_bgr: np.ndarray, belt_position_cups: float | None = None) -> list[FruitView]: ...
+class StageTimes:
+    """Where a decision's time goes, over the last ``window`` frames: the time from a frame's
+    exposure to each stage's end, in ms (``submitted`` to vision, ``measured``, ``decided``,
+    ``committed``, ``written``), so the API can show which stage is slow."""
+
+    STAGES = ("submitted", "measured", "decided", "committed", "written")
+
+    def __init__(self, window: int = 500) -> None:
+        self._ms: dict[str, deque[float]] = {stage: deque(maxlen=window) for stage in self.STAGES}
+
+    def add(self, stage: str, since_exposure_s: float) -> None:
+        self._ms[stage].append(since_exposure_s * 1000.0)
+
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        out: dict[str, dict[str, float | None]] = {}
+        for stage, values in self._ms.items():
+            ordered = sorted(values)
+            n = len(ordered)
+            out[stage] = {
+                "p50_ms": round(ordered[(n - 1) // 2], 1) if n else None,
+                "p99_ms": round(ordered[min(n - 1, int(0.99 * n))], 1) if n else None,
+            }
+        return out
+
+
+class Vision(Protocol):
+    """Measures frames off the loop. ``submit`` returns None when vision is full (the frame is
+    then dropped: queued frames would only make every decision later)."""
+
+    def submit(self, image_bgr: np.ndarray, belt_position_cups: float | None) -> asyncio.Future[list[FruitView]] | None: ...
 
 
 class Tracker(Protocol):
     def update(self, views: Sequence[FruitView], belt_position_cups: float | None) -> list[FusedFruit]: ...
 
 
-
 @dataclass(frozen=True)
 class RuntimeSettings:
     line_name: str
     lanes: int
-    scale_offset_cups: int  # load cell position relative to the inspection point (negative = upstream)
-    first_outlet_offset_cups: int
-    decision_margin_cups: float
     plc_poll_interval_s: float
     heartbeat_interval_s: float = 0.25
-    max_frames_in_flight: int = 2  # as many as the vision workers: more frames only add latency
+    max_frames_in_flight: int = 4  # frames handed to vision and not yet back
 
 
 @dataclass
 class LineCounters:
-    """Plain counters read by the API and the metrics collector."""
+    """Plain counters read by the API and the metrics collector; fruit counts are of committed records."""
 
     fruit_total: int = 0
-    late_total: int = 0
+    late_total: int = 0  # recorded late: not written, the cup recirculated
+    unsorted_after_commit_total: int = 0  # of those: in time when decided, late once committed, or the PLC write failed
+    quarantined_total: int = 0  # records the store refused (in its quarantine); their cups recirculated
     frames_total: int = 0
-    frames_dropped_total: int = 0
+    frames_dropped_total: int = 0  # vision was full
+    frames_unplaced_total: int = 0  # no belt position (PLC timing unknown, or two frames on one trigger)
     views_total: int = 0
-    weigh_failures_total: int = 0
     weights_missing_total: int = 0
+    weigh_failures: Counter[str] = field(default_factory=Counter)  # by cause (grading.weighing)
     plc_errors_total: int = 0
+    plc_write_failures_total: int = 0
     camera_errors_total: int = 0
     by_quality: Counter[str] = field(default_factory=Counter)
     by_size: Counter[str] = field(default_factory=Counter)
     by_outlet: Counter[int] = field(default_factory=Counter)
     by_lane: Counter[int] = field(default_factory=Counter)
     weight_g_sum: float = 0.0
-    decision_latency_ms_sum: float = 0.0
-
-
-class _FaultLog:
-    """A device's fault state as the line sees it, logged once when it starts and once when it clears.
-
-    Drivers log the device-level cause; this logs what it means for the line.
-    """
-
-    def __init__(self, device: str, consequence: str) -> None:
-        self.device = device
-        self.consequence = consequence
-        self.faulted = False
-
-    def fault(self, exc: BaseException) -> None:
-        if not self.faulted:
-            log.warning("line: %s unavailable (%s); %s", self.device, exc, self.consequence)
-            self.faulted = True
-
-    def ok(self) -> None:
-        if self.faulted:
-            log.info("line: %s available again", self.device)
-            self.faulted = False
+    # exposure -> PLC acknowledgement, per written decision (cumulative bucket counts)
+    latency_bucket_counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_S))
+    latency_count: int = 0
+    latency_sum_s: float = 0.0
 
 
 class LineRuntime:
@@ -121,15 +136,14 @@ class LineRuntime:
         camera: Camera,
         scales: Sequence[Scale],
         plc: Plc,
-        measurer_factory: Callable[[], FrameMeasurer],
+        vision: Vision,
         tracker_factory: Callable[[], Tracker],
-        grader: Grader,
-        assigner: OutletAssigner,
+        decider: DecisionStep,
         writer: RecordWriter,
         lot: Lot,
-        executor: Executor,
         clock: Callable[[], float],
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resume_after_cups: Mapping[int, int] | None = None,
     ) -> None:
         if len(scales) != settings.lanes:
             raise ValueError(f"need one scale per lane ({settings.lanes}), got {len(scales)}")
@@ -137,46 +151,50 @@ class LineRuntime:
         self.camera = camera
         self.scales = list(scales)
         self.plc = plc
-        self._measurer_factory = measurer_factory
+        self.vision = vision
         self._tracker_factory = tracker_factory
         self._tracker = tracker_factory()
-        self.grader = grader
-        self.assigner = assigner
+        self.decider = decider
+        self.ledger: WeightLedger = decider.ledger
+        self.timing = BeltTiming()
         self.writer = writer
         self.lot = lot
-        self._executor = executor
         self._clock = clock
         self._wall_clock = wall_clock
-        self._local = threading.local()
+        # After a restart the cups still in the camera's field were recorded before it; the
+        # last recorded cup per lane (from the store) is not recorded again.
+        self._resume_after: dict[int, int] = dict(resume_after_cups or {})
 
         self.counters = LineCounters()
+        self.stages = StageTimes()
         self.intake = False
         self._status: PlcStatus | None = None
-        self._status_clock_s = 0.0
-        self._last_counter: int | None = None
-        self._weights: dict[tuple[int, int], float | None] = {}
-        self._weigh_queues: list[asyncio.Queue[tuple[int, float]]] = []  # (cup, clock when seen)
-        self._frames: asyncio.Queue[tuple[Frame, asyncio.Future[list[FruitView]]] | None] = asyncio.Queue(
-            maxsize=settings.max_frames_in_flight
+        self._frames: asyncio.Queue[tuple[Frame, FramePlacement, asyncio.Future[list[FruitView]]] | None] = (
+            asyncio.Queue(maxsize=settings.max_frames_in_flight)
         )
         self._graded_clock_s: deque[float] = deque()
         self._tasks: list[asyncio.Task[None]] = []
-        self._camera_fault = _FaultLog(camera.name, "no fruit are graded")
-        self._plc_fault = _FaultLog(plc.name, "decisions cannot be written: cups recirculate")
-        self._scale_faults = [_FaultLog(s.name, "its lane's fruit go to recheck") for s in self.scales]
+        self._sorting: set[asyncio.Task[None]] = set()  # frames being committed and written
+        self._camera_health = FaultState(camera.name, clock=clock, consequence="no fruit are graded")
+        self._plc_health = FaultState(plc.name, clock=clock, consequence="decisions cannot be written: cups recirculate")
+        self._scale_health = [
+            FaultState(s.name, clock=clock, consequence="its lane's fruit go to recheck") for s in self.scales
+        ]
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
-        self._deciding = asyncio.Lock()  # held while a frame's fruit are graded and written
+        self._deciding = asyncio.Lock()  # held while a frame's fruit are graded
 
     # ----------------------------------------------------------------- control
 
     def start_intake(self) -> None:
         if not self.intake:
             self.intake = True
+            self.timing.forget_frames()
             self._event("line_started", "intake started")
 
     async def stop_intake(self) -> None:
-        """Stop grading new fruit; returns once no decision is in progress.
+        """Stop grading new fruit; returns once every decision already made is recorded and
+        written (or known not to be), so the totals it leaves are final.
 
         Cups seen only in part are dropped: they recirculate and are graded on their next pass.
         """
@@ -184,8 +202,12 @@ class LineRuntime:
             self.intake = False
             async with self._deciding:
                 self._tracker = self._tracker_factory()
-                self._weights.clear()
+            await self._sorted()
             self._event("line_stopped", "intake stopped")
+
+    async def _sorted(self) -> None:
+        while self._sorting:
+            await asyncio.gather(*self._sorting, return_exceptions=True)
 
     @property
     def state(self) -> str:
@@ -194,18 +216,12 @@ class LineRuntime:
         return "running" if self.intake else "stopped"
 
     async def run(self) -> None:
-        """Run until ``shutdown()``; devices must already be open."""
-        # Build a vision pipeline (its colour table, its compiled kernels) before the line's
-        # tasks start: built by the first frame instead, it would hold the GIL, and with it the
-        # loop, for a good part of a second, while cups cross the load cells unweighed.
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._measurer)
-        self._weigh_queues = [asyncio.Queue(maxsize=64) for _ in self.scales]
+        """Run until ``shutdown()``; devices and vision must already be open and warm."""
         self._tasks = [
             asyncio.create_task(self._poll_plc(), name="plc-poll"),
             asyncio.create_task(self._heartbeat(), name="plc-heartbeat"),
             asyncio.create_task(self._read_camera(), name="camera"),
             asyncio.create_task(self._consume_frames(), name="vision-consumer"),
-            *(asyncio.create_task(self._weigh_lane(lane), name=f"weigh-{lane}") for lane in range(len(self.scales))),
         ]
         self._ready.set()
         await self._stopping.wait()
@@ -217,11 +233,11 @@ class LineRuntime:
         if camera_task is not None:
             camera_task.cancel()
             await asyncio.gather(camera_task, return_exceptions=True)
-        # Let frames in flight finish so every decision already started is recorded once.
         await self._frames.put(None)
         consumer = next((t for t in self._tasks if t.get_name() == "vision-consumer"), None)
         if consumer is not None:
             await asyncio.gather(consumer, return_exceptions=True)
+        await self._sorted()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -236,9 +252,14 @@ class LineRuntime:
             self._graded_clock_s.popleft()
         return len(self._graded_clock_s) / window_s
 
+    def device_health(self) -> dict[str, str]:
+        states = [self._camera_health, self._plc_health, *self._scale_health]
+        return {h.device: "fault" if h.faulted else "ok" for h in states}
+
     def snapshot(self) -> dict[str, Any]:
         c = self.counters
         status = self._status
+        writer = self.writer.health()
         return {
             "line": self.settings.line_name,
             "state": self.state,
@@ -250,26 +271,30 @@ class LineRuntime:
             "fruit_per_second": round(self.fruit_per_second(), 3),
             "late_total": c.late_total,
             "weights_missing_total": c.weights_missing_total,
+            "weigh_failures": {cause: c.weigh_failures[cause] for cause in WEIGH_CAUSES},
+            "quarantined_total": c.quarantined_total,
             "quality_classes": dict(c.by_quality),
             "size_classes": dict(c.by_size),
             "outlets": {str(k): v for k, v in sorted(c.by_outlet.items())},
             "lanes": {str(k): v for k, v in sorted(c.by_lane.items())},
             "frames_total": c.frames_total,
             "frames_dropped_total": c.frames_dropped_total,
+            "frames_unplaced_total": c.frames_unplaced_total,
             "fruit_rows_written": self.writer.fruit_rows_written,
+            "writer": {
+                "state": writer.state,
+                "pending_rows": writer.pending_rows,
+                "retries_total": writer.retries_total,
+                "quarantined_total": writer.quarantined_total,
+                "oldest_pending_age_s": writer.oldest_pending_age_s,
+            },
+            "latency_from_exposure": self.stages.summary(),
             "belt_speed_cups_per_s": status.belt_speed_cups_per_s if status else None,
             "cup_counter": status.cup_counter if status else None,
-            "devices": {
-                self.camera.name: "fault" if self._camera_fault.faulted else "ok",
-                self.plc.name: "fault" if self._plc_fault.faulted else "ok",
-                **{f.device: "fault" if f.faulted else "ok" for f in self._scale_faults},
-            },
+            "devices": self.device_health(),
         }
 
-    # ----------------------------------------------------------------- PLC
-
-    def _position_now(self) -> float | None:
-        return self._position_at(self._clock())
+    # ----------------------------------------------------------------- PLC and scales
 
     async def _poll_plc(self) -> None:
         interval_s = self.settings.plc_poll_interval_s
@@ -278,96 +303,38 @@ class LineRuntime:
                 status = await self.plc.read_status()
             except DeviceError as exc:
                 self.counters.plc_errors_total += 1
-                self._plc_fault.fault(exc)
+                self._plc_health.fault(exc)
                 self._status = None
                 await asyncio.sleep(max(interval_s, 0.2))
                 continue
-            self._plc_fault.ok()
-            self._status, self._status_clock_s = status, self._clock()
-            self._on_counter(status.cup_counter)
+            self._plc_health.ok()
+            self._status = status
+            self.timing.observe(status)
+            self._take_weights()
             await asyncio.sleep(interval_s)
 
-    def _on_counter(self, counter: int) -> None:
-        last = self._last_counter
-        self._last_counter = counter
-        if last is None or not self.intake:
-            return
-        advanced = (counter - last) % _U32
-        if advanced == 0 or advanced > 1000:  # no movement, or a counter reset: resynchronise
-            return
-        for step in range(1, advanced + 1):
-            # The cup centred on the load cell when the counter reads c is c - scale_offset.
-            cup = (last + step - self.settings.scale_offset_cups) % _U32
-            seen_s = self._clock()
-            for lane, q in enumerate(self._weigh_queues):
-                if q.full():
-                    self._weights[(lane, cup)] = None
-                    self.counters.weigh_failures_total += 1
-                else:
-                    q.put_nowait((cup, seen_s))
+    def _take_weights(self) -> None:
+        now_s = self._clock()
+        for lane, scale in enumerate(self.scales):
+            up = scale.is_up()
+            health = self._scale_health[lane]
+            if up:
+                health.ok()
+            else:
+                health.fault("no weights")
+            self.ledger.add(lane, scale.take_readings(), self.timing, up, now_s)
 
     async def _heartbeat(self) -> None:
         while True:
             try:
                 await self.plc.heartbeat()
             except DeviceError as exc:
-                self._plc_fault.fault(exc)
+                self._plc_health.fault(exc)
             await asyncio.sleep(self.settings.heartbeat_interval_s)
-
-    # ----------------------------------------------------------------- weighing
-
-    async def _weigh_lane(self, lane: int) -> None:
-        scale, fault, q = self.scales[lane], self._scale_faults[lane], self._weigh_queues[lane]
-        while True:
-            cup, seen_s = await q.get()
-            if not q.empty():
-                # Fell behind: this cup has already left the load cell; a late read would
-                # give the next cup's weight. Leave it without a weight (-> recheck).
-                self._weights[(lane, cup)] = None
-                self.counters.weigh_failures_total += 1
-                continue
-            try:
-                reading = await scale.read_weight()
-            except DeviceError as exc:
-                fault.fault(exc)
-                self._weights[(lane, cup)] = None
-                self.counters.weigh_failures_total += 1
-                continue
-            fault.ok()
-            if self._clock() - seen_s > self._weigh_window_s():
-                # The loop was held up (the counter's next step not yet even polled): the
-                # cup may have left the load cell before the weight was taken, so the reading
-                # cannot be trusted to be its own. No weight (-> recheck) beats a neighbour's.
-                self._weights[(lane, cup)] = None
-                self.counters.weigh_failures_total += 1
-                continue
-            self._weights[(lane, cup)] = reading.weight_g
-            if len(self._weights) > 4096 * self.settings.lanes:  # never-claimed entries (empty cups)
-                for key in list(self._weights)[: len(self._weights) // 2]:
-                    del self._weights[key]
-
-    def _weigh_window_s(self) -> float:
-        """How long after its counter step a cup's weight may still be taken: the counter
-        steps as a cup centres on the load cell, so half a cup period (at the belt speed the
-        PLC reports), less the status poll's own delay in seeing the step."""
-        speed = self._status.belt_speed_cups_per_s if self._status is not None else 0.0
-        if speed <= 0:
-            return math.inf  # stopped or unknown: the cup stays where it is
-        return max(0.5 / speed - self.settings.plc_poll_interval_s, 0.25 / speed)
 
     # ----------------------------------------------------------------- vision
 
-    def _measurer(self) -> FrameMeasurer:
-        measurer: FrameMeasurer | None = getattr(self._local, "measurer", None)
-        if measurer is None:  # one pipeline per worker thread: no shared mutable state
-            measurer = self._local.measurer = self._measurer_factory()
-        return measurer
-
-    def _measure(self, image_bgr: np.ndarray, belt_position_cups: float | None) -> list[FruitView]:
-        return self._measurer().measure(image_bgr, belt_position_cups)
-
     async def _read_camera(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 frame = await self.camera.read()
@@ -376,24 +343,37 @@ class LineRuntime:
                 return
             except DeviceError as exc:
                 self.counters.camera_errors_total += 1
-                self._camera_fault.fault(exc)
+                self._camera_health.fault(exc)
                 await asyncio.sleep(0.5)
                 continue
-            self._camera_fault.ok()
+            self._camera_health.ok()
             if not self.intake:
+                continue
+            placement = self.timing.place_frame(frame.t_s)
+            if placement is None:
+                self.counters.frames_unplaced_total += 1
                 continue
             if self._frames.full():
                 self.counters.frames_dropped_total += 1  # vision is behind: skip, never queue up latency
                 continue
-            future = loop.run_in_executor(self._executor, self._measure, frame.image_bgr, frame.belt_position_cups)
-            await self._frames.put((frame, future))
+            try:
+                future = self.vision.submit(frame.image_bgr, placement.position_cups)
+            except ValueError as exc:  # a frame of another size than the camera is configured for
+                self.counters.camera_errors_total += 1
+                self._camera_health.fault(exc)
+                continue
+            if future is None:
+                self.counters.frames_dropped_total += 1
+                continue
+            self.stages.add("submitted", self._clock() - frame.t_s)
+            self._frames.put_nowait((frame, placement, future))
 
     async def _consume_frames(self) -> None:
         while True:
             item = await self._frames.get()
             if item is None:
                 return
-            frame, future = item
+            frame, placement, future = item
             try:
                 views = await future
             except Exception:
@@ -401,122 +381,142 @@ class LineRuntime:
                 continue
             self.counters.frames_total += 1
             self.counters.views_total += len(views)
+            self.stages.add("measured", self._clock() - frame.t_s)
             async with self._deciding:
                 if not self.intake:
                     continue
-                position = frame.belt_position_cups
-                if position is None:
-                    position = self._position_at(frame.t_s)
-                fused = self._tracker.update(views, position)
+                fused = self._not_yet_recorded(self._tracker.update(views, placement.position_cups))
                 if fused:
-                    await self._decide(fused, frame)
+                    self._decide(fused, frame, placement)
 
-    def _position_at(self, t_s: float) -> float | None:
-        """Belt position at ``t_s`` from the last PLC status and the belt speed."""
-        if self._status is None:
-            return None
-        return self._status.cup_counter + self._status.belt_speed_cups_per_s * (t_s - self._status_clock_s)
+    def _not_yet_recorded(self, fused: list[FusedFruit]) -> list[FusedFruit]:
+        if not self._resume_after:
+            return fused
+        kept = []
+        for fruit in fused:
+            last = self._resume_after.get(fruit.lane)
+            if last is None:
+                kept.append(fruit)
+                continue
+            behind = (last - fruit.cup_index) % _U32
+            if behind < 256:  # at or before the last cup recorded before the restart
+                continue
+            del self._resume_after[fruit.lane]  # past it (or the counter restarted): resume normally
+            kept.append(fruit)
+        return kept
 
     # ----------------------------------------------------------------- decisions
 
-    async def _decide(self, fused: Sequence[FusedFruit], frame: Frame) -> None:
+    def _decide(self, fused: Sequence[FusedFruit], frame: Frame, placement: FramePlacement) -> None:
+        self._take_weights()  # the latest readings in first
         status = self._status
-        outlet_full = status.outlet_full if status else ()
-        position = self._position_now()
-        deadline_offset = self.settings.first_outlet_offset_cups - self.settings.decision_margin_cups
-        decided: list[tuple[FusedFruit, FruitMeasurement, GradeResult, int, bool]] = []
-        writes: list[OutletDecision] = []
-        for fruit in fused:
-            weight_g = self._weights.pop((fruit.lane, fruit.cup_index % _U32), None)
-            if weight_g is None:
-                self.counters.weights_missing_total += 1
-            measurement = FruitMeasurement(
-                weight_g=weight_g,
-                diameter_major_mm=fruit.diameter_major_mm,
-                diameter_minor_mm=fruit.diameter_minor_mm,
-                area_cm2=fruit.area_cm2,
-                colour_fractions=fruit.colour_fractions,
-                defect_count=fruit.defect_count,
-                defect_area_cm2=fruit.defect_area_cm2,
-                elongation=fruit.elongation,
-                volume_cm3=fruit.volume_cm3,
-                quality_score=fruit.quality_score,
-                flags=fruit.flags,
-            )
-            result = self.grader.grade(measurement)
-            outlet = self.assigner.assign(result, outlet_full)
-            late = position is None or position - fruit.cup_index >= deadline_offset
-            if not late:
-                # Outlet 0 is written too: the PLC then knows the recirculation was decided, not late.
-                writes.append(OutletDecision(fruit.lane, fruit.cup_index % _U32, outlet))
-            decided.append((fruit, measurement, result, outlet, late))
+        now_s = self._clock()
+        decisions = self.decider.decide(
+            fused,
+            lot_id=self.lot.id,
+            frame_t_s=frame.t_s,
+            frame_position_cups=placement.position_cups,
+            now_s=now_s,
+            position_now_cups=self.timing.position_at(now_s),
+            outlet_full=status.outlet_full if status else (),
+        )
+        self.stages.add("decided", self._clock() - frame.t_s)
+        task = asyncio.create_task(self._record_then_sort(decisions, frame.t_s), name=f"sort-{frame.seq}")
+        self._sorting.add(task)
+        task.add_done_callback(self._sorting.discard)
+
+    async def _record_then_sort(self, decisions: list[Decision], frame_t_s: float) -> None:
+        """Commit the frame's records, then write the decisions still in time (see module doc)."""
+        committed = asyncio.wrap_future(self.writer.commit([d.record for d in decisions]))
+        pending = [d for d in decisions if d.write is not None]
+        wait_s = self._time_until(max((d.deadline_position_cups for d in pending), default=None))
+        try:
+            result = await asyncio.wait_for(asyncio.shield(committed), wait_s)
+        except TimeoutError:
+            # The store is slow or away: no decision of this frame may be written now. The
+            # records stay queued in the writer, corrected behind them, and are counted once
+            # they are committed.
+            late = [d.record.uid for d in pending]
+            if late:
+                self.writer.mark_not_sorted(late, "late: record not committed before the deadline")
+            committed.add_done_callback(lambda f: self._counted(f, decisions, set(late)))
+            return
+        self.stages.add("committed", self._clock() - frame_t_s)
+        quarantined = result.quarantined_uids
+        position = self.timing.position_at(self._clock())
+        writes = [d for d in pending if d.record.uid not in quarantined and DecisionStep.in_time(d, position)]
+        unsorted = {d.record.uid for d in pending if d.record.uid not in quarantined} - {d.record.uid for d in writes}
+        if unsorted:
+            self.writer.mark_not_sorted(sorted(unsorted), "late: record committed after the deadline")
         if writes:
             try:
-                await self.plc.write_decisions(writes)
-                self._plc_fault.ok()
+                await self.plc.write_decisions([d.write for d in writes if d.write is not None])
             except DeviceError as exc:
                 # Not written means the PLC's default applies: those cups recirculate.
-                self._plc_fault.fault(exc)
-                written = {(w.lane, w.cup_index) for w in writes}
-                decided = [
-                    (f, m, r, o, late or (f.lane, f.cup_index % _U32) in written) for f, m, r, o, late in decided
-                ]
-        done_s = self._clock()
-        latency_ms = max(0.0, (done_s - frame.t_s) * 1000.0)
-        graded_at = self._wall_clock()
-        for fruit, m, result, outlet, late in decided:
-            self._record(fruit, m, result, 0 if late else outlet, late, latency_ms, graded_at, done_s)
+                self._plc_health.fault(exc)
+                self.counters.plc_write_failures_total += 1
+                failed = {d.record.uid for d in writes}
+                self.writer.mark_not_sorted(sorted(failed), f"not sorted: PLC write failed ({exc})")
+                unsorted |= failed
+            else:
+                self._plc_health.ok()
+                self.stages.add("written", self._clock() - frame_t_s)
+                self._observe_latency(self._clock() - frame_t_s, len(writes))
+        self._count(decisions, quarantined, unsorted)
 
-    def _record(
-        self,
-        fruit: FusedFruit,
-        m: FruitMeasurement,
-        result: GradeResult,
-        outlet: int,
-        late: bool,
-        latency_ms: float,
-        graded_at: datetime,
-        done_s: float,
-    ) -> None:
+    def _time_until(self, position_cups: float | None) -> float:
+        """Seconds until the belt reaches ``position_cups`` at its speed (0 if already past)."""
+        now_s = self._clock()
+        position = self.timing.position_at(now_s)
+        speed = self.timing.speed_cups_per_s
+        if position_cups is None or position is None:
+            return 0.0
+        if speed <= 0:
+            return 5.0  # stopped belt: the deadline does not come closer; wait a while, not forever
+        return max(0.0, (position_cups - position) / speed)
+
+    def _counted(self, future: asyncio.Future[Any], decisions: list[Decision], unsorted: set[str]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            log.error("records of %d fruit were not committed", len(decisions))
+            return
+        self._count(decisions, future.result().quarantined_uids, unsorted)
+
+    def _count(self, decisions: Iterable[Decision], quarantined: frozenset[str] | set[str], unsorted: set[str]) -> None:
+        c = self.counters
+        now_s = self._clock()
+        for d in decisions:
+            record = d.record
+            if record.uid in quarantined:
+                c.quarantined_total += 1
+                continue
+            if record.uid in unsorted:
+                record = dataclasses.replace(record, late=True, outlet=0)
+                c.unsorted_after_commit_total += 1
+            self._count_record(record, d)
+            self._graded_clock_s.append(now_s)
+
+    def _count_record(self, record: FruitRecord, decision: Decision) -> None:
         c = self.counters
         c.fruit_total += 1
-        c.late_total += late
-        c.by_quality[result.quality_class] += 1
-        c.by_size[result.size_class or "none"] += 1
-        c.by_outlet[outlet] += 1
-        c.by_lane[fruit.lane] += 1
-        c.weight_g_sum += m.weight_g or 0.0
-        c.decision_latency_ms_sum += latency_ms
-        self._graded_clock_s.append(done_s)
-        self.writer.submit_fruit(
-            {
-                "uid": str(uuid.uuid4()),
-                "lot_id": self.lot.id,
-                "lane": fruit.lane,
-                "cup_index": fruit.cup_index,
-                "graded_at": graded_at,
-                "weight_g": m.weight_g,
-                "diameter_major_mm": m.diameter_major_mm,
-                "diameter_minor_mm": m.diameter_minor_mm,
-                "area_cm2": m.area_cm2,
-                "volume_cm3": m.volume_cm3,
-                "colour_fractions": dict(m.colour_fractions),
-                "defect_count": m.defect_count,
-                "defect_area_cm2": m.defect_area_cm2,
-                "elongation": m.elongation,
-                "quality_score": m.quality_score,
-                "flags": sorted(m.flags),
-                "views": fruit.views,
-                "quality_class": result.quality_class,
-                "size_class": result.size_class,
-                "reasons": list(result.reasons),
-                "outlet": outlet,
-                "late": late,
-                "decision_latency_ms": latency_ms,
-            }
-        )
+        c.late_total += record.late
+        if record.measurement.weight_g is None:
+            c.weights_missing_total += 1
+            c.weigh_failures[decision.weigh_cause or "timeout"] += 1
+        c.by_quality[record.grade.quality_class] += 1
+        c.by_size[record.grade.size_class or "none"] += 1
+        c.by_outlet[record.outlet] += 1
+        c.by_lane[record.lane] += 1
+        c.weight_g_sum += record.measurement.weight_g or 0.0
+
+    def _observe_latency(self, latency_s: float, n: int) -> None:
+        c = self.counters
+        index = bisect_left(LATENCY_BUCKETS_S, latency_s)
+        for i in range(index, len(LATENCY_BUCKETS_S)):
+            c.latency_bucket_counts[i] += n
+        c.latency_count += n
+        c.latency_sum_s += latency_s * n
 
     def _event(self, kind: str, message: str, payload: dict[str, Any] | None = None) -> None:
         self.writer.submit_event(
-            {"at": self._wall_clock(), "kind": kind, "lot_id": self.lot.id, "message": message, "payload": payload or {}}
+            EventRecord(at=self._wall_clock(), kind=kind, message=message, lot_id=self.lot.id, payload=payload or {})
         )

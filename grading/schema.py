@@ -2,6 +2,10 @@
 
 Alembic migrations in ``grading/migrations`` create exactly these tables; a test checks that
 the migrated database and this metadata agree.
+
+Measurement columns are nullable: a value the camera or scale produced as NaN or infinity is
+stored as NULL with a ``non_finite:<column>`` flag rather than refused (``grading.store``).
+Rows the database still refuses land in ``quarantine`` with the database's reason.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -50,14 +55,14 @@ fruit = Table(
     Column("cup_index", BigInteger, nullable=False),
     Column("graded_at", DateTime(timezone=True), nullable=False),
     Column("weight_g", Float, nullable=True),
-    Column("diameter_major_mm", Float, nullable=False),
-    Column("diameter_minor_mm", Float, nullable=False),
-    Column("area_cm2", Float, nullable=False),
+    Column("diameter_major_mm", Float, nullable=True),
+    Column("diameter_minor_mm", Float, nullable=True),
+    Column("area_cm2", Float, nullable=True),
     Column("volume_cm3", Float, nullable=True),
     Column("colour_fractions", JSON, nullable=False),
     Column("defect_count", Integer, nullable=False),
-    Column("defect_area_cm2", Float, nullable=False),
-    Column("elongation", Float, nullable=False),
+    Column("defect_area_cm2", Float, nullable=True),
+    Column("elongation", Float, nullable=True),
     Column("quality_score", Float, nullable=True),
     Column("flags", JSON, nullable=False),
     Column("views", SmallInteger, nullable=False),
@@ -66,7 +71,9 @@ fruit = Table(
     Column("reasons", JSON, nullable=False),
     Column("outlet", SmallInteger, nullable=False),
     Column("late", Boolean, nullable=False),
-    Column("decision_latency_ms", Float, nullable=False),
+    Column("decision_latency_ms", Float, nullable=True),
+    # belt position of the frame the decision was made on (its camera trigger's position)
+    Column("frame_position_cups", Float, nullable=True),
 )
 Index("ix_fruit_lot_graded_at", fruit.c.lot_id, fruit.c.graded_at)
 
@@ -74,10 +81,104 @@ events = Table(
     "events",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # Written by the line, like fruit.uid: a replayed event batch is a no-op.
+    Column("uid", String(36), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("lot_id", Integer, ForeignKey("lots.id"), nullable=True),
     Column("message", Text, nullable=False, server_default=""),
     Column("payload", JSON, nullable=False),
+    UniqueConstraint("uid", name="uq_events_uid"),
 )
 Index("ix_events_at", events.c.at)
+
+# Rows the database refused, kept with its reason so none is dropped silently. ``payload`` is
+# the row as JSON text (not a JSON column): it must store whatever the refused row held.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("table_name", String(40), nullable=False),
+    # Text, not String(36): a uid too long for its own table must still fit here.
+    Column("uid", Text, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+Index("ix_quarantine_at", quarantine.c.at)
+Index("ix_quarantine_uid", quarantine.c.uid)
+
+# --------------------------------------------------------------------------------------------
+# Access and audit (migration 0003_auth): people, API tokens, HMI sessions, failed PIN entries
+# and the append-only audit log. Kept in one block, apart from the line's records above, and
+# referring to nothing outside it, so the migration that creates it stands on its own.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    # "scrypt$n$r$p$salt$hash" (base64): the parameters travel with the hash so they can be raised later
+    Column("pin_hash", String(200), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # wrong PINs in a row; counted before the PIN is checked, so parallel guesses cannot overrun the limit
+    Column("failed_pins", Integer, nullable=False, server_default="0"),
+    Column("locked_at", DateTime(timezone=True), nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    # SHA-256 of the token: tokens are 256 random bits, so a fast hash is enough and a lookup is one index probe
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("prefix", String(12), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+auth_sessions = Table(
+    "auth_sessions",
+    metadata,
+    # SHA-256 of the cookie's secret: a copy of the database does not hand out live sessions
+    Column("id_sha256", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("client_address", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_auth_sessions_user_id", auth_sessions.c.user_id)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("client_address", String(64), nullable=False),
+)
+Index("ix_login_failures_client_address_at", login_failures.c.client_address, login_failures.c.at)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor_kind", String(16), nullable=False),  # user, token, public, cli
+    Column("actor", String(100), nullable=False),
+    Column("role", String(16), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=True),
+    Column("outcome", String(16), nullable=False),  # ok, refused
+    Column("client_address", String(64), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("detail", Text, nullable=False, server_default=""),
+)
+Index("ix_audit_log_at", audit_log.c.at)

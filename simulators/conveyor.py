@@ -1,36 +1,29 @@
-"""In-memory simulated conveyor: the fruit in every cup, and the camera and load cells that see them.
+"""In-process stand-ins for the line's devices, over the PLC model's belt: for tests only.
 
-One ``SimulatedConveyor`` holds the fruit (deterministic per seed, lane and cup) and reads the
-belt position from a callable (the simulated PLC's encoder, or a free-running belt). The
-simulated camera renders what is under it at each frame time; each lane's simulated load cell
-weighs the cup that is on it when asked. Both implement the ``drivers.interfaces`` Protocols, so
-the line runtime cannot tell them from real devices.
+One ``SimulatedConveyor`` holds the fruit (deterministic per seed, lane and cup). The
+simulated camera renders the frame of each camera trigger of the in-process ``PlcModel`` and
+stamps it with its exposure time, as an encoder-triggered camera would; each lane's simulated
+indicator streams what its load cell (``simulators.loadcell``) carries at each sample time.
+They implement the ``drivers.interfaces`` Protocols without a wire, a codec or a thread; the
+simulated world in its own process (``gradeline sim line``) is what the demo and the
+benchmarks run the real drivers against.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 
-from drivers.interfaces import DeviceTimeout, EndOfStream, Frame, WeightReading
+from drivers.interfaces import Frame, WeightReading
 from simulators.fruit import CupTruth, generate_cup
+from simulators.loadcell import LaneLoadCell, displayed_g
+from simulators.plc import PlcModel
 from simulators.scene import SceneRenderer
 from simulators.settings import SimulatedScaleSettings, SimulationSettings
-
-
-class FreeRunningBelt:
-    """A belt position that advances at a fixed speed, for when the PLC is not simulated here."""
-
-    def __init__(self, cups_per_second: float, clock: Callable[[], float]) -> None:
-        self._cups_per_second = cups_per_second
-        self._clock = clock
-        self._t0_s = clock()
-
-    def __call__(self) -> float:
-        return (self._clock() - self._t0_s) * self._cups_per_second
 
 
 class SimulatedConveyor:
@@ -49,119 +42,112 @@ class SimulatedConveyor:
 
 
 class SimulatedCamera:
-    """Renders frames at ``fps`` in real time, stamped with the encoder position at exposure."""
+    """Renders the frame of each camera trigger of ``plc`` and stamps it with its exposure time.
+
+    Rendering is slow (some 0.1 s a frame): a trigger whose frame could not be rendered in time
+    is skipped, as a camera that is still reading out misses a trigger.
+    """
 
     def __init__(
         self,
         conveyor: SimulatedConveyor,
         renderer: SceneRenderer,
-        fps: float,
+        plc: PlcModel,
         clock: Callable[[], float],
         name: str = "camera",
     ) -> None:
+        if plc.camera_trigger_pitch_cups is None:
+            raise ValueError("the simulated camera is triggered by the PLC: give the PLC model a trigger pitch")
         self.name = name
         self._conveyor = conveyor
         self._renderer = renderer
-        self._period_s = 1.0 / fps
+        self._plc = plc
+        self._pitch = plc.camera_trigger_pitch_cups
         self._clock = clock
-        self._next_s = 0.0
+        self._last_trigger = 0
         self._seq = 0
 
     async def open(self) -> None:
-        self._next_s = self._clock()
+        self._last_trigger = self._plc.triggers_fired_at(self._plc.position_cups())
 
     async def read(self) -> Frame:
-        now = self._clock()
-        if now < self._next_s:
-            await asyncio.sleep(self._next_s - now)
-        else:  # fell behind: skip missed exposures rather than burst
-            self._next_s = now
-        self._next_s += self._period_s
-        t_s = self._clock()
-        position = self._conveyor.position_cups()
+        while True:
+            trigger = max(self._last_trigger + 1, self._plc.triggers_fired_at(self._plc.position_cups()))
+            exposure_s = self._plc.time_at_position(trigger * self._pitch)
+            if exposure_s is None:  # the belt is stopped: no trigger comes
+                await asyncio.sleep(0.05)
+                continue
+            wait_s = exposure_s - self._clock()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            break
+        self._last_trigger = trigger
         # Rendering is CPU work: keep it off the event loop.
-        image = await asyncio.to_thread(self._renderer.render, position, self._conveyor.cup)
+        image = await asyncio.to_thread(self._renderer.render, trigger * self._pitch, self._conveyor.cup)
         self._seq += 1
-        return Frame(image_bgr=image, t_s=t_s, seq=self._seq, belt_position_cups=position)
+        return Frame(image_bgr=image, t_s=exposure_s, seq=self._seq)
 
     async def close(self) -> None:
         return None
 
 
 class SimulatedScale:
-    """The load cell under one lane: weighs whichever cup is centred on it now, with noise."""
+    """One lane's indicator, streaming at ``rate_hz`` what its load cell carries at each sample.
+
+    There is no thread: ``take_readings`` produces the samples due since the last call, each at
+    its own time and the belt position then, as a streaming indicator would have sent them.
+    ``failure_rate`` is the share of samples lost (for fault drills).
+    """
 
     def __init__(
         self,
         conveyor: SimulatedConveyor,
+        plc: PlcModel,
         lane: int,
         scale_offset_cups: int,
         settings: SimulatedScaleSettings,
         clock: Callable[[], float],
         seed: int,
+        rate_hz: float = 100.0,
+        resolution_g: float = 0.1,
         name: str | None = None,
     ) -> None:
         self.name = name or f"lane-{lane + 1}"  # as the real drivers name their scales
-        self._conveyor = conveyor
-        self._lane = lane
-        self._offset_cups = scale_offset_cups
+        self._plc = plc
+        self._cell = LaneLoadCell(
+            lambda cup: conveyor.cup(lane, cup).weight_g,
+            lane=lane, scale_offset_cups=scale_offset_cups, noise_g=settings.noise_g, seed=seed,
+        )
         self._settings = settings
         self._clock = clock
+        self._period_s = 1.0 / rate_hz
+        self._resolution_g = resolution_g
         self._rng = np.random.default_rng([seed, 7919, lane])
+        self._next_s = math.inf
+        self._last_good_s = -math.inf
+
+    def plateau_weight_g(self, cup: int) -> float:
+        """What this indicator shows for ``cup`` on its load cell (truth for tests)."""
+        return displayed_g(self._cell.plateau_weight_g(cup), self._resolution_g)
 
     async def open(self) -> None:
-        return None
+        self._next_s = self._last_good_s = self._clock()
 
-    async def read_weight(self) -> WeightReading:
-        if self._settings.failure_rate and self._rng.random() < self._settings.failure_rate:
-            raise DeviceTimeout(self.name, "no answer (simulated fault)")
-        cup_index = round(self._conveyor.position_cups() - self._offset_cups)
-        truth = self._conveyor.cup(self._lane, cup_index)
-        weight_g = truth.weight_g + float(self._rng.normal(0.0, self._settings.noise_g))
-        return WeightReading(weight_g=round(weight_g, 1), stable=True, t_s=self._clock())
-
-    async def close(self) -> None:
-        return None
-
-
-class PrerenderedCamera:
-    """Replays frames rendered ahead of time, paced in real time, then ends the stream.
-
-    For benchmarks: the line pays for measuring frames, not for drawing them. Frame ``i`` is
-    delivered at ``open() + i / fps`` with the belt position it was rendered at.
-    """
-
-    def __init__(
-        self,
-        frames: list[tuple[float, np.ndarray]],
-        fps: float,
-        clock: Callable[[], float],
-        name: str = "camera",
-        on_open: Callable[[], None] | None = None,
-    ) -> None:
-        self.name = name
-        self._on_open = on_open  # e.g. start the simulated belt with the first frame
-        self._frames = frames
-        self._period_s = 1.0 / fps
-        self._clock = clock
-        self._t0_s = 0.0
-        self._next = 0
-
-    async def open(self) -> None:
-        self._t0_s = self._clock()
-        if self._on_open is not None:
-            self._on_open()
-
-    async def read(self) -> Frame:
-        if self._next >= len(self._frames):
-            raise EndOfStream(self.name, "all prerendered frames delivered")
-        due_s = self._t0_s + self._next * self._period_s
+    def take_readings(self) -> list[WeightReading]:
         now = self._clock()
-        if now < due_s:
-            await asyncio.sleep(due_s - now)
-        position, image = self._frames[self._next]
-        self._next += 1
-        return Frame(image_bgr=image, t_s=max(due_s, now), seq=self._next, belt_position_cups=position)
+        readings = []
+        while self._next_s <= now:
+            t = self._next_s
+            self._next_s += self._period_s
+            if self._settings.failure_rate and self._rng.random() < self._settings.failure_rate:
+                continue
+            weight_g, stable = self._cell.load(self._plc.position_at(t))
+            readings.append(WeightReading(displayed_g(weight_g, self._resolution_g), stable, t))
+            self._last_good_s = t
+        return readings
+
+    def is_up(self) -> bool:
+        return self._clock() - self._last_good_s < 0.3
 
     async def close(self) -> None:
         return None

@@ -4,6 +4,12 @@ Owns what a simulated cup holds (``generate_cup``) and the fruit's surface paint
 (``paint_surface``), which the scene renderer samples and from which the truth numbers are
 integrated. Knows nothing about cameras or pixels, and nothing about the vision pipeline.
 
+Two kinds of fruit: ``generate_cup`` paints skin in flat colours well inside the colour-class
+boxes and defects outside every box (exact, easy truth); ``generate_realistic_cup`` paints
+skin whose colour varies from fruit to fruit and across the surface as on real photos,
+anywhere inside its class box, and defects whose colours overlap the skin's classes: a
+bruise is the skin beneath it darkened, russet is brown-yellow, as on real fruit.
+
 Geometry: every fruit is a spheroid whose symmetry (stem-calyx) axis lies across the belt
 (image y), because the cup rollers spin it about that axis. ``equatorial_mm`` is the diameter
 perpendicular to the axis (seen along x), ``polar_mm`` the length along the axis (seen along
@@ -43,6 +49,49 @@ STALK_LAB = (40.0, -6.0, 24.0)  # the stalk sticking out of the stem pole
 DEFECT_KINDS = ("bruise", "rot", "dark_spot", "crack", "scar")
 _LINE_KINDS = ("crack", "scar")
 
+# The recipes' canonical colour-class boxes (CIELAB, half-open), as ``vision.colour`` defines
+# them; a test checks the two agree. The realistic skin stays inside its class's box, so the
+# truth shares are still exact, but anywhere in it, not only well inside.
+_CLASS_BOXES: dict[str, dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]]] = {
+    product: {
+        "red": ((0.0, 20.0, -128.0), (100.01, 128.0, 128.0)),
+        "yellow": ((55.0, -8.0, 35.0), (100.01, 20.0, 128.0)),
+        "green": ((0.0, -128.0, 10.0), (100.01, -8.0, 128.0)),
+    }
+    for product in ("apple", "mango", "pomegranate")
+}
+_CLASS_BOXES["cherry"] = {
+    "dark_red": ((0.0, 15.0, -128.0), (35.0, 128.0, 128.0)),
+    "red": ((35.0, 20.0, -128.0), (100.01, 128.0, 128.0)),
+    "yellow": ((55.0, -8.0, 35.0), (100.01, 20.0, 128.0)),
+}
+_BOX_MARGIN = 1.0  # CIELAB units kept inside a box: its border is where the classes meet
+
+# Realistic skin, from the 60 freshest FGrade tomato photos (grades 1-2; see docs/vision.md):
+# the spread of a fruit's median colour from fruit to fruit (sigma 7-10 per CIELAB channel,
+# of which a grader's variety choice explains part: 5 is used), and the skin's own variation
+# beyond shading: fine grain (sigma 1.2-1.5 over ~3 % of the fruit) and broad mottling
+# (sigma 3, what the 7-9 over the whole fruit leaves once shading is taken out). The class
+# means stay those of ``SKIN_LAB``: no photos of the four products were to hand.
+_REAL_SKIN_SPREAD = 5.0
+_REAL_MOTTLE_SIGMA = 3.0
+_REAL_GRAIN_SIGMA = 1.3
+_MOTTLE_WAVES = 8  # sinusoids per scale: broad (wavelength 12-30 mm) and grain (1.5-4 mm)
+
+# Realistic defects [unverified: typical appearances, not measured on the four products]:
+# a bruise is the skin beneath darkened (L* 8-20 lower, chroma 65-90 %), so on a red apple it
+# is dark red and inside the red class; russet is brown-yellow, and often inside the yellow
+# class; scars are corky, rot brown, spots near black, cracks dark.
+REALISTIC_DEFECT_KINDS = ("bruise", "russet", "rot", "dark_spot", "crack", "scar")
+_REALISTIC_KIND_SHARES = (0.3, 0.15, 0.1, 0.15, 0.15, 0.15)
+_REALISTIC_DEFECT_LAB = {  # mean and sigma per CIELAB channel
+    "russet": ((56.0, 9.0, 32.0), (4.0, 3.0, 4.0)),
+    "rot": ((32.0, 12.0, 16.0), (4.0, 3.0, 3.0)),
+    "dark_spot": ((22.0, 3.0, 6.0), (3.0, 1.5, 2.0)),
+    "crack": ((30.0, 6.0, 11.0), (3.0, 2.0, 2.0)),
+    "scar": ((58.0, 7.0, 21.0), (4.0, 2.0, 3.0)),
+}
+
 
 @dataclass(frozen=True)
 class _Profile:
@@ -77,6 +126,7 @@ class DefectTruth:
     radius_mm: float  # round kinds: radius; line kinds: half the width
     end_theta: float = 0.0  # line kinds: the other end
     end_phi: float = 0.0
+    lab: tuple[float, float, float] | None = None  # its own colour; None: the kind's in DEFECT_LAB
 
     @property
     def diameter_mm(self) -> float:
@@ -108,6 +158,11 @@ class FruitTruth:
     spin_rev_per_cup: float  # how far the rollers turn the fruit per cup of belt travel
     tilt_rad: float  # in-image rotation of the symmetry axis from vertical
     offset_mm: tuple[float, float]  # seat offset from the cup centre (x, y)
+    # realistic skin: per sinusoid, wave vector (1/mm, 3), phase and CIELAB amplitude (3);
+    # () = flat colours
+    mottle: tuple[tuple[float, ...], ...] = ()
+    # realistic lighting: specular strength (0..1) and Phong exponent of this fruit's skin
+    gloss: tuple[float, float] = (0.85, 0.0)
 
     @property
     def volume_cm3(self) -> float:
@@ -165,15 +220,66 @@ def paint_surface(
     label = idx.copy()
     palette = np.asarray([lab for _, lab in fruit.skin], dtype=np.float32)
     lab = palette[idx]
+    if fruit.mottle:
+        lab = _mottled(fruit, lab, idx, points)
     for defect in fruit.defects:
         hit = _defect_mask(fruit, defect, points)
         if hit.any():
-            lab[hit] = DEFECT_LAB[defect.kind]
+            lab[hit] = defect.lab if defect.lab is not None else DEFECT_LAB[defect.kind]
             label[hit] = -1
     cavity = (theta < fruit.cavity_rad) | (theta > np.pi - fruit.cavity_rad)
     lab[cavity] = CAVITY_LAB
     label[cavity] = -2
     return lab, label
+
+
+def _mottled(fruit: FruitTruth, lab: np.ndarray, idx: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Skin colour varying over the surface by sums of sinusoids of the 3-D position, kept
+    inside each sector's class box so the truth shares stay exact."""
+    waves = np.asarray(fruit.mottle, dtype=np.float32)
+    flat = points.reshape(-1, 3).astype(np.float32)
+    phase = flat @ waves[:, :3].T + waves[:, 3]
+    out = lab.reshape(-1, 3) + np.sin(phase) @ waves[:, 4:7]
+    boxes = _CLASS_BOXES[fruit.product]
+    lows = np.array([boxes[name][0] for name, _ in fruit.skin], np.float32) + _BOX_MARGIN
+    highs = np.array([boxes[name][1] for name, _ in fruit.skin], np.float32) - _BOX_MARGIN
+    sector = idx.reshape(-1)
+    return np.clip(out, lows[sector], highs[sector]).reshape(lab.shape).astype(np.float32)
+
+
+def _mottle_waves(rng: np.random.Generator) -> tuple[tuple[float, ...], ...]:
+    """Random sinusoids whose amplitudes give the skin the measured broad and fine sigma:
+    a sum of n sinusoids of amplitude A has sigma A sqrt(n / 2)."""
+    waves = []
+    for sigma, wavelength_mm in ((_REAL_MOTTLE_SIGMA, (12.0, 30.0)), (_REAL_GRAIN_SIGMA, (1.5, 4.0))):
+        amplitude = sigma / math.sqrt(_MOTTLE_WAVES / 2)
+        for _ in range(_MOTTLE_WAVES):
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction)
+            k = 2 * np.pi / rng.uniform(*wavelength_mm)
+            # lightness varies most; hue follows it a little (a redder, darker streak)
+            channel = rng.normal(size=3) * (1.0, 0.7, 0.7)
+            channel *= amplitude / max(1e-9, float(np.sqrt(np.mean(channel**2))))
+            waves.append((*(direction * k), rng.uniform(0, 2 * np.pi), *channel))
+    return tuple(tuple(float(v) for v in w) for w in waves)
+
+
+def _realistic_skin_colour(product: str, name: str, rng: np.random.Generator) -> tuple[float, float, float]:
+    low, high = _CLASS_BOXES[product][name]
+    base = np.array(SKIN_LAB[product][name]) + rng.normal(scale=_REAL_SKIN_SPREAD, size=3)
+    clipped = np.clip(base, np.array(low) + _BOX_MARGIN, np.array(high) - _BOX_MARGIN)
+    return float(clipped[0]), float(clipped[1]), float(clipped[2])
+
+
+def _realistic_defect_colour(fruit: FruitTruth, defect: DefectTruth, rng: np.random.Generator) -> tuple[float, float, float]:
+    if defect.kind == "bruise":
+        sector = int(_skin_label(fruit, np.array([defect.theta]), np.array([defect.phi]))[0])
+        skin_l, skin_a, skin_b = fruit.skin[sector][1]
+        darker, chroma = rng.uniform(8.0, 20.0), rng.uniform(0.65, 0.9)
+        return max(5.0, skin_l - darker), skin_a * chroma, skin_b * chroma
+    mean, sigma = _REALISTIC_DEFECT_LAB[defect.kind]
+    lab = rng.normal(mean, sigma)
+    return float(lab[0]), float(lab[1]), float(lab[2])
 
 
 def _integrate_defect(fruit: FruitTruth, defect: DefectTruth) -> tuple[float, dict[str, float]]:
@@ -281,13 +387,18 @@ def _skin_layout(product: str, rng: np.random.Generator) -> tuple[list[str], lis
     return classes, widths
 
 
-def _make_defects(profile: _Profile, eq_mm: float, pol_mm: float, cavity: float, rng: np.random.Generator) -> list[DefectTruth]:
+def _make_defects(
+    profile: _Profile, eq_mm: float, pol_mm: float, cavity: float, rng: np.random.Generator, realistic: bool = False
+) -> list[DefectTruth]:
     count = 1 + int(rng.geometric(0.6)) - 1
     count = min(count, 3)
     out: list[DefectTruth] = []
     a = eq_mm / 2.0
     for _ in range(count):
-        kind = str(rng.choice(DEFECT_KINDS, p=[0.3, 0.15, 0.25, 0.15, 0.15]))
+        if realistic:
+            kind = str(rng.choice(REALISTIC_DEFECT_KINDS, p=list(_REALISTIC_KIND_SHARES)))
+        else:
+            kind = str(rng.choice(DEFECT_KINDS, p=[0.3, 0.15, 0.25, 0.15, 0.15]))
         # Defects sit on the cheeks: the cavities and a margin around them are the stem and
         # calyx, which graders mask out anyway.
         margin = cavity + math.radians(14.0)
@@ -309,7 +420,7 @@ def _make_defects(profile: _Profile, eq_mm: float, pol_mm: float, cavity: float,
     return out
 
 
-def _generate_fruit(product: str, rng: np.random.Generator, with_defects: bool, small: bool) -> FruitTruth:
+def _generate_fruit(product: str, rng: np.random.Generator, with_defects: bool, small: bool, realistic: bool = False) -> FruitTruth:
     profile = _PROFILES[product]
     lo, hi = profile.equatorial_mm
     # two fruit only fit one cup when they are small ones
@@ -322,6 +433,10 @@ def _generate_fruit(product: str, rng: np.random.Generator, with_defects: bool, 
         base = palette[name]
         jitter = rng.uniform(-3.0, 3.0, size=3)
         skin.append((name, (float(base[0] + jitter[0]), float(base[1] + jitter[1]), float(base[2] + jitter[2]))))
+    if realistic:
+        # one colour per class on a fruit (its blush patches match), spread as on real fruit
+        colour = {name: _realistic_skin_colour(product, name, rng) for name in dict.fromkeys(classes)}
+        skin = [(name, colour[name]) for name in classes]
     start = float(rng.uniform(0.0, 2 * np.pi))
     edges = np.cumsum([0.0, *widths[:-1]]) * 2 * np.pi
     order = np.argsort((edges + start) % (2 * np.pi))
@@ -353,12 +468,18 @@ def _generate_fruit(product: str, rng: np.random.Generator, with_defects: bool, 
         tilt_rad=float(rng.uniform(-0.12, 0.12)),
         offset_mm=(float(rng.uniform(-3.0, 3.0)), float(rng.uniform(-2.0, 2.0))),
     )
+    if realistic:
+        # glossy (waxy apple, cherry) to matte (russeted, dusty): strength and sharpness
+        draft = replace(draft, mottle=_mottle_waves(rng), gloss=(float(rng.uniform(0.5, 1.0)), float(rng.uniform(12.0, 90.0))))
     covered: list[dict[str, float]] = []
     if with_defects:
         defects = []
-        for d in _make_defects(profile, eq_mm, pol_mm, cavity, rng):
+        for d in _make_defects(profile, eq_mm, pol_mm, cavity, rng, realistic):
             area, cover = _integrate_defect(draft, d)
-            defects.append(replace(d, area_mm2=area))
+            d = replace(d, area_mm2=area)
+            if realistic:
+                d = replace(d, lab=_realistic_defect_colour(draft, d, rng))
+            defects.append(d)
             covered.append(cover)
         draft = replace(draft, defects=tuple(defects))
     return replace(draft, colour_fractions=_colour_truth(draft, covered))
@@ -366,14 +487,27 @@ def _generate_fruit(product: str, rng: np.random.Generator, with_defects: bool, 
 
 def generate_cup(product: str, settings: SimulationSettings, lane: int, cup_index: int) -> CupTruth:
     """What sits in cup ``cup_index`` of ``lane``; deterministic in (seed, lane, cup_index)."""
+    return _generate_cup(product, settings, lane, cup_index, realistic=False)
+
+
+def generate_realistic_cup(product: str, settings: SimulationSettings, lane: int, cup_index: int) -> CupTruth:
+    """Like ``generate_cup``, with skin and defect colours as on real fruit (see the module
+    docstring); deterministic in (seed, lane, cup_index), and another fruit than
+    ``generate_cup``'s for the same numbers."""
+    return _generate_cup(product, settings, lane, cup_index, realistic=True)
+
+
+def _generate_cup(product: str, settings: SimulationSettings, lane: int, cup_index: int, realistic: bool) -> CupTruth:
     if product not in _PROFILES:
         raise ValueError(f"unknown product {product!r}; expected one of {PRODUCTS}")
-    rng = np.random.default_rng([settings.seed, lane, cup_index & 0xFFFFFFFF, 0x9E37])
+    stream = 0x5EA1 if realistic else 0x9E37
+    rng = np.random.default_rng([settings.seed, lane, cup_index & 0xFFFFFFFF, stream])
     draw = rng.uniform()
     if draw < settings.empty_cup_rate:
         return CupTruth(lane, cup_index, ())
     count = 2 if draw < settings.empty_cup_rate + settings.double_fruit_rate else 1
     fruit = tuple(
-        _generate_fruit(product, rng, rng.uniform() < settings.defect_rate, small=count > 1) for _ in range(count)
+        _generate_fruit(product, rng, rng.uniform() < settings.defect_rate, small=count > 1, realistic=realistic)
+        for _ in range(count)
     )
     return CupTruth(lane, cup_index, fruit)

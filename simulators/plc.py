@@ -12,11 +12,18 @@ contract both follow is ``docs/plc-register-contract.md``.
 
 Conventions: lanes are 0-based (``0 .. lanes-1``); outlets are numbered from 1 as the
 line config numbers them; outlet 0 means "recirculate" (the PLC default).
+
+Camera trigger (contract v2): with a trigger pitch, trigger ``m`` (``m >= 1``) fires when the
+position reaches ``m * pitch``; the count of triggers fired is ``floor(position / pitch)``.
+The model keeps its recent speed segments, so ``time_at_position`` gives the exact moment a
+position was (or, at the current speed, will be) reached, which is the exposure time of a
+trigger.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +31,20 @@ from drivers.interfaces import OutletDecision, PlcStatus
 
 CUP_COUNTER_MODULUS = 2**32
 EPOCH_MODULUS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """The belt from ``t_s`` on: at ``position_cups`` then, moving at ``speed_cups_per_s``."""
+
+    t_s: float
+    position_cups: float
+    speed_cups_per_s: float  # 0 while stopped
+
+
+# Float positions computed from a time land within rounding of a trigger position; without
+# this slack a trigger "reached" by time_at_position could still count as not yet fired.
+_TRIGGER_EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +87,7 @@ class PlcModel:
         ring_size: int = 256,
         watchdog_timeout_s: float = 2.0,
         max_drop_log: int | None = 200_000,
+        camera_trigger_pitch_cups: float | None = None,
     ) -> None:
         if lanes < 1:
             raise ValueError("lanes must be >= 1")
@@ -88,8 +110,11 @@ class PlcModel:
             raise ValueError("cups_per_second must be >= 0")
         if watchdog_timeout_s <= 0:
             raise ValueError("watchdog_timeout_s must be > 0")
+        if camera_trigger_pitch_cups is not None and not camera_trigger_pitch_cups > 0:
+            raise ValueError("camera_trigger_pitch_cups must be > 0 (None = no camera trigger)")
 
         self.lanes = lanes
+        self.camera_trigger_pitch_cups = camera_trigger_pitch_cups
         self.ring_size = ring_size
         self.watchdog_timeout_s = watchdog_timeout_s
         self.outlet_offsets_cups: dict[int, int] = dict(outlet_offsets_cups)
@@ -107,6 +132,11 @@ class PlcModel:
         self.running = True
         self._pos_ref = 0.0
         self._t_ref = now
+        # Enough history to time a trigger the camera has not yet served across a few speed
+        # changes; older segments are of no use to anyone.
+        self._segments: deque[_Segment] = deque(
+            [_Segment(now, 0.0, self._speed_cups_per_s)], maxlen=64
+        )
         # Position up to which cups have been processed against the outlets.
         self._processed_pos = 0.0
         self._processed_t = now
@@ -142,6 +172,10 @@ class PlcModel:
             return self._pos_ref
         return self._pos_ref + max(0.0, t - self._t_ref) * self._speed_cups_per_s
 
+    def now_s(self) -> float:
+        """The model's clock now."""
+        return self._clock()
+
     def position_cups(self) -> float:
         """Encoder position in cups; cup ``k`` is at the inspection point at position ``k``."""
         return self._position_at(self._clock())
@@ -166,19 +200,64 @@ class PlcModel:
         self._pos_ref = self._position_at(now)
         self._t_ref = now
 
+    def _record_segment(self) -> None:
+        self._segments.append(_Segment(self._t_ref, self._pos_ref, self.speed_cups_per_s))
+
     def start(self) -> None:
         self._rebase()
         self.running = True
+        self._record_segment()
 
     def stop(self) -> None:
         self._rebase()
         self.running = False
+        self._record_segment()
 
     def set_speed(self, cups_per_second: float) -> None:
         if cups_per_second < 0:
             raise ValueError("cups_per_second must be >= 0")
         self._rebase()
         self._speed_cups_per_s = float(cups_per_second)
+        self._record_segment()
+
+    def position_at(self, t_s: float) -> float:
+        """Where the belt was at ``t_s`` (or will be, at the current speed), from the kept
+        segments; before the oldest segment kept, that segment's start."""
+        position = self._segments[0].position_cups
+        for seg in self._segments:
+            if seg.t_s > t_s:
+                break
+            position = seg.position_cups + seg.speed_cups_per_s * (t_s - seg.t_s)
+        return position
+
+    def time_at_position(self, position_cups: float) -> float | None:
+        """When the belt reached ``position_cups``, or will reach it at the current speed.
+
+        None when it will not (the belt is stopped short of it) or when it was reached before
+        the oldest segment kept.
+        """
+        segments = list(self._segments)
+        for i, seg in enumerate(segments):
+            if seg.speed_cups_per_s <= 0 or position_cups < seg.position_cups:
+                continue
+            end = segments[i + 1].position_cups if i + 1 < len(segments) else math.inf
+            if position_cups <= end:
+                return seg.t_s + (position_cups - seg.position_cups) / seg.speed_cups_per_s
+        return None
+
+    # -- camera trigger ------------------------------------------------------------------
+
+    def triggers_fired_at(self, position_cups: float) -> int:
+        """Camera triggers fired by the time the belt is at ``position_cups`` (not wrapped)."""
+        pitch = self.camera_trigger_pitch_cups
+        if pitch is None or position_cups <= 0:
+            return 0
+        return math.floor(position_cups / pitch + _TRIGGER_EPSILON)
+
+    @property
+    def camera_triggers(self) -> int:
+        """Triggers fired since power-up, on the contract's 32-bit scale."""
+        return self.triggers_fired_at(self.position_cups()) % CUP_COUNTER_MODULUS
 
     # -- ring buffer ---------------------------------------------------------------------
 
@@ -317,12 +396,17 @@ class PlcModel:
         """The PLC's status after settling every cup up to now."""
         now = self._clock()
         self._catch_up(now)
+        position = self._position_at(now)
+        counter = math.floor(position) % CUP_COUNTER_MODULUS
         return PlcStatus(
-            cup_counter=math.floor(self._position_at(now)) % CUP_COUNTER_MODULUS,
+            cup_counter=counter,
             belt_speed_cups_per_s=self.speed_cups_per_s,
             running=self.running,
             outlet_full=tuple(self.outlet_full[n - 1] for n in range(1, len(self.outlet_full) + 1)),
             t_s=now,
+            position_cups=counter + (position - math.floor(position)),
+            camera_trigger_pitch_cups=self.camera_trigger_pitch_cups,
+            camera_triggers=self.triggers_fired_at(position) % CUP_COUNTER_MODULUS,
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
@@ -26,7 +27,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.plc import CUP_COUNTER_MODULUS, DropEvent, PlcModel
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 # Identity (read-only)
 REG_VERSION = 0
@@ -34,12 +35,15 @@ REG_LANES = 1
 REG_RING_SIZE = 2
 REG_OUTLETS = 3
 REG_WATCHDOG_TIMEOUT_MS = 4
+REG_COUNTS_PER_CUP = 5  # encoder counts per cup
+REG_COUNTS_PER_TRIGGER = 6  # encoder counts between camera triggers; 0 = no camera trigger
 # Status (read-only)
 REG_CUP_COUNTER = 10  # UINT32, high word first
 REG_SPEED_CENTI_CUPS = 12
 REG_STATUS_BITS = 13  # bit 0 running, bit 1 watchdog alive
 REG_HEARTBEAT_ECHO = 14
 REG_POSITION_FRACTION = 15  # fraction of the current cup, x10000
+REG_CAMERA_TRIGGERS = 16  # UINT32, high word first: triggers fired since power-up
 # Commands (read/write)
 REG_WATCHDOG = 20
 # Per outlet n (1-based) at BASE + (n - 1)
@@ -56,6 +60,8 @@ REG_WATCHDOG_RECIRCULATED = 2400
 REG_RING_BASE = 4096
 MAX_OUTLETS = 255
 MAX_LANES = 32
+IDENTITY_WORDS = 7  # 0..6
+STATUS_WORDS = 8  # 10..17
 
 
 def _u32(value: int) -> list[int]:
@@ -63,20 +69,51 @@ def _u32(value: int) -> list[int]:
     return [value >> 16, value & 0xFFFF]
 
 
+def encoder_counts(pitch_cups: float | None, min_counts_per_cup: int = 1000) -> tuple[int, int]:
+    """(encoder counts per cup, counts per camera trigger) that give exactly ``pitch_cups``.
+
+    A PLC triggers the camera every so many encoder pulses, so the pitch is a ratio of two
+    integers; the model's pitch is that ratio (a fraction with a denominator of at most 1000).
+    """
+    if pitch_cups is None:
+        return 10000, 0
+    pitch = Fraction(pitch_cups).limit_denominator(1000)
+    if abs(float(pitch) - pitch_cups) > 1e-12:
+        raise ValueError(f"camera trigger pitch {pitch_cups} cups is not a ratio of encoder counts")
+    scale = max(1, -(-min_counts_per_cup // pitch.denominator))
+    per_cup, per_trigger = pitch.denominator * scale, pitch.numerator * scale
+    if per_trigger > 0xFFFF or per_cup > 0xFFFF:
+        scale = 1
+        per_cup, per_trigger = pitch.denominator, pitch.numerator
+    if not 1 <= per_trigger <= 0xFFFF:
+        raise ValueError(f"camera trigger pitch {pitch_cups} cups does not fit registers 5-6")
+    return per_cup, per_trigger
+
+
 class PlcServer:
     """Serves one ``PlcModel`` at one Modbus unit id."""
 
     def __init__(
-        self, model: PlcModel, *, device_id: int = 1, drop_log_path: Path | None = None
+        self,
+        model: PlcModel,
+        *,
+        device_id: int = 1,
+        drop_log_path: Path | None = None,
+        write_log_path: Path | None = None,
     ) -> None:
         if model.lanes > MAX_LANES:
             raise ValueError(f"the register contract allows {MAX_LANES} lanes")
         if REG_RING_BASE + model.lanes * model.ring_size > 65536:
             raise ValueError("lanes x ring_size does not fit the register space")
+        self._counts_per_cup, self._counts_per_trigger = encoder_counts(model.camera_trigger_pitch_cups)
         self.model = model
         self.device_id = device_id
         self.drop_log_path = drop_log_path
         self._drop_file: IO[str] | None = None
+        # every ring word written, with the cup it is for and when it arrived: a benchmark
+        # times each decision from the camera's exposure to this moment
+        self.write_log_path = write_log_path
+        self._write_file: IO[str] | None = None
         self._server: ModbusTcpServer | None = None
         self._flusher: asyncio.Task[None] | None = None
         self.port = 0
@@ -95,8 +132,8 @@ class PlcServer:
             )
 
         return [
-            ro(REG_VERSION, 5),
-            ro(REG_CUP_COUNTER, 6),
+            ro(REG_VERSION, IDENTITY_WORDS),
+            ro(REG_CUP_COUNTER, STATUS_WORDS),
             SimData(REG_WATCHDOG, count=1, values=0, datatype=DataType.REGISTERS),
             ro(REG_OUTLET_FULL, n_out),
             ro(REG_OUTLET_OFFSET, n_out),
@@ -135,10 +172,14 @@ class PlcServer:
                 m.ring_size,
                 n_out,
                 min(0xFFFF, round(m.watchdog_timeout_s * 1000)),
+                self._counts_per_cup,
+                self._counts_per_trigger,
             ],
         )
-        position = m.position_cups()
-        fraction = min(9999, round((position - int(position)) * 10000))
+        # Counter, fraction and trigger count all come from the one status snapshot: read at
+        # two instants, a cup boundary between them would put the position a whole cup off.
+        assert status.position_cups is not None
+        fraction = min(9999, round((status.position_cups - status.cup_counter) * 10000))
         bits = (1 if status.running else 0) | (2 if m.watchdog_ok() else 0)
         put(
             REG_CUP_COUNTER,
@@ -148,6 +189,7 @@ class PlcServer:
                 bits,
                 m.heartbeat_value & 0xFFFF,
                 fraction,
+                *_u32(status.camera_triggers or 0),
             ],
         )
         put(REG_WATCHDOG, [m.heartbeat_value & 0xFFFF])
@@ -195,9 +237,14 @@ class PlcServer:
             # An outlet the PLC does not have is refused rather than silently recirculated.
             if any((v & 0xFF) and (v & 0xFF) not in m.outlet_offsets_cups for v in values):
                 return ExcCodes.ILLEGAL_VALUE
+            now_s = m.now_s()
             for i, word in enumerate(values):
                 lane, slot = divmod(address + i - REG_RING_BASE, m.ring_size)
                 m.write_slot(lane, slot, word)
+                if self._write_file is not None:
+                    self._write_file.write(
+                        f'{{"lane":{lane},"cup_index":{self._cup_of(slot, word)},"outlet":{word & 0xFF},"t_s":{now_s!r}}}\n'
+                    )
         elif address == REG_WATCHDOG and len(values) == 1:
             m.heartbeat(values[0])
         elif (
@@ -213,9 +260,19 @@ class PlcServer:
         self._log_drops(m.advance())
         return None
 
+    def _cup_of(self, slot: int, word: int) -> int:
+        """The cup a ring word is for: the one with that slot and epoch nearest the belt."""
+        ring = self.model.ring_size
+        lap = ring * 256
+        base = slot + (word >> 8) * ring
+        here = self.model.position_cups()
+        return (base + lap * round((here - base) / lap)) % CUP_COUNTER_MODULUS
+
     # -- drop log ------------------------------------------------------------------------
 
     def _log_drops(self, events: list[DropEvent]) -> None:
+        if self._write_file is not None:
+            self._write_file.flush()
         if self._drop_file is None or not events:
             return
         for e in events:
@@ -241,6 +298,8 @@ class PlcServer:
         """Listen on ``host:port`` (0 = any free port); returns the bound port."""
         if self.drop_log_path is not None and self._drop_file is None:
             self._drop_file = self.drop_log_path.open("a", encoding="utf-8")
+        if self.write_log_path is not None and self._write_file is None:
+            self._write_file = self.write_log_path.open("a", encoding="utf-8")
         device = SimDevice(id=self.device_id, simdata=self._simdata(), action=self._action)
         server = ModbusTcpServer(device, address=(host, port), framer=FramerType.SOCKET)
         await server.serve_forever(background=True)
@@ -268,3 +327,6 @@ class PlcServer:
         if self._drop_file is not None:
             self._drop_file.close()
             self._drop_file = None
+        if self._write_file is not None:
+            self._write_file.close()
+            self._write_file = None

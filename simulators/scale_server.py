@@ -3,8 +3,13 @@
 Emits the exact bytes of the chosen protocol (PROTOCOLS.md §2) for a weight source:
 
 * ``toledo``: 18-byte continuous frames, ``rate_hz`` per second;
-* ``xk3190``: XK3190-A9 ``tF=0`` 12-byte continuous frames;
-* ``mt-sics``: answers ``S SI Z ZI T TI TAC @ I4`` command lines; anything else gets ``ES``.
+* ``xk3190``: XK3190-A9 ``tF=0`` 12-byte continuous frames, ``rate_hz`` per second;
+* ``mt-sics``: answers ``S SI SIR Z ZI T TI TAC @ I4`` command lines; anything else gets ``ES``.
+  ``SIR`` (per connection) answers one weight line at once and then streams ``S S``/``S D``
+  lines (``S +``/``S -`` out of range) ``rate_hz`` per second. As in MT-SICS, ``S``, ``SI``
+  and ``@`` cancel the stream and ``SIR`` restarts it; other commands (``Z``, ``T``, ``TAC``,
+  ``I4``, unknown ones) are answered between two stream lines and the stream goes on. ``@``
+  also clears the tare, as the MT-SICS reset does.
 
 The frame encoders here are written from the protocol description on their own, not shared
 with ``drivers/``, so a driver test against this simulator checks two independent readings of
@@ -13,6 +18,11 @@ the same spec. ``FaultInjector`` (``simulators/faults.py``) sits between encoder
 Transports: ``start_tcp(port)`` listens on 127.0.0.1 only (``port=0`` picks a free port);
 ``start_pty()`` opens a pty pair, keeps the master and returns the slave path for the driver.
 ``stop()`` is the device being switched off: the listener and every connection close.
+
+With ``keep_send_log=True`` the simulator records every frame or line it puts on the wire in
+``send_log`` (``SentFrame``: its clock time just before the write, the weight it encodes, the
+clean bytes and the bytes after faults), so a test can check each reading a driver reports
+against what was sent and when.
 """
 
 from __future__ import annotations
@@ -104,6 +114,22 @@ class FruitSequence:
         return self.plateau_weight_g(int(cup)), True
 
 
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """One frame or line as the simulator sent it."""
+
+    t_s: float  # the simulator's clock (absolute, not since start) just before the write
+    weight_g: float | None  # the weight it encodes before display rounding; None: no weight
+    stable: bool
+    frame: bytes  # the clean encoding
+    wire: bytes  # what went out after fault injection
+
+    @property
+    def intact(self) -> bool:
+        """Whether the clean frame reached the wire whole (garbage may precede it)."""
+        return self.wire.endswith(self.frame)
+
+
 # -- encoders (independent of drivers/) ------------------------------------------------------
 
 
@@ -177,6 +203,15 @@ def mtsics_spoil(line: bytes) -> bytes:
     return b"?" + line
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One MT-SICS reply line and the net weight it carries (None: no weight in it)."""
+
+    line: bytes
+    weight_g: float | None = None
+    stable: bool = False
+
+
 class MtSicsBalance:
     """The command side of an MT-SICS balance: zero and tare state, replies per command."""
 
@@ -199,22 +234,43 @@ class MtSicsBalance:
         self.commands: list[bytes] = []
 
     def answer(self, command: bytes, t_s: float) -> bytes:
-        self.commands.append(command)
+        """The reply line, CR LF included, to one command (given without its CR LF)."""
+        return self.reply(command, t_s).line
+
+    def stream_line(self, t_s: float) -> Reply:
+        """One line of a running ``SIR`` stream (not a command, so not in ``commands``)."""
+        return self._weight_reply(b"SI", t_s)
+
+    def _weight_reply(self, command: bytes, t_s: float) -> Reply:
         gross_g, stable = self.source.sample(t_s)
         gross_g -= self.zero_offset_g
         net_g = gross_g - self.tare_g
+        if gross_g > self.capacity_g:
+            return Reply(b"S +\r\n")
+        if gross_g < -0.02 * self.capacity_g:
+            return Reply(b"S -\r\n")
+        if command == b"S" and not stable:
+            return Reply(b"S I\r\n")  # a real balance waits for stability first; this one refuses
+        line = b"S %s %s\r\n" % (
+            b"S" if stable else b"D",
+            mtsics_weight_field(net_g, self.unit, self.decimals),
+        )
+        return Reply(line, net_g, stable)
+
+    def reply(self, command: bytes, t_s: float) -> Reply:
+        """The reply to one command (given without its CR LF), at ``t_s`` after start."""
+        self.commands.append(command)
+        if command in (b"S", b"SI", b"SIR"):
+            return self._weight_reply(command, t_s)
+        return Reply(self._command_reply(command, t_s))
+
+    def _command_reply(self, command: bytes, t_s: float) -> bytes:
+        gross_g, stable = self.source.sample(t_s)
+        gross_g -= self.zero_offset_g
 
         def field(weight_g: float) -> bytes:
             return mtsics_weight_field(weight_g, self.unit, self.decimals)
 
-        if command in (b"S", b"SI"):
-            if gross_g > self.capacity_g:
-                return b"S +\r\n"
-            if gross_g < -0.02 * self.capacity_g:
-                return b"S -\r\n"
-            if command == b"S" and not stable:
-                return b"S I\r\n"  # a real balance waits for stability first; this one refuses
-            return b"S %s %s\r\n" % (b"S" if stable else b"D", field(net_g))
         if command in (b"Z", b"ZI"):
             if command == b"Z" and not stable:
                 return b"Z I\r\n"
@@ -231,6 +287,8 @@ class MtSicsBalance:
             self.tare_g = 0.0
             return b"TAC A\r\n"
         if command in (b"@", b"I4"):
+            if command == b"@":
+                self.tare_g = 0.0  # the MT-SICS reset clears the tare register
             return b'I4 A "%s"\r\n' % self.serial_number.encode()
         return b"ES\r\n"
 
@@ -382,6 +440,9 @@ class _Defaults:
     decimals: int
 
 
+# MT-SICS: "SIR is overwritten and cancelled by S, SI, SR and @" (SR is not simulated).
+_STREAM_CANCELLERS = frozenset({b"S", b"SI", b"SIR", b"@"})
+
 _DEFAULTS: dict[ProtocolName, _Defaults] = {
     "toledo": _Defaults("kg", 3),
     "xk3190": _Defaults("kg", 3),
@@ -405,6 +466,7 @@ class ScaleSimulator:
         rate_hz: float = 20.0,
         faults: FaultInjector | None = None,
         clock: Callable[[], float] | None = None,
+        keep_send_log: bool = False,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown scale protocol {protocol!r}; one of {', '.join(PROTOCOLS)}")
@@ -427,25 +489,45 @@ class ScaleSimulator:
         self._pty: _PtyLink | None = None
         self.tcp_port: int | None = None
         self.frames_sent = 0
+        self.keep_send_log = keep_send_log
+        self.send_log: list[SentFrame] = []
 
     # -- protocol ----------------------------------------------------------------------------
+    def _clock_s(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
     def _now_s(self) -> float:
-        now = self._clock() if self._clock else asyncio.get_running_loop().time()
-        return now - self._t0
+        return self._clock_s() - self._t0
 
     def encode_now(self) -> bytes:
         """The continuous frame for the weight at this moment."""
+        return self._encode_sample()[0]
+
+    def _encode_sample(self) -> tuple[bytes, float, bool]:
         weight_g, stable = self.source.sample(self._now_s())
         if self.protocol == "toledo":
-            return toledo_frame(
+            frame = toledo_frame(
                 weight_g,
                 stable=stable,
                 unit="lb" if self.unit == "lb" else "kg",
                 decimals=self.decimals,
             )
-        return xk3190_frame(
-            weight_g, unit="g" if self.unit == "g" else "kg", decimals=self.decimals
-        )
+        else:
+            frame = xk3190_frame(
+                weight_g, unit="g" if self.unit == "g" else "kg", decimals=self.decimals
+            )
+        return frame, weight_g, stable
+
+    def _send(self, links: list[_Link], frame: bytes, weight_g: float | None, stable: bool) -> None:
+        """Put one frame on the wire of ``links``, through the fault injector, and log it."""
+        wire = self.faults.apply(frame, self._spoil)
+        # Taken before the write, so a receiver's stamp of these bytes is never earlier.
+        t_s = self._clock_s()
+        for link in links:
+            link.send(wire)
+        self.frames_sent += 1
+        if self.keep_send_log:
+            self.send_log.append(SentFrame(t_s, weight_g, stable, frame, wire))
 
     def _spoil(self, frame: bytes) -> bytes:
         if self.protocol == "toledo":
@@ -463,16 +545,30 @@ class ScaleSimulator:
             if delay_s:
                 await asyncio.sleep(delay_s)
                 next_t = loop.time()
-            wire = self.faults.apply(self.encode_now(), self._spoil)
-            for link in list(self._links):
-                link.send(wire)
-            self.frames_sent += 1
+            frame, weight_g, stable = self._encode_sample()
+            self._send(list(self._links), frame, weight_g, stable)
             next_t += period_s
             await asyncio.sleep(max(0.0, next_t - loop.time()))
+
+    async def _stream_lines(self, link: _Link) -> None:
+        """A running MT-SICS ``SIR`` on one connection: a weight line every 1/rate_hz."""
+        period_s = 1.0 / self.rate_hz
+        loop = asyncio.get_running_loop()
+        next_t = loop.time() + period_s  # the SIR reply itself was the first line
+        while True:
+            await asyncio.sleep(max(0.0, next_t - loop.time()))
+            delay_s = self.faults.take_delay_s()
+            if delay_s:
+                await asyncio.sleep(delay_s)
+                next_t = loop.time()
+            reply = self.balance.stream_line(self._now_s())
+            self._send([link], reply.line, reply.weight_g, reply.stable)
+            next_t += period_s
 
     async def _serve_link(self, link: _Link) -> None:
         """Per connection: answer MT-SICS commands, or just notice when the peer goes away."""
         self._links.add(link)
+        stream: asyncio.Task[None] | None = None
         try:
             while True:
                 if self.protocol != "mt-sics":
@@ -487,23 +583,31 @@ class ScaleSimulator:
                     await link.reader.read(65536)  # an endless line: drop it, like a real buffer
                     link.send(b"ES\r\n")
                     continue
+                command = line.rstrip(b"\r\n")
+                if stream is not None and command in _STREAM_CANCELLERS:
+                    stream.cancel()
+                    stream = None
                 delay_s = self.faults.take_delay_s()
                 if delay_s:
                     await asyncio.sleep(delay_s)
-                reply = self.balance.answer(line.rstrip(b"\r\n"), self._now_s())
-                link.send(self.faults.apply(reply, self._spoil))
-                self.frames_sent += 1
+                reply = self.balance.reply(command, self._now_s())
+                self._send([link], reply.line, reply.weight_g, reply.stable)
+                if command == b"SIR":
+                    stream = self._spawn(self._stream_lines(link), "sir-stream")
         except (ConnectionError, OSError):
             return
         finally:
+            if stream is not None:
+                stream.cancel()
             self._links.discard(link)
             link.close()
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _start_common(self) -> None:
         if not self._tasks:
@@ -623,8 +727,15 @@ class ThreadedScaleSimulator:
     def start_tcp(self, port: int = 0) -> str:
         return self._run(self.simulator.start_tcp(port))
 
+    def start_rfc2217(self, port: int = 0) -> str:
+        return self._run(self.simulator.start_rfc2217(port))
+
     def start_pty(self) -> str:
         return self._run(self.simulator.start_pty())
+
+    def send_log(self) -> list[SentFrame]:
+        """A copy of the simulator's send log, taken on its loop thread."""
+        return self.call(lambda: list(self.simulator.send_log))
 
     def call(self, fn: Callable[..., _R], *args: Any) -> _R:
         """Run ``fn(*args)`` on the simulator's loop thread (e.g. ``sim.call(sim.simulator.faults.disconnect)``)."""

@@ -6,6 +6,11 @@ drawn with orthographic projection; they spin about their stem-calyx axis as the
 advances, so every frame shows a different side. Nuisances the vision pipeline must ignore are
 drawn on purpose: a specular highlight, the stem/calyx cavity and stalk, a dark non-uniform
 belt, blur, sensor noise and lighting drift. Knows nothing about the vision pipeline.
+
+``RealisticSceneRenderer`` is the opt-in harder scene (``scene_renderer("realistic", ...)``,
+``gradeline bench vision-accuracy --scene realistic``): perspective from the camera's
+height, vignetting, uneven light across lanes and a highlight that differs per fruit. The
+default scene's frames do not change with it.
 """
 
 from __future__ import annotations
@@ -142,6 +147,18 @@ class SceneRenderer:
             self._textures.popitem(last=False)
         return tex
 
+    def _skin_at(self, fruit: FruitTruth, u: np.ndarray, v: np.ndarray, w: np.ndarray, spin: float) -> np.ndarray:
+        """The skin's colour (BGR float32) where the view meets the fruit at (u, v, w), in its
+        semi-axes (u across the spin axis, v along it toward the calyx, w toward the camera)."""
+        theta = np.arccos(np.clip(-v, -1.0, 1.0))  # v = -1 (top of the image) is the stem pole
+        phi = (np.arctan2(u, w) - spin) % (2 * np.pi)
+        texture = self._texture(fruit)
+        n_theta, n_phi = texture.shape[:2]
+        ti = np.minimum((theta * (n_theta / np.pi)).astype(np.int32), n_theta - 1)
+        pi_ = np.minimum((phi * (n_phi / (2 * np.pi))).astype(np.int32), n_phi - 1)
+        colour: np.ndarray = texture[ti, pi_]
+        return colour
+
     def _draw_fruit(self, image: np.ndarray, fruit: FruitTruth, fx: float, fy: float, spin: float) -> None:
         g = self.geometry
         a_px = fruit.equatorial_mm / 2.0 / g.mm_per_px
@@ -168,13 +185,7 @@ class SceneRenderer:
         u = u[inside]
         v = v[inside]
         w = np.sqrt(np.maximum(1.0 - u * u - v * v, 0.0))
-        theta = np.arccos(np.clip(-v, -1.0, 1.0))  # v = -1 (top of the image) is the stem pole
-        phi = (np.arctan2(u, w) - spin) % (2 * np.pi)
-        texture = self._texture(fruit)
-        n_theta, n_phi = texture.shape[:2]
-        ti = np.minimum((theta * (n_theta / np.pi)).astype(np.int32), n_theta - 1)
-        pi_ = np.minimum((phi * (n_phi / (2 * np.pi))).astype(np.int32), n_phi - 1)
-        colour = texture[ti, pi_]
+        colour = self._skin_at(fruit, u, v, w, spin)
         # Lambertian shading from a light near the camera, plus a specular spot up-left
         nx, ny, nz = u / a_px, v / b_px, w / a_px
         norm = np.sqrt(nx * nx + ny * ny + nz * nz)
@@ -234,3 +245,144 @@ def _seat_offsets(fruit: tuple[FruitTruth, ...]) -> list[float]:
     widths = [f.equatorial_mm for f in fruit]
     gap = 0.35 * (widths[0] + widths[1])
     return [-gap * widths[1] / (widths[0] + widths[1]), gap * widths[0] / (widths[0] + widths[1])][: len(fruit)]
+
+
+# --- the realistic scene -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RealisticOptics:
+    """What a real camera over a real belt adds to the plain scene."""
+
+    camera_height_mm: float = 1000.0  # lens above the belt plane, on the image centre
+    lens_vignetting: float = 0.12  # falloff at the image corners beyond the natural cos^4
+    lane_light_spread: float = 0.08  # light on each lane's centre line: 1 - spread .. 1 + spread / 2
+    lamp_offset: tuple[float, float] = (-0.25, -0.3)  # the lamp beside the lens, in image widths/heights
+
+
+class RealisticSceneRenderer(SceneRenderer):
+    """The scene as a real top camera sees it, for fruit from ``generate_realistic_cup``.
+
+    A pinhole camera ``camera_height_mm`` above the image centre: every pixel's ray is cast
+    against the fruit's spheroid, which rests on the belt (its centre one equatorial radius
+    up), so fruit look larger than at the belt plane, more so toward the image edges, and
+    are seen a little from the side away from the centre. Light falls off by cos^4 of the
+    ray's angle (natural vignetting) and by the lens's own ``lens_vignetting``, and differs
+    from lane to lane; the specular highlight is a Blinn-Phong reflection of a lamp beside
+    the lens, of the fruit's own strength and sharpness (``FruitTruth.gloss``), so it moves
+    with the fruit across the field and differs from fruit to fruit. The cup geometry
+    (``SceneGeometry``) is at the belt plane, as calibration with a flat reference gives it.
+    """
+
+    def __init__(
+        self, geometry: SceneGeometry, camera: SimulatedCameraSettings, seed: int, optics: RealisticOptics | None = None
+    ) -> None:
+        super().__init__(geometry, camera, seed)
+        self.optics = optics or RealisticOptics()
+        self._light = self._illumination()
+
+    def _illumination(self) -> np.ndarray:
+        g, o = self.geometry, self.optics
+        yy, xx = np.mgrid[0 : g.height_px, 0 : g.width_px].astype(np.float32)
+        x_mm = (xx - g.width_px / 2) * g.mm_per_px
+        y_mm = (yy - g.height_px / 2) * g.mm_per_px
+        radius2 = x_mm * x_mm + y_mm * y_mm
+        cos_ray = o.camera_height_mm / np.sqrt(o.camera_height_mm**2 + radius2)
+        corner2 = float(radius2.max())
+        light = cos_ray**4 * (1.0 - o.lens_vignetting * radius2 / corner2)
+        rng = np.random.default_rng([self.seed, 13])
+        centres = [(sum(g.lane_band(lane)) / 2.0) for lane in range(g.lanes)]
+        gains = rng.uniform(1.0 - o.lane_light_spread, 1.0 + o.lane_light_spread / 2, size=g.lanes)
+        row_gain = np.interp(np.arange(g.height_px), centres, gains).astype(np.float32)
+        return np.asarray(light * row_gain[:, None], np.float32)
+
+    def _draw_stalk(
+        self, image: np.ndarray, fruit: FruitTruth, fx: float, fy: float, b_px: float, cos_t: float, sin_t: float
+    ) -> None:
+        # the stalk sits at the fruit's centre height: magnified about the image centre
+        g = self.geometry
+        m = self._magnification(fruit)
+        cx, cy = g.width_px / 2.0, g.height_px / 2.0
+        super()._draw_stalk(image, fruit, cx + (fx - cx) * m, cy + (fy - cy) * m, b_px * m, cos_t, sin_t)
+
+    def _magnification(self, fruit: FruitTruth) -> float:
+        height = self.optics.camera_height_mm
+        return height / (height - fruit.equatorial_mm / 2.0)
+
+    def _draw_fruit(self, image: np.ndarray, fruit: FruitTruth, fx: float, fy: float, spin: float) -> None:
+        g, o = self.geometry, self.optics
+        s = g.mm_per_px
+        a_mm, b_mm = fruit.equatorial_mm / 2.0, fruit.polar_mm / 2.0
+        height = o.camera_height_mm
+        cos_t, sin_t = math.cos(fruit.tilt_rad), math.sin(fruit.tilt_rad)
+        self._draw_stalk(image, fruit, fx, fy, b_mm / s, cos_t, sin_t)
+        centre = np.array([(fx - g.width_px / 2) * s, (fy - g.height_px / 2) * s, a_mm])
+        # the box that holds the silhouette: the centre's image, and the largest semi-axis
+        # magnified as if at the fruit's top
+        m = self._magnification(fruit)
+        px, py = g.width_px / 2 + (fx - g.width_px / 2) * m, g.height_px / 2 + (fy - g.height_px / 2) * m
+        reach = max(a_mm, b_mm) / s * height / (height - 2 * a_mm) * 1.15 + 3
+        x0, x1 = max(0, int(px - reach)), min(g.width_px, int(px + reach) + 1)
+        y0, y1 = max(0, int(py - reach)), min(g.height_px, int(py + reach) + 1)
+        if x0 >= x1 or y0 >= y1:
+            return
+        # rays from the lens through each pixel's point on the belt plane, in the fruit's
+        # frame scaled to the unit sphere (u across the axis, v along it, w up); written per
+        # component on rows and columns, as whole-box matrix products cost far more
+        dx = ((np.arange(x0, x1) - g.width_px / 2) * s).astype(np.float32)[None, :]
+        dy = ((np.arange(y0, y1) - g.height_px / 2) * s).astype(np.float32)[:, None]
+        frame = np.array([[cos_t / a_mm, sin_t / a_mm, 0.0], [-sin_t / b_mm, cos_t / b_mm, 0.0], [0.0, 0.0, 1.0 / a_mm]])
+        lens = np.array([0.0, 0.0, height])
+        q0 = frame @ (lens - centre)
+        qd_u = (cos_t / a_mm) * dx + (sin_t / a_mm) * dy
+        qd_v = (-sin_t / b_mm) * dx + (cos_t / b_mm) * dy
+        qd_w = np.float32(-height / a_mm)
+        qa = qd_u * qd_u + qd_v * qd_v + qd_w * qd_w
+        qb = 2.0 * (qd_u * q0[0] + qd_v * q0[1] + qd_w * q0[2])
+        qc = float(q0 @ q0) - 1.0
+        disc = qb * qb - 4 * qa * qc
+        inside = disc > 0
+        if not inside.any():
+            return
+        t = (-qb[inside] - np.sqrt(disc[inside])) / (2 * qa[inside])
+        u = q0[0] + t * qd_u[inside]
+        v = q0[1] + t * qd_v[inside]
+        w = np.maximum(q0[2] + t * qd_w, 0.0)
+        q = np.stack([u, v, w], axis=1)
+        d = np.stack(
+            [np.broadcast_to(dx, inside.shape)[inside], np.broadcast_to(dy, inside.shape)[inside], np.full(t.shape, -height, np.float32)],
+            axis=1,
+        )
+        colour = self._skin_at(fruit, u, v, w, spin)
+        # the surface normal (gradient of the implicit spheroid) and the directions to the
+        # lens and to the lamp, in belt coordinates
+        normal = (q @ frame.astype(np.float32)).astype(np.float32)
+        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        point = lens.astype(np.float32) + t[:, None] * d
+        view = lens - point
+        view /= np.linalg.norm(view, axis=1, keepdims=True)
+        lamp = np.array([o.lamp_offset[0] * g.width_px * s, o.lamp_offset[1] * g.height_px * s, height])
+        light = lamp - point
+        light /= np.linalg.norm(light, axis=1, keepdims=True)
+        facing = np.clip(np.einsum("ij,ij->i", normal, view), 0.0, 1.0)
+        colour *= (0.8 + 0.2 * facing)[:, None]
+        half = view + light
+        half /= np.linalg.norm(half, axis=1, keepdims=True)
+        strength, exponent = fruit.gloss
+        spec = strength * np.clip(np.einsum("ij,ij->i", normal, half), 0.0, 1.0) ** max(exponent, 1.0)
+        colour += (250.0 - colour) * spec[:, None]
+        region = image[y0:y1, x0:x1]
+        region[inside] = colour
+
+    def _finish(self, image: np.ndarray, position_cups: float) -> np.ndarray:
+        image *= self._light[..., None]
+        return super()._finish(image, position_cups)
+
+
+def scene_renderer(scene: str, geometry: SceneGeometry, camera: SimulatedCameraSettings, seed: int) -> SceneRenderer:
+    """The renderer of a named scene: ``plain`` (``SceneRenderer``) or ``realistic``."""
+    if scene == "plain":
+        return SceneRenderer(geometry, camera, seed)
+    if scene == "realistic":
+        return RealisticSceneRenderer(geometry, camera, seed)
+    raise ValueError(f"unknown scene {scene!r}; expected plain or realistic")

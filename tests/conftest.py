@@ -77,6 +77,34 @@ def until() -> Callable[[Callable[[], object], float, str], Awaitable[None]]:
     return _until
 
 
+def launch_gradeline(config: Path, cwd: Path) -> tuple[subprocess.Popen[str], str]:
+    """``gradeline run --config CONFIG --world --port 0`` as a subprocess (the config's line, its
+    real drivers against the simulated world in a child process); the process and its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--world", "--port", "0",
+         "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    said = []
+    for text in proc.stdout:  # it says that it starts the simulated world first
+        said.append(text)
+        if (match := re.search(r"serving (http://\S+)/", text)) is not None:
+            return proc, match.group(1)
+    proc.kill()
+    raise AssertionError(f"gradeline run printed no address: {said!r} {proc.communicate()[1][-2000:]}")
+
+
+def gradeline_cli(*args: str, cwd: Path, stdin: str | None = None) -> str:
+    """Run one ``gradeline`` command to completion; its stdout (it must exit 0)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=120,
+    )
+    assert result.returncode == 0, f"gradeline {' '.join(args)}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
 @pytest.fixture
 def start_gradeline(tmp_path: Path) -> Iterator[Callable[[str], tuple[subprocess.Popen[str], str]]]:
     """Start ``gradeline run --port 0`` with a config; returns the process and its base URL."""
@@ -85,19 +113,9 @@ def start_gradeline(tmp_path: Path) -> Iterator[Callable[[str], tuple[subprocess
     def start(config_toml: str) -> tuple[subprocess.Popen[str], str]:
         config = tmp_path / "line.toml"
         config.write_text(config_toml, encoding="utf-8")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--port", "0", "--log-level", "warning"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        proc, url = launch_gradeline(config, tmp_path)
         procs.append(proc)
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        match = re.search(r"serving (http://\S+)/", first)
-        if match is None:
-            proc.kill()
-            raise AssertionError(f"gradeline run printed no address: {first!r} {proc.communicate()[1][-2000:]}")
-        return proc, match.group(1)
+        return proc, url
 
     yield start
     for proc in procs:

@@ -9,6 +9,7 @@ that imports ``simulators``; the measuring code does not.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from simulators.fruit import CupTruth, FruitTruth, generate_cup
-from simulators.scene import SceneGeometry, SceneRenderer
+from simulators.fruit import CupTruth, FruitTruth, generate_cup, generate_realistic_cup
+from simulators.scene import RealisticSceneRenderer, SceneGeometry, SceneRenderer
 from simulators.settings import SimulatedCameraSettings, SimulationSettings
 from vision.pipeline import FramePipeline, settings_for_product
 from vision.tracking import CupTracker, FusedFruit
@@ -35,8 +36,18 @@ _PRODUCT_GEOMETRY_MM = {  # product: (cup pitch, lane band height)
 MIN_DEFECT_DIAMETER_MM = 3.0
 
 
-def accuracy_geometry(product: str, mm_per_px: float, lanes: int = 4, width_px: int = 1280) -> SceneGeometry:
+# Under perspective a fruit looks larger than at the belt plane and, in the outer lanes,
+# sits further out: the realistic scene's camera is framed with this much more room per lane
+# so the largest fruit of each product stays inside its band, as an installer would frame it.
+_PERSPECTIVE_ROOM = 1.12
+
+
+def accuracy_geometry(
+    product: str, mm_per_px: float, lanes: int = 4, width_px: int = 1280, scene: str = "plain"
+) -> SceneGeometry:
     pitch_mm, band_mm = _PRODUCT_GEOMETRY_MM[product]
+    if scene == "realistic":
+        band_mm *= _PERSPECTIVE_ROOM
     band_px = int(math.ceil(band_mm / mm_per_px))
     return SceneGeometry(width_px, band_px * lanes, lanes, mm_per_px, pitch_mm)
 
@@ -97,13 +108,29 @@ def evaluate_accuracy(
     camera: SimulatedCameraSettings | None = None,
     simulation: SimulationSettings | None = None,
     lanes: int = 4,
-    learn_background: bool = True,
+    learn_background: bool = False,
+    scene: str = "plain",
 ) -> _Scores:
-    """Run the chain over ``cups_per_lane`` cups per lane and score every record."""
+    """Run the chain over ``cups_per_lane`` cups per lane and score every record.
+
+    ``scene``: ``plain`` (``SceneRenderer``, ``generate_cup``) or ``realistic``
+    (``RealisticSceneRenderer``, ``generate_realistic_cup``; the pipeline is then told the
+    camera's height, as a line's config would). By default the belt is estimated from every
+    frame, as the line does; ``learn_background`` first learns it from empty frames.
+    """
     camera = camera or SimulatedCameraSettings(blur_px=0.7, noise_sigma=2.0, lighting_drift=0.05)
     sim = simulation or SimulationSettings(seed=seed, defect_rate=0.3, empty_cup_rate=0.03, double_fruit_rate=0.02)
-    geometry = accuracy_geometry(product, mm_per_px, lanes)
-    renderer = SceneRenderer(geometry, camera, seed)
+    geometry = accuracy_geometry(product, mm_per_px, lanes, scene=scene)
+    settings = settings_for_product(product, mm_per_px, lanes)
+    renderer: SceneRenderer
+    if scene == "plain":
+        renderer, make_cup = SceneRenderer(geometry, camera, seed), generate_cup
+    elif scene == "realistic":
+        realistic = RealisticSceneRenderer(geometry, camera, seed)
+        renderer, make_cup = realistic, generate_realistic_cup
+        settings = dataclasses.replace(settings, camera_height_mm=realistic.optics.camera_height_mm)
+    else:
+        raise ValueError(f"unknown scene {scene!r}; expected plain or realistic")
     cache: dict[tuple[int, int], CupTruth] = {}
 
     def cup(lane: int, k: int) -> CupTruth:
@@ -111,10 +138,10 @@ def evaluate_accuracy(
             return CupTruth(lane, k, ())
         got = cache.get((lane, k))
         if got is None:
-            got = cache[(lane, k)] = generate_cup(product, sim, lane, k)
+            got = cache[(lane, k)] = make_cup(product, sim, lane, k)
         return got
 
-    pipeline = FramePipeline(settings_for_product(product, mm_per_px, lanes))
+    pipeline = FramePipeline(settings)
     empty = CupTruth(0, 0, ())
     if learn_background:
         pipeline.learn_background([renderer.render(p, lambda lane, k: empty) for p in (-50.0, -49.5, -49.0)])

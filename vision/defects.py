@@ -1,7 +1,9 @@
 """Skin defects inside one fruit's analysed zone.
 
 Owns what counts as a defect pixel (skin that falls in no colour class of the recipe and is
-not glare; the glare disk comes from ``vision.skin``), the cleanup of class-border slivers,
+not glare, or skin clearly darker than the fruit's own skin of its class around it; the
+glare disk comes from ``vision.skin``), the cleanup of class-border slivers and of faint
+highlights (the skin's colour mixed with white),
 and each defect's surface area and position on the fitted spheroid, so the tracker can count
 a defect once across views.
 
@@ -29,14 +31,17 @@ def find_defects(
     candidate: np.ndarray,
     weight: np.ndarray,
     usable_weight: np.ndarray,
-    zone_bgr: np.ndarray,
+    zone_lab: np.ndarray,
     to_canon: np.ndarray,
     mm_per_px: float,
     s: VisionSettings,
+    min_contrast: float = 0.0,
+    code: np.ndarray | None = None,
 ) -> list[DefectView]:
     """Connected blobs of defect pixels with their surface area (mm2) and spheroid position.
 
-    ``candidate`` is nonzero on usable skin in no colour class; ``weight`` the surface weight
+    ``candidate`` is nonzero on usable skin in no colour class, or darker than the fruit's
+    own skin around it; ``zone_lab`` the box in OpenCV's 8-bit CIELAB; ``weight`` the surface weight
     of each pixel (``WEIGHT_SCALE`` per unit of surface/projected area), ``usable_weight`` the
     same without the glare (zero where not usable), ``to_canon`` the affine map from these
     arrays' pixels to the canonical weight map (``vision.measure.canonical_weights``).
@@ -45,6 +50,10 @@ def find_defects(
     mixes them into no class); an opening with a 3-pixel cross removes them while keeping
     cracks, which are wider than that at the working resolution. A blob touching the border
     of the usable zone is only partly seen (``partial``).
+
+    A blob whose colour differs from the skin around it by less than ``min_contrast``
+    (8-bit CIELAB distance; the fruit's own skin variation, ``vision.skin``) is that skin,
+    only on the far side of a colour class's border: no defect.
     """
     px_area_mm2 = mm_per_px * mm_per_px
     min_weighted = s.min_defect_area_mm2 / px_area_mm2 * WEIGHT_SCALE  # in weight units
@@ -52,8 +61,10 @@ def find_defects(
     min_px = min_weighted / max(1.0, cv2.minMaxLoc(weight)[1])
     if cv2.countNonZero(candidate) < min_px:
         return []
-    lab = cv2.cvtColor(zone_bgr, cv2.COLOR_BGR2Lab)
-    found = _blobs(candidate, weight, usable_weight, lab, np.ascontiguousarray(to_canon, np.float64), min_px, min_weighted)
+    found = _blobs(
+        candidate, weight, usable_weight, zone_lab, np.ascontiguousarray(to_canon, np.float64), min_px, min_weighted,
+        min_contrast, np.zeros(candidate.shape, np.uint8) if code is None else code,
+    )
     return [
         DefectView(theta, phi, area_px * px_area_mm2, partial > 0)
         for theta, phi, area_px, partial in found.tolist()
@@ -69,9 +80,12 @@ def _blobs(
     to_canon: np.ndarray,
     min_px: float,
     min_weighted: float,
+    min_contrast: float,
+    code: np.ndarray,
 ) -> np.ndarray:
     """The defect blobs of a box, one row each: polar angle theta and azimuth phi on the
-    spheroid (rad), surface area (pixels), partly hidden (0/1)."""
+    spheroid (rad), surface area (pixels), partly hidden (0/1). ``code`` holds each pixel's
+    colour class (``vision.colour.classify_bgr``; all zero when unknown)."""
     h, w = candidate.shape
     none = np.zeros((0, 4))
     # opening with a 3-pixel cross; as in OpenCV, outside the box counts as set for the
@@ -159,6 +173,7 @@ def _blobs(
                                     dist[ny, nx] = d
             n_near = n_near_usable = n_ring = n_inner = 0
             ring = np.empty((bh * bw, 3))
+            ring_class = np.zeros(bh * bw, np.int64)
             inner = np.empty((bh * bw, 3))
             for y in range(bh):
                 for x in range(bw):
@@ -170,6 +185,7 @@ def _blobs(
                         # usable skin 2-3 pixels out, clear of every blob
                         for c in range(3):
                             ring[n_ring, c] = lab[fy, fx, c]
+                        ring_class[n_ring] = code[fy, fx] if code[fy, fx] < 128 else 0
                         n_ring += 1
                     # the blob's inner pixels: eroded by the cross (outside the box set)
                     if (
@@ -192,11 +208,17 @@ def _blobs(
                             n_inner += 1
             if n_ring >= 6:
                 defect = _upper_median3(inner[:n_inner], np.ones(n_inner, np.bool_))
-                if _between_two_skins(ring[:n_ring], defect):
-                    continue  # the blurred border of two skin colours
+                if _between_two_skins(ring[:n_ring], defect) or _explained_by_ring_classes(
+                    ring[:n_ring], ring_class[:n_ring], defect, min_contrast
+                ):
+                    continue  # one of the skins around it, or the blurred border of two or three
                 skin = _upper_median3(ring[:n_ring], np.ones(n_ring, np.bool_))
+                if _skin_toward_white(skin, defect):
+                    continue  # a highlight too faint to be glare: the skin's own colour, lighter
                 direction = defect - skin
                 span = (direction * direction).sum()
+                if span < min_contrast * min_contrast:
+                    continue  # the skin itself, just across a class border
                 if span >= 100.0:  # else too close to the skin colour to unmix (10 Lab-8 units)
                     # each pixel of the blob or next to it counts by its share of defect
                     # along the line from the skin colour to the defect's
@@ -304,8 +326,85 @@ def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
     gap = colour - (a + t * segment)
     return (gap * gap).sum() < 12.0**2
 
+@numba.njit(cache=True)
+def _explained_by_ring_classes(ring: np.ndarray, ring_class: np.ndarray, colour: np.ndarray, min_contrast: float) -> bool:
+    """True when ``colour`` is one of the skins in the ring around a blob (within
+    ``min_contrast`` of a colour class's mean there: the same skin, only across its class
+    border), or a blend of them: within 12 units (8-bit Lab) of the segment between two
+    classes' mean colours, or of the triangle of three. A thin stripe of one skin between
+    two others, or the point where three meet, blurs into such blends; a bruise, russet or
+    rot lies off them. Only pixels in a class count, so the blob's own blurred fringe (in no
+    class) cannot pose as a skin."""
+    n_max = 8
+    sums = np.zeros((n_max, 3))
+    counts = np.zeros(n_max)
+    for i in range(ring.shape[0]):
+        c = ring_class[i]
+        if 0 < c < n_max:
+            sums[c] += ring[i]
+            counts[c] += 1
+    means = np.zeros((n_max, 3))
+    present = np.zeros(n_max, np.int64)
+    k = 0
+    for c in range(1, n_max):
+        if counts[c] >= 3:
+            means[k] = sums[c] / counts[c]
+            present[k] = c
+            k += 1
+    for p in range(k):
+        gap = colour - means[p]
+        if (gap * gap).sum() < min_contrast * min_contrast:
+            return True
+    if k < 2:
+        return False
+    tolerance2 = 12.0**2
+    for p in range(k):
+        for q in range(p + 1, k):
+            segment = means[q] - means[p]
+            length2 = (segment * segment).sum()
+            if length2 < 1.0:
+                continue
+            t = min(1.0, max(0.0, ((colour - means[p]) * segment).sum() / length2))
+            gap = colour - (means[p] + t * segment)
+            if (gap * gap).sum() < tolerance2:
+                return True
+            for r in range(q + 1, k):
+                # the triangle p, q, r: barycentric coordinates of the colour's projection
+                e1, e2, d = means[q] - means[p], means[r] - means[p], colour - means[p]
+                a11, a12, a22 = (e1 * e1).sum(), (e1 * e2).sum(), (e2 * e2).sum()
+                b1, b2 = (d * e1).sum(), (d * e2).sum()
+                det = a11 * a22 - a12 * a12
+                if det < 1e-6:
+                    continue
+                u = (a22 * b1 - a12 * b2) / det
+                v = (a11 * b2 - a12 * b1) / det
+                if u >= 0.0 and v >= 0.0 and u + v <= 1.0:
+                    gap = d - u * e1 - v * e2
+                    if (gap * gap).sum() < tolerance2:
+                        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _skin_toward_white(skin: np.ndarray, colour: np.ndarray) -> bool:
+    """True when ``colour`` (8-bit Lab) is the skin's colour mixed with white light: clearly
+    lighter, and within 12 units of the line from the skin colour to white. A specular
+    reflection adds the lamp's white to the skin; a scar or russet is lighter than red skin
+    too, but of another hue, so it lies off that line."""
+    white = np.array([255.0, 128.0, 128.0])
+    segment = white - skin
+    length2 = (segment * segment).sum()
+    if length2 < 1.0:
+        return False
+    t = ((colour - skin) * segment).sum() / length2
+    if t < 0.1:
+        return False
+    gap = colour - (skin + min(t, 1.0) * segment)
+    return (gap * gap).sum() < 12.0**2
+
+
 def warm_up() -> None:
     """Compile (or load from numba's on-disk cache) the blob search now, not in the middle
     of the first frame that holds a defect: compiling takes seconds."""
     empty = np.zeros((3, 3), np.uint8)
-    _blobs(empty, empty, empty, np.zeros((3, 3, 3), np.uint8), np.zeros((2, 3)), 1.0, 1.0)
+    _blobs(empty, empty, empty, np.zeros((3, 3, 3), np.uint8), np.zeros((2, 3)), 1.0, 1.0, 0.0, empty)

@@ -11,6 +11,7 @@ calyx cavities, which sit on the spin axis at the limb.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from functools import lru_cache
@@ -22,7 +23,14 @@ import numpy as np
 from vision.colour import classify_bgr
 from vision.defects import find_defects
 from vision.segment import FruitBlob
-from vision.skin import NO_GLARE, PARAMS, read_pixels
+from vision.skin import (
+    NO_GLARE,
+    OWN_SKIN_CONTRAST,
+    OWN_SKIN_SPREAD,
+    PARAMS,
+    darker_than_own_skin,
+    read_pixels,
+)
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, FruitView, VisionSettings
 
 
@@ -98,6 +106,12 @@ class Skin(NamedTuple):
     # disk, if any
     unclassified_box: tuple[int, int, int, int]
     glare: tuple[tuple[float, float], float] | None
+    # skin in a colour class yet clearly darker than the fruit's own skin of that class
+    # around it (``vision.skin.darker_than_own_skin``), and the darkening (8-bit L) that
+    # counted as clear on this fruit
+    darker_mm2: float = 0.0
+    darker_l8: float = 0.0
+    skin_sigma_l8: float = 0.0  # the skin's own robust spread around its local reference
 
 
 def read_skins(
@@ -137,6 +151,11 @@ def read_skins(
     sums, lab, glare, unclassified = read_pixels(
         code_half, lab_grid, params, boxes, s.rim_fraction, n_classes, s.highlight_grow
     )
+    darker = darker_than_own_skin(
+        code_half, lab_grid, params, boxes, glare, s.rim_fraction, n_classes, 0.75 * s.own_skin_darker_l * 2.55,
+        OWN_SKIN_SPREAD,
+    )
+    darker_mm2 = (darker[:, 0] * (2 * s.mm_per_px) ** 2).tolist()
     # the per-fruit arithmetic on whole arrays, then plain floats for the records
     total = sums.sum(axis=1)
     seen = np.maximum(total, 1e-12)[:, None]
@@ -145,12 +164,13 @@ def read_skins(
     count = np.maximum(lab[:, 3:], 1.0)
     mean_lab = np.where(lab[:, 3:] > 0, (lab[:, :3] / count - (0.0, 128.0, 128.0)) * (100.0 / 255.0, 1.0, 1.0), 0.0)
     skins: list[Skin] = []
-    for f, u_mm2, m, (disk_x, disk_y, radius), (ux0, uy0, ux1, uy1) in zip(
-        fractions, unclassified_mm2, mean_lab.tolist(), glare.tolist(), unclassified.tolist(), strict=True
+    for f, u_mm2, m, (disk_x, disk_y, radius), (ux0, uy0, ux1, uy1), d_mm2, (_, d_l8, sigma_l8) in zip(
+        fractions, unclassified_mm2, mean_lab.tolist(), glare.tolist(), unclassified.tolist(), darker_mm2,
+        darker.tolist(), strict=True,
     ):
         box = (2 * ux0, 2 * uy0, 2 * ux1 + 1, 2 * uy1 + 1) if u_mm2 >= search_from_mm2 else (0, 0, 0, 0)
         disk = None if radius == NO_GLARE else ((2.0 * disk_x, 2.0 * disk_y), 2.0 * radius)
-        skins.append(Skin(f, u_mm2, (m[0], m[1], m[2]), box, disk))
+        skins.append(Skin(f, u_mm2, (m[0], m[1], m[2]), box, disk, d_mm2, d_l8, sigma_l8))
     return skins
 
 
@@ -167,9 +187,14 @@ def search_defects(
     resolution, which only hides a sliver more of skin that other views see).
     """
     polar_px, equatorial_px, axis_angle, zx0, zy0, zx1, zy1 = zone
-    ux0, uy0, ux1, uy1 = skin.unclassified_box
-    x0, x1 = max(zx0, ux0 - _SEARCH_MARGIN_PX), min(zx1, ux1 + _SEARCH_MARGIN_PX)
-    y0, y1 = max(zy0, uy0 - band_y0 - _SEARCH_MARGIN_PX), min(zy1, uy1 - band_y0 + _SEARCH_MARGIN_PX)
+    own_skin = skin.darker_mm2 >= darker_search_from_mm2(s)
+    if own_skin:
+        # darker skin inside a class is judged against the skin around it: the whole zone
+        x0, y0, x1, y1 = zx0, zy0, zx1, zy1
+    else:
+        ux0, uy0, ux1, uy1 = skin.unclassified_box
+        x0, x1 = max(zx0, ux0 - _SEARCH_MARGIN_PX), min(zx1, ux1 + _SEARCH_MARGIN_PX)
+        y0, y1 = max(zy0, uy0 - band_y0 - _SEARCH_MARGIN_PX), min(zy1, uy1 - band_y0 + _SEARCH_MARGIN_PX)
     if x1 <= x0 or y1 <= y0:
         return []
     ca, sa = math.cos(axis_angle), math.sin(axis_angle)
@@ -196,10 +221,146 @@ def search_defects(
     # code 0 (in no class) on usable skin
     candidate = cv2.min(cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1], usable)
     candidate = cv2.threshold(candidate, 0, 255, cv2.THRESH_BINARY, dst=candidate)[1]
-    return find_defects(candidate, weight, usable, box_bgr, to_canon, s.mm_per_px, s)
+    lab = cv2.cvtColor(box_bgr, cv2.COLOR_BGR2Lab)
+    if own_skin:
+        candidate = cv2.bitwise_or(candidate, _darker_than_own_skin(lab[..., 0], code, usable, len(s.colour_classes), equatorial_px, skin.darker_l8))
+    # a defect stands out from the skin right around it by more than that skin varies by itself
+    contrast = max(s.own_skin_darker_l * 2.55, OWN_SKIN_CONTRAST * skin.skin_sigma_l8)
+    return find_defects(candidate, weight, usable, lab, to_canon, s.mm_per_px, s, contrast, code)
+
+
+def _darker_than_own_skin(
+    light: np.ndarray, code: np.ndarray, usable: np.ndarray, n_classes: int, equatorial_px: float, threshold_l8: float
+) -> np.ndarray:
+    """255 where a pixel of a colour class is more than ``threshold_l8`` (8-bit L) darker
+    than the mean of the same class's usable skin within half the fruit's width around it
+    (a normalised box filter: the reference follows the shading, not the background)."""
+    size = max(3, int(equatorial_px) | 1)
+    light_f = light.astype(np.float32)
+    out = np.zeros(light.shape, np.uint8)
+    for c in range(1, n_classes + 1):
+        member = ((code == c) & (usable > 0)).astype(np.float32)
+        count = cv2.boxFilter(member, -1, (size, size), normalize=False)
+        if not count.any():
+            continue
+        total = cv2.boxFilter(light_f * member, -1, (size, size), normalize=False)
+        reference = total / np.maximum(count, 1.0)
+        # a reference needs skin around it: at least a fifth of the window of this class
+        dark = (member > 0) & (count >= 0.2 * size * size) & (light_f < reference - threshold_l8)
+        out[dark] = 255
+    return out
 
 
 _SEARCH_MARGIN_PX = 12  # around the half grid's unclassified box: the blob ring and rounding
+
+
+def darker_search_from_mm2(s: VisionSettings) -> float:
+    """Skin darker than its own (``Skin.darker_mm2``) that makes a view worth searching: one
+    and a half samples of the quarter grid. One sample stands for ``(LAB_STEP * mm)^2`` of
+    the image, far more than a small defect, and one sample out of the fruit's own spread is
+    what noise and shading give anyway; a defect worth grading darkens neighbouring ones."""
+    return 1.5 * (LAB_STEP * s.mm_per_px) ** 2
+
+
+def away_from_the_poles(defects: list[DefectView], axis_offset_mm: float, s: VisionSettings) -> list[DefectView]:
+    """The defects outside the polar caps that an oblique view brings into the analysed zone.
+
+    A camera ``s.camera_height_mm`` up sees a fruit ``axis_offset_mm`` off the image centre
+    along its spin axis (across the belt) from an angle ``beta``: one pole turns toward the
+    lens by ``beta``, and its stem or calyx cavity, which the zone's rim keeps out of a view
+    from straight above, moves into the zone, where it reads as skin in no class. The
+    silhouette is the same ellipse either way, so the zone cannot tell; blobs centred within
+    ``beta`` of the rim's latitude are dropped (other views see that skin).
+    """
+    beta = math.atan(abs(axis_offset_mm) / float(s.camera_height_mm or math.inf))
+    limit = math.sin(max(0.0, math.asin(min(1.0, s.rim_fraction)) - beta))
+    return [d for d in defects if abs(math.cos(d.theta)) <= limit]
+
+
+class _Perspective(NamedTuple):
+    equatorial_mm: float
+    polar_mm: float
+    area_factor: float  # true area / apparent area
+    x_px: float  # the fruit's centre, brought down to the belt plane
+    y_px: float
+
+
+def _image_ellipse(
+    a_mm: float, b_mm: float, tilt: float, x_mm: float, y_mm: float, height_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The image, at the belt plane's scale, of a spheroid resting on the belt: semi-axes a
+    (across the spin axis, at ``tilt`` from +x in the image; also its centre's height) and
+    b (along it), centre above (x, y), seen by a pinhole camera ``height_mm`` above the
+    origin. Exact: the outline of a quadric ``Q`` under the projection ``P`` is the conic
+    dual to ``P Q^-1 P^T``.
+
+    Returns the image ellipse as its shape matrix S (points p with (p - c)^T S^-1 (p - c) =
+    1; S = R diag(semi-axes^2) R^T) and its centre c, in mm."""
+    ca, sa = math.cos(tilt), math.sin(tilt)
+    axes = np.array([[ca, -sa, 0.0], [sa, ca, 0.0], [0.0, 0.0, 1.0]])  # columns: u, v, w
+    shape = axes @ np.diag([1 / a_mm**2, 1 / b_mm**2, 1 / a_mm**2]) @ axes.T
+    centre = np.array([x_mm, y_mm, a_mm])
+    quadric = np.zeros((4, 4))
+    quadric[:3, :3] = shape
+    quadric[:3, 3] = quadric[3, :3] = -shape @ centre
+    quadric[3, 3] = centre @ shape @ centre - 1.0
+    projection = np.array([[height_mm, 0, 0, 0], [0, height_mm, 0, 0], [0, 0, -1.0, height_mm]])
+    conic = np.linalg.inv(projection @ np.linalg.inv(quadric) @ projection.T)
+    m, v, k = conic[:2, :2], conic[:2, 2], conic[2, 2]
+    middle = -np.linalg.solve(m, v)
+    scale = -(k + v @ middle)
+    return np.linalg.inv(m / scale), middle
+
+
+def _spheroid_axes(shape: np.ndarray) -> tuple[float, float, float]:
+    """Equatorial and polar semi-axes and the equatorial direction of an ellipse's shape
+    matrix; the polar axis is the one nearer the image vertical (the rollers' spin axis)."""
+    values, vectors = np.linalg.eigh(shape)
+    semi = np.sqrt(np.maximum(values, 1e-12))
+    equatorial = 0 if abs(vectors[0, 0]) >= abs(vectors[0, 1]) else 1
+    direction = vectors[:, equatorial]
+    return float(semi[equatorial]), float(semi[1 - equatorial]), math.atan2(direction[1], direction[0])
+
+
+def _undo_perspective(
+    zone: Zone, cx: float, cy: float, s: VisionSettings, centre_px: tuple[float, float]
+) -> _Perspective:
+    """The spheroid (semi-axes and centre at the belt plane's scale) whose image by a
+    pinhole camera ``s.camera_height_mm`` above the image centre is the measured ellipse.
+
+    The fruit rests on the belt, so its centre is one equatorial semi-axis up: nearer the
+    lens, it looks larger (by ``H / (H - a)``), and off the image centre it is seen a little
+    from the side, which widens a round outline along the direction away from the centre
+    (by about ``1 / cos beta``, ``tan beta = r / H``) and turns the outline's axes. That
+    linear map, undone, is the first estimate; the exact forward model (``_image_ellipse``)
+    then corrects it: each step adds what the prediction misses, carried back through the
+    map, to the spheroid's shape and centre (four steps: < 0.05 mm).
+    """
+    height = float(s.camera_height_mm or 0.0)
+    mm = s.mm_per_px
+    ca, sa = math.cos(zone.axis_angle), math.sin(zone.axis_angle)
+    rotation = np.array([[ca, -sa], [sa, ca]])
+    seen = rotation @ np.diag([(zone.equatorial_px * mm) ** 2, (zone.polar_px * mm) ** 2]) @ rotation.T
+    seen_centre = np.array([(cx - centre_px[0]) * mm, (cy - centre_px[1]) * mm])
+    r_mm = float(np.hypot(*seen_centre))
+    cos_beta = height / math.hypot(height, r_mm)
+    radial = seen_centre / r_mm if r_mm > 1e-9 else np.array([1.0, 0.0])
+    unstretch = np.eye(2) + (cos_beta - 1.0) * np.outer(radial, radial)
+    seen_a = zone.equatorial_px * mm
+    a_mm = seen_a * height / (height + seen_a)
+    back = (height - a_mm) / height * unstretch
+    shape = back @ seen @ back.T
+    centre = seen_centre * (height - a_mm) / height
+    for _ in range(4):
+        a_mm, b_mm, tilt = _spheroid_axes(shape)
+        predicted, middle = _image_ellipse(a_mm, b_mm, tilt, centre[0], centre[1], height)
+        back = (height - a_mm) / height * unstretch
+        shape = shape + back @ (seen - predicted) @ back.T
+        centre = centre + (seen_centre - middle) * (height - a_mm) / height
+    a_mm, b_mm, _ = _spheroid_axes(shape)
+    # areas (the silhouette's, the defects') scale as the outline does
+    area_scale = a_mm * b_mm / (zone.equatorial_px * zone.polar_px * mm * mm)
+    return _Perspective(2 * a_mm, 2 * b_mm, area_scale, centre_px[0] + centre[0] / mm, centre_px[1] + centre[1] / mm)
 
 
 def fruit_view(
@@ -212,9 +373,11 @@ def fruit_view(
     mean_lab: tuple[float, float, float],
     defects: list[DefectView],
     quality_score: float | None = None,
+    frame_centre_px: tuple[float, float] | None = None,
 ) -> FruitView:
     """One view of one fruit: size and shape from the silhouette and the spheroid's axes,
-    with the skin's colour and defects as read."""
+    with the skin's colour and defects as read. With ``s.camera_height_mm`` (and the
+    frame's centre) sizes, areas and the position are those at the belt plane."""
     mm = s.mm_per_px
     flags: set[str] = set()
     if blob.touches_edge:
@@ -225,14 +388,19 @@ def fruit_view(
         flags.add("misshapen")
     equatorial_mm = 2 * zone.equatorial_px * mm
     polar_mm = 2 * zone.polar_px * mm
+    x_px, y_px, area_factor = blob.cx, band_y0 + blob.cy, 1.0
+    if s.camera_height_mm is not None and frame_centre_px is not None:
+        true = _undo_perspective(zone, x_px, y_px, s, frame_centre_px)
+        equatorial_mm, polar_mm, area_factor, x_px, y_px = true
+        defects = [dataclasses.replace(d, area_mm2=d.area_mm2 * area_factor) for d in defects]
     major_mm, minor_mm = (equatorial_mm, polar_mm) if equatorial_mm >= polar_mm else (polar_mm, equatorial_mm)
     return FruitView(
         lane=lane,
-        x_px=blob.cx,
-        y_px=band_y0 + blob.cy,
+        x_px=x_px,
+        y_px=y_px,
         diameter_major_mm=major_mm,
         diameter_minor_mm=minor_mm,
-        area_cm2=blob.area_px * mm * mm / 100.0,
+        area_cm2=blob.area_px * mm * mm / 100.0 * area_factor,
         colour_fractions=fractions,
         mean_lab=mean_lab,
         defect_count=len(defects),

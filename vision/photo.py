@@ -1,18 +1,37 @@
-"""Single-fruit photos on a plain background: find each fruit's mask.
+"""Teaching and spot-check photos: find each fruit's mask, on any background.
 
-Owns segmentation of teaching and spot-check photos: one or a few fruit on a white or other
-uniform background, possibly cropped so close that the fruit touches the image edge. Belt
-scenes with lanes and tracking belong to ``vision.pipeline``; this module exists because
-those photos have no belt background model to subtract. Pure functions on numpy arrays:
-reading files is the caller's job.
+Owns segmentation of photos as staff take them: one or a few fruit on a white or other
+uniform background, possibly cropped so close that the fruit touches the image edge; or one
+fruit held in a hand, on a table, among leaves or in a crate, possibly filling most of the
+frame. Also the scale of such a photo from a reference lying in it (a printed checkerboard
+or a flat disc), found automatically. Belt scenes with lanes and tracking belong to
+``vision.pipeline``; this module exists
+because those photos have no belt background model to subtract. A photo where no blob looks
+like a fruit is refused with the reason (``NoFruitFound``) rather than measured. Pure
+functions on numpy arrays: reading files is the caller's job.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
-__all__ = ["NoFruitFound", "background_bgr", "segment_fruit", "segment_fruits"]
+__all__ = [
+    "NoFruitFound",
+    "NoReferenceFound",
+    "PhotoFruit",
+    "PhotoScale",
+    "background_bgr",
+    "checkerboard_scale",
+    "disc_scale",
+    "find_photo_fruit",
+    "segment_fruit",
+    "segment_fruits",
+    "without_reference",
+]
 
 # Smallest blob kept as a fruit, as a share of the image area: JPEG specks and shadows on
 # the background are far smaller than any fruit someone photographs on purpose.
@@ -93,3 +112,242 @@ def segment_fruits(image_bgr: np.ndarray) -> list[np.ndarray]:
 def segment_fruit(image_bgr: np.ndarray) -> np.ndarray:
     """The mask of the largest fruit in the photo (see ``segment_fruits``)."""
     return segment_fruits(image_bgr)[0]
+
+
+# --- photos on a cluttered background ------------------------------------------------------
+
+# A plain background fills most of the photo's border with one colour (the FGrade close
+# crops: 53-66 %); a table, leaves or a hand spread it over many colours. Above the first
+# share a plain-background fruit is taken as found; between the two GrabCut is asked too
+# (it costs some 0.5 s a photo).
+_PLAIN_BORDER_SHARE = 0.35
+_CLEARLY_PLAIN_BORDER_SHARE = 0.5
+# A fruit is a compact, nearly convex blob close to an ellipse: a background region that
+# GrabCut keeps by mistake (a shadow, a leaf, a crate slat) is ragged, thin or square.
+_MIN_SOLIDITY = 0.85
+_MIN_ELLIPSE_OVERLAP = 0.85
+_MIN_SHARE, _MAX_SHARE = 0.02, 0.97
+# GrabCut runs on a copy this size (longest side): its graph cut grows with the pixel count,
+# and the quality features read the fruit at 160 px anyway.
+_GRABCUT_SIDE_PX = 320
+_GRABCUT_ITERATIONS = 5
+
+
+@dataclass(frozen=True)
+class PhotoFruit:
+    """The fruit found in a photo and how."""
+
+    mask: np.ndarray  # uint8 0/255, image-sized, holes filled
+    method: str  # "plain-background" or "grabcut"
+    others: tuple[np.ndarray, ...] = ()  # further fruit on a plain background, largest first
+
+
+def _plain_border_share(lab: np.ndarray) -> float:
+    border = np.concatenate([lab[0], lab[-1], lab[1:-1, 0], lab[1:-1, -1]])
+    _keys, counts = np.unique(np.floor(border / 8.0).astype(np.int32), axis=0, return_counts=True)
+    return float(counts.max()) / len(border)
+
+
+def _looks_like_fruit(mask: np.ndarray) -> str | None:
+    """None when the mask is one plausible fruit, else why not."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return "nothing stands out from the background"
+    outline = max(contours, key=cv2.contourArea)
+    area = cv2.contourArea(outline)
+    share = area / (mask.shape[0] * mask.shape[1])
+    if share < _MIN_SHARE:
+        return f"the largest object covers only {share:.1%} of the photo"
+    if share > _MAX_SHARE:
+        return "no edge between fruit and background is visible"
+    hull = cv2.contourArea(cv2.convexHull(outline))
+    solidity = area / hull if hull > 0 else 0.0
+    if solidity < _MIN_SOLIDITY:
+        return f"the object found is not fruit-shaped (solidity {solidity:.2f})"
+    if len(outline) >= 5 and not _touches_border(mask):
+        # a whole outline must be near an ellipse (one cut by the photo's edge cannot be judged)
+        ellipse = np.zeros(mask.shape, np.uint8)
+        cv2.ellipse(ellipse, cv2.fitEllipse(outline), 255, -1)
+        overlap = float(((ellipse > 0) & (mask > 0)).sum()) / max(1, int(((ellipse > 0) | (mask > 0)).sum()))
+        if overlap < _MIN_ELLIPSE_OVERLAP:
+            return f"the object found is not fruit-shaped (ellipse overlap {overlap:.2f})"
+    return None
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def _edge_contrast(lab: np.ndarray, mask: np.ndarray) -> float:
+    """Median colour difference (delta E) between a band just inside the outline and one just
+    outside it: how clearly this outline separates something from its surroundings."""
+    side = max(3, (min(mask.shape) // 60) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    inner = (mask > 0) & (cv2.erode(mask, kernel) == 0)
+    outer = (cv2.dilate(mask, kernel) > 0) & (mask == 0)
+    if not inner.any() or not outer.any():
+        return 0.0
+    return float(np.linalg.norm(np.median(lab[inner], axis=0) - np.median(lab[outer], axis=0)))
+
+
+def _filled(mask: np.ndarray) -> np.ndarray:
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros(mask.shape, np.uint8)
+    if contours:
+        cv2.drawContours(filled, [max(contours, key=cv2.contourArea)], -1, 255, thickness=cv2.FILLED)
+    return filled
+
+
+def _grabcut(image_bgr: np.ndarray) -> np.ndarray:
+    """The fruit by OpenCV's GrabCut, seeded as staff are asked to photograph: the fruit near
+    the middle, some background along the border. The border strip starts as probable
+    background and the rest as probable foreground, so a fruit that fills most of the frame
+    or touches an edge can still win those pixels."""
+    height, width = image_bgr.shape[:2]
+    factor = min(1.0, _GRABCUT_SIDE_PX / max(height, width))
+    small = cv2.resize(image_bgr, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+    h, w = small.shape[:2]
+    # the middle is the fruit, staff centre it; the outer part is probably background, so
+    # the first colour models are the middle's and the rim's; a fruit filling the frame wins
+    # the rim's pixels back when their colour is the middle's
+    seed = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    cv2.ellipse(seed, (w // 2, h // 2), (max(1, int(0.2 * w)), max(1, int(0.2 * h))), 0, 0, 360, cv2.GC_PR_FGD, -1)
+    cv2.ellipse(seed, (w // 2, h // 2), (max(1, w // 12), max(1, h // 12)), 0, 0, 360, cv2.GC_FGD, -1)
+    background_model, foreground_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models by k-means on OpenCV's global random generator: seed it
+    # so a photo's mask does not depend on what was measured before it
+    cv2.setRNGSeed(0)
+    cv2.grabCut(small, seed, (0, 0, 0, 0), background_model, foreground_model, _GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    fruit = ((seed == cv2.GC_FGD) | (seed == cv2.GC_PR_FGD)).astype(np.uint8) * 255
+    # the blob holding the middle, smoothed a little (GrabCut's edge follows texture)
+    count, labels = cv2.connectedComponents(fruit)
+    if count > 1:
+        fruit = (labels == labels[h // 2, w // 2]).astype(np.uint8) * 255 if labels[h // 2, w // 2] else fruit
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    fruit = _filled(cv2.morphologyEx(fruit, cv2.MORPH_OPEN, kernel))
+    full = cv2.resize(fruit.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return (full > 127).astype(np.uint8) * 255
+
+
+def find_photo_fruit(image_bgr: np.ndarray) -> PhotoFruit:
+    """The fruit in a photo: on a plain background every fruit (``segment_fruits``), else
+    the one in the middle by GrabCut. Raises ``NoFruitFound`` saying why when no blob
+    looks like a fruit, so a background blob is never measured or scored."""
+    lab = _lab(image_bgr)
+    reason = "the border is not one plain colour"
+    plain: PhotoFruit | None = None
+    if _plain_border_share(lab) >= _PLAIN_BORDER_SHARE:
+        try:
+            masks = segment_fruits(image_bgr)
+        except NoFruitFound:
+            masks = []
+        why = _looks_like_fruit(masks[0]) if masks else "no fruit stands out from the background"
+        if why is None:
+            plain = PhotoFruit(masks[0], "plain-background", tuple(masks[1:]))
+            if _plain_border_share(lab) >= _CLEARLY_PLAIN_BORDER_SHARE:
+                return plain
+        else:
+            reason = why
+    mask = _grabcut(image_bgr)
+    why = _looks_like_fruit(mask)
+    if why is not None:
+        if plain is not None:
+            return plain
+        raise NoFruitFound(f"{why} (plain-background search: {reason})")
+    cut = PhotoFruit(mask, "grabcut")
+    if plain is None:
+        return cut
+    # A border of one colour can still hide a cluttered scene (boards of one wood, a hand).
+    # When GrabCut's fruit lies inside a clearly larger plain-background blob, that blob is
+    # the fruit and what it rests on; otherwise keep the outline that stands out more
+    # clearly from what is around it.
+    inside = float(((cut.mask > 0) & (plain.mask > 0)).sum()) / max(1, int((cut.mask > 0).sum()))
+    if inside >= 0.9 and (cut.mask > 0).sum() < 0.85 * (plain.mask > 0).sum():
+        return cut
+    return plain if _edge_contrast(lab, plain.mask) >= _edge_contrast(lab, cut.mask) else cut
+
+
+# --- the scale of a photo from a reference in view ------------------------------------------
+
+
+class NoReferenceFound(ValueError):
+    """The reference object named for a photo is not in it, or not clearly."""
+
+
+@dataclass(frozen=True)
+class PhotoScale:
+    mm_per_px: float
+    source: str  # what gave it, for the record: "checkerboard 7x5 @ 10 mm", "disc 30 mm"
+    mask: np.ndarray  # uint8 0/255: the reference's pixels, kept out of the fruit search
+
+
+def checkerboard_scale(image_bgr: np.ndarray, pattern: tuple[int, int], square_mm: float) -> PhotoScale:
+    """The scale from a printed checkerboard lying in the photo (``pattern`` inner corners,
+    squares of ``square_mm``): the median spacing of neighbouring corners (OpenCV's corner
+    finder, via ``vision.calibration.find_checkerboard``)."""
+    from vision.calibration import CalibrationError, find_checkerboard
+
+    try:
+        corners = find_checkerboard(image_bgr, pattern)
+    except CalibrationError as exc:
+        raise NoReferenceFound(str(exc)) from exc
+    cols, rows = pattern
+    grid = corners.reshape(rows, cols, 2)
+    spacing_px = float(
+        np.median(np.concatenate([np.linalg.norm(np.diff(grid, axis=1), axis=2).ravel(), np.linalg.norm(np.diff(grid, axis=0), axis=2).ravel()]))
+    )
+    # the whole board: the inner corners' hull grown by a square and a half on every side
+    # (the outer squares and the paper's margin)
+    hull = cv2.convexHull(corners.astype(np.float32))
+    board = np.zeros(image_bgr.shape[:2], np.uint8)
+    cv2.fillConvexPoly(board, np.round(hull.reshape(-1, 2)).astype(np.int32), 255)
+    reach = int(math.ceil(1.5 * spacing_px))
+    mask = np.asarray(cv2.dilate(board, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 2 * reach + 1))))
+    return PhotoScale(square_mm / spacing_px, f"checkerboard {cols}x{rows} @ {square_mm:g} mm", mask)
+
+
+def disc_scale(image_bgr: np.ndarray, disc_mm: float) -> PhotoScale:
+    """The scale from a flat, evenly coloured disc of ``disc_mm`` lying beside the fruit on
+    a plain background: of the round objects found (axis ratio >= 0.9 seen from above), the
+    one whose lightness varies least inside (a fruit is shaded and has a highlight; a lid or
+    a printed disc has neither). Its diameter is the area's equivalent diameter, corrected
+    for a slight tilt as ``vision.calibration.calibrate_disc`` does."""
+    try:
+        masks = segment_fruits(image_bgr)
+    except NoFruitFound as exc:
+        raise NoReferenceFound("no disc stands out from the background") from exc
+    if len(masks) < 2:
+        raise NoReferenceFound("the photo shows one object; the disc must lie beside the fruit")
+    lightness = _lab(image_bgr)[..., 0]
+    best: tuple[float, np.ndarray, float] | None = None
+    for mask in masks:
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        outline = max(contours, key=cv2.contourArea)
+        if len(outline) < 20:
+            continue
+        _centre, (axis_a, axis_b), _angle = cv2.fitEllipse(outline)
+        ratio = min(axis_a, axis_b) / max(axis_a, axis_b)
+        if ratio < 0.9:
+            continue
+        inside = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+        if inside.sum() < 50:
+            continue
+        low, high = np.percentile(lightness[inside], (10, 90))
+        if best is None or high - low < best[0]:
+            equivalent_px = math.sqrt(4.0 * float(np.count_nonzero(mask)) / math.pi)
+            best = (float(high - low), mask, equivalent_px / math.sqrt(ratio))
+    if best is None:
+        raise NoReferenceFound("no round object for the disc found (is it seen from above, whole, beside the fruit?)")
+    _spread, mask, diameter_px = best
+    grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    return PhotoScale(disc_mm / diameter_px, f"disc {disc_mm:g} mm", grown)
+
+
+def without_reference(image_bgr: np.ndarray, scale: PhotoScale) -> np.ndarray:
+    """The photo with the reference painted over in the background's colour, so the fruit
+    search does not find it."""
+    out = image_bgr.copy()
+    keep = scale.mask == 0
+    background = np.median(out[keep][:: max(1, int(keep.sum()) // 20000)], axis=0) if keep.any() else np.array([255, 255, 255])
+    out[~keep] = background.astype(np.uint8)
+    return out

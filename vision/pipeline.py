@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -29,6 +30,8 @@ from vision.measure import (
     LAB_STEP,
     Zone,
     analysed_zone,
+    away_from_the_poles,
+    darker_search_from_mm2,
     fruit_view,
     glare_threshold_l,
     read_skins,
@@ -95,6 +98,18 @@ class QualityScoring:
         return self.model.score(band_bgr[y0:y1, x0:x1], mask)
 
 
+@lru_cache(maxsize=8)
+def natural_vignetting_gain(height_px: int, width_px: int, mm_per_px: float, camera_height_mm: float) -> np.ndarray:
+    """Per pixel, 1 / cos^4 of the angle between the pixel's ray and the optical axis of a
+    pinhole camera ``camera_height_mm`` above the image centre (3 channels, float32): what
+    undoes the natural vignetting that geometry alone causes. A lens's own falloff is
+    another matter, for a flat-field calibration."""
+    yy, xx = np.mgrid[0:height_px, 0:width_px].astype(np.float32)
+    radius2 = ((xx - width_px / 2) ** 2 + (yy - height_px / 2) ** 2) * mm_per_px**2
+    gain = ((camera_height_mm**2 + radius2) / camera_height_mm**2) ** 2
+    return np.ascontiguousarray(np.repeat(gain[..., None], 3, axis=2), dtype=np.float32)
+
+
 def load_kernels() -> None:
     """Compile the numba kernels, or load them from numba's cache beside their modules.
     Compiling takes some 15 s on a slow core, loading well under one; ``make`` runs this
@@ -143,6 +158,10 @@ class FramePipeline:
         s = self.settings
         height, width = image_bgr.shape[:2]
         buffers = self._buffers(height, width)
+        if s.camera_height_mm is not None:
+            # the belt estimate and the colour then both see the light as at the image centre
+            flat = natural_vignetting_gain(height, width, s.mm_per_px, s.camera_height_mm)
+            image_bgr = cv2.multiply(image_bgr, flat, dtype=cv2.CV_8U)
         bands = [(lane * height // s.lanes, (lane + 1) * height // s.lanes) for lane in range(s.lanes)]
         if background is not None:
             gain = background.gain(image_bgr)
@@ -185,18 +204,23 @@ class FramePipeline:
         # a defect needs at least its minimum area of unclassified skin; the half grid samples
         # a quarter of the pixels, so its estimate is noisy near the minimum: search from half
         search_from_mm2 = 0.5 * s.min_defect_area_mm2
+        darker_from_mm2 = darker_search_from_mm2(s)
         names = [cls.name for cls in s.colour_classes]
         skins = read_skins(code_half, lab_grid, [(z, b.cx, y0 + b.cy, y0) for _, y0, _, b, z in fruit], s, search_from_mm2)
         views: list[FruitView] = []
         for (lane, y0, y1, blob, zone), skin in zip(fruit, skins, strict=True):
             defects = (
                 search_defects(corrected[y0:y1], y0, blob, zone, skin, s, lut)
-                if skin.unclassified_mm2 >= search_from_mm2
+                if skin.unclassified_mm2 >= search_from_mm2 or skin.darker_mm2 >= darker_from_mm2
                 else []
             )
+            if defects and s.camera_height_mm is not None:
+                defects = away_from_the_poles(defects, (y0 + blob.cy - height / 2) * s.mm_per_px, s)
             fractions = dict(zip(names, skin.fractions, strict=True))
             score = None
             if self.quality is not None and self.quality.claim(blob, lane, belt_position_cups, self._scored):
                 score = self.quality.score(corrected[y0:y1], blob)
-            views.append(fruit_view(blob, zone, lane, y0, s, fractions, skin.mean_lab, defects, score))
+            views.append(
+                fruit_view(blob, zone, lane, y0, s, fractions, skin.mean_lab, defects, score, (width / 2, height / 2))
+            )
         return views

@@ -1,12 +1,15 @@
-"""The teachable quality model: surface features of one fruit, and a small ridge model on them.
+"""The teachable quality model: what decay looks like on one fruit, and a linear model on it.
 
-Owns (1) ``extract_features``: generic, physically motivated measures of a fruit's surface
-from its image and mask (colour in CIELAB/HSV, dull, dark and pale shares, wrinkle and
-texture energy, gloss, shape irregularity, local blemishes); (2) ``QualityModel``: a
-standardised ridge regression from those features to a human grade, fitted in numpy in
-well under a second, stored as a small inspectable JSON file; (3) honest evaluation helpers
-(stratified k-fold, ROC AUC, Spearman). Reading photos and label files is the caller's job;
-nothing here opens files except ``QualityModel.save``/``load``.
+Owns (1) ``extract_features``: measures of a fruit's surface from its image and mask, each
+chosen for what decay and damage look like (colour and its spread; darkening and loss of
+gloss; wrinkling and mould texture; dark, dull or discoloured regions relative to the
+fruit's own skin; collapse of the outline), and ``colour_statistics``, the plain colour
+summary the model is compared against; (2) ``QualityModel``: a ridge regression from the
+features to the staff's grade (scikit-learn), its strength chosen by cross-validation that
+keeps each fruit's photos together, with an out-of-distribution check, stored as a small
+JSON file a person can read; (3) evaluation: folds grouped by fruit, ROC AUC, Spearman and
+a bootstrap over fruit for the confidence interval. Reading photos and label files is the
+caller's job; nothing here opens files except ``QualityModel.save``/``load``.
 
 Scores run from 0 (best grade seen in training) to 1 (worst); grades are ordinal numbers
 with 1 = best, as staff write them.
@@ -20,26 +23,37 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+# scikit-learn and scipy.stats take seconds to import; the line only scores with a fitted
+# model (numpy), so they are imported where fitting and evaluation need them.
+
 __all__ = [
+    "BASELINE_NAMES",
     "FEATURE_NAMES",
     "FORMAT_VERSION",
     "CrossValidation",
     "FoldResult",
+    "QualityAssessment",
     "QualityModel",
     "QualityModelError",
     "QualityPrediction",
+    "bootstrap_interval",
+    "colour_statistics",
     "cross_validate",
     "extract_features",
+    "grouped_folds",
     "roc_auc",
     "spearman",
     "stratified_folds",
 ]
 
-FORMAT_VERSION = 1
+# 2: features describing decay relative to the fruit's own skin, winsorised inputs, an
+# out-of-distribution check. Version 1 files name features this gradeline no longer computes.
+FORMAT_VERSION = 2
 
 # Texture and blemish measures depend on scale; every fruit is resampled so its equivalent
 # diameter is this many pixels, which makes a wrinkle on a small photo count like one on a
@@ -48,47 +62,65 @@ _NORMALISED_DIAMETER_PX = 160
 # The outer rim of a fruit's silhouette is foreshortened, darker and mixed with background;
 # surface statistics use the inside only.
 _RIM_SHARE = 0.06
-
 # Shares, counts and texture energies are heavy-tailed (most fruit near zero, a few far out);
 # the model sees their logarithm so one rotten fruit does not dominate the fit.
 _LOG_FLOOR = 1e-3
 
 FEATURE_NAMES: tuple[str, ...] = (
-    # colour of the skin (highlights excluded)
+    # colour of the skin (highlights excluded) and its spread: ripening and browning move
+    # the whole distribution, decay widens it
     "lab_l_mean",  # lightness
-    "lab_a_mean",  # green (-) .. red (+)
-    "lab_b_mean",  # blue (-) .. yellow (+)
-    "chroma_mean",  # colourfulness in Lab; drops as skin dulls
-    "hue_angle_deg",  # atan2(b, a): red ~ 30 deg, orange ~ 50, yellow ~ 90
-    "lab_l_std",  # patchiness of lightness
-    "chroma_std",  # patchiness of colour
-    "lab_l_p10",  # lightness of the darkest tenth of the skin
-    "hsv_saturation_mean",
-    "hsv_saturation_p10",  # saturation of the dullest tenth
-    # shares of the surface (log)
-    "log_dull_share",  # low saturation: pale, papery or mouldy patches
-    "log_dark_share",  # dark: bruises, rot, sunken spots
-    "log_pale_share",  # much lighter than the skin yet not a highlight: mould, dried tissue
-    "log_blemish_share",  # spots clearly darker than the skin around them
+    "lab_l_p10",  # the darkest tenth
+    "lab_l_p90",
+    "lab_a_p10",  # green (-) .. red (+), at both ends of the distribution
+    "lab_a_p50",
+    "lab_a_p90",
+    "lab_b_p10",  # blue (-) .. yellow (+)
+    "lab_b_p50",
+    "lab_b_p90",
+    "chroma_p50",  # colourfulness; drops as skin dulls
+    "chroma_iqr",  # patchiness of colourfulness
+    "hue_angle_deg",  # atan2(b, a) of the median colour
+    "hue_spread_deg",  # chroma-weighted circular spread of hue: mixed colours
+    # darkening and loss of gloss
+    "log_darker_10_share",  # skin more than 10 L* darker than the fruit's own median
+    "log_darker_20_share",  # ... more than 20 L* darker
     "log_specular_share",  # glossy highlights
-    # gloss and texture (log)
     "log_highlight_blobs",  # turgid skin gives one compact highlight; wrinkled skin scatters it
+    "highlight_contrast",  # brightest skin over the median (HSV value): a matte skin has none
+    # texture: wrinkling and mould, relative to the skin's own lightness (exposure-free)
     "log_dog_fine",  # lightness detail at 0.7-1.5 px (of a 160 px fruit): fine wrinkles
     "log_dog_mid",  # 1.5-3 px
     "log_dog_coarse",  # 3-6 px: folds, dents
     "log_ridge_1",  # Hessian ridge strength at sigma 1, 2, 4 px: creases of each width
     "log_ridge_2",
     "log_ridge_4",
-    "log_edge_density",  # share of skin on a lightness edge
     "log_gradient_energy",  # mean lightness gradient, general roughness
+    "log_colour_texture",  # local spread of a*, b*: fuzzy, variegated mould
+    # local dark, dull or discoloured regions relative to the fruit's own skin
+    "log_blemish_share",  # > 12 L* darker than the skin within ~1/8 of the fruit
+    "log_soft_spot_share",  # > 8 L* darker than the skin within ~1/4: broad, sunken patches
+    "log_discoloured_share",  # colour far (delta E > 20) from the fruit's median skin colour
+    "log_dull_share",  # saturation below 60 % of the fruit's median: dull or water-soaked
+    "log_pale_share",  # much lighter than the skin and grey, not a highlight: mould, dried tissue
+    "log_largest_patch_share",  # largest connected discoloured or blemished patch
     # shape
     "solidity",  # area / convex hull area: dents and collapse
     "log_outline_roughness_px",  # outline wobble around its smoothed self, away from image edges
 )
 
+# The baseline a quality model must beat: the colour a plain colour sorter sees.
+BASELINE_NAMES: tuple[str, ...] = (
+    "lab_l_mean", "lab_a_mean", "lab_b_mean", "lab_l_std", "lab_a_std", "lab_b_std",
+    "hsv_s_mean", "hsv_v_mean", "hsv_s_std", "hsv_v_std",
+)  # fmt: skip
+
 
 class QualityModelError(Exception):
     """A model file is unreadable, of another format version, or inconsistent."""
+
+
+# --- features ----------------------------------------------------------------------------
 
 
 def _interior_mask(mask: np.ndarray, diameter_px: float) -> np.ndarray:
@@ -136,6 +168,15 @@ def _dog_rms(lightness: np.ndarray, zone: np.ndarray, fine: float, coarse: float
     return float(np.sqrt(np.mean(band[zone] ** 2)))
 
 
+def _masked_mean(values: np.ndarray, zone: np.ndarray, size: int) -> np.ndarray:
+    """Mean of ``values`` over the pixels of ``zone`` in a ``size`` box around each pixel
+    (normalised convolution), so the fruit's rim is compared with skin, not background."""
+    weight = zone.astype(np.float32)
+    total = cv2.boxFilter(values * weight, -1, (size, size), normalize=False)
+    count = cv2.boxFilter(weight, -1, (size, size), normalize=False)
+    return np.asarray(total / np.maximum(count, 1.0))
+
+
 def _outline_roughness_px(fruit: np.ndarray) -> float:
     contours, _ = cv2.findContours(fruit, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     points = max(contours, key=cv2.contourArea)[:, 0, :].astype(np.float64)
@@ -153,28 +194,31 @@ def _outline_roughness_px(fruit: np.ndarray) -> float:
     return float(np.linalg.norm(points - smooth, axis=1)[away].mean())
 
 
-def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The feature vector (order of ``FEATURE_NAMES``) for one fruit.
+@dataclass(frozen=True)
+class _Surface:
+    """A fruit normalised to ``_NORMALISED_DIAMETER_PX``, in CIELAB and HSV."""
 
-    ``mask`` is non-zero on the fruit (uint8 or bool, image-sized). Raises ``ValueError``
-    when the mask is empty or does not match the image.
-    """
+    fruit: np.ndarray  # uint8 mask of the normalised crop
+    inside: np.ndarray  # bool, inside the rim
+    skin: np.ndarray  # bool, inside and not a highlight
+    texture_zone: np.ndarray  # skin away from highlights' own edges
+    specular: np.ndarray
+    lab: np.ndarray  # float32, L 0..100
+    hsv: np.ndarray  # float32, S and V 0..1
+
+
+def _surface(image_bgr: np.ndarray, mask: np.ndarray) -> _Surface:
     if mask.shape[:2] != image_bgr.shape[:2]:
         raise ValueError(f"mask shape {mask.shape} does not match image shape {image_bgr.shape}")
     img, fruit = _normalised_crop(image_bgr, (mask > 0).astype(np.uint8) * 255)
     inside = _interior_mask(fruit, _NORMALISED_DIAMETER_PX)
     if inside.sum() < 50:
         inside = fruit > 0
-
     unit = img.astype(np.float32) / 255.0
     lab = cv2.cvtColor(unit, cv2.COLOR_BGR2Lab)
     hsv = cv2.cvtColor(unit, cv2.COLOR_BGR2HSV)  # H 0..360, S and V 0..1
-    lightness, a_star, b_star = lab[..., 0], lab[..., 1], lab[..., 2]
-    saturation, value = hsv[..., 1], hsv[..., 2]
-    chroma = np.hypot(a_star, b_star)
-
     # Highlights are the light source, not the skin: keep them out of colour statistics.
-    specular = (value > 0.85) & (saturation < 0.45)
+    specular = (hsv[..., 2] > 0.85) & (hsv[..., 1] < 0.45)
     skin = inside & ~specular
     if skin.sum() < 50:
         skin = inside
@@ -182,56 +226,112 @@ def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     texture_zone = skin & (cv2.dilate(specular.astype(np.uint8), np.ones((5, 5), np.uint8)) == 0)
     if texture_zone.sum() < 50:
         texture_zone = skin
+    return _Surface(fruit, inside, skin, texture_zone, specular, lab, hsv)
 
-    l_skin = lightness[skin]
-    a_mean = float(a_star[skin].mean())
-    b_mean = float(b_star[skin].mean())
+
+def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The feature vector (order of ``FEATURE_NAMES``) for one fruit.
+
+    ``mask`` is non-zero on the fruit (uint8 or bool, image-sized). Raises ``ValueError``
+    when the mask is empty or does not match the image.
+    """
+    s = _surface(image_bgr, mask)
+    lightness, a_star, b_star = s.lab[..., 0], s.lab[..., 1], s.lab[..., 2]
+    saturation, value = s.hsv[..., 1], s.hsv[..., 2]
+    chroma = np.hypot(a_star, b_star)
+    skin, zone = s.skin, s.texture_zone
+
+    l_skin, a_skin, b_skin = lightness[skin], a_star[skin], b_star[skin]
     l_median = float(np.median(l_skin))
+    a_median, b_median = float(np.median(a_skin)), float(np.median(b_skin))
+    relative = max(l_median, 5.0)  # texture as a share of the skin's own lightness
+    hue = np.arctan2(b_skin, a_skin)
+    weight = chroma[skin] / max(float(chroma[skin].sum()), 1e-6)
+    resultant = math.hypot(float((weight * np.cos(hue)).sum()), float((weight * np.sin(hue)).sum()))
+    hue_spread_deg = math.degrees(math.sqrt(max(0.0, -2.0 * math.log(max(resultant, 1e-6)))))
 
-    # A blemish is darker than the skin around it, not than the whole fruit: compare with a
-    # broad local median so shading across a round fruit does not count.
-    l8 = np.clip(lightness * 2.55, 0, 255).astype(np.uint8)
-    local = cv2.medianBlur(l8, 21).astype(np.float32) / 2.55
-    blemish = (local - lightness) > 12.0
+    # Dark, soft-looking or discoloured regions are judged against the fruit's own skin: a
+    # dark-red variety is not a bruise. Local references are masked means over the skin at
+    # two widths, so shading across a round fruit does not count.
+    local_fine = _masked_mean(lightness, skin, _NORMALISED_DIAMETER_PX // 8 | 1)
+    local_broad = _masked_mean(lightness, skin, _NORMALISED_DIAMETER_PX // 4 | 1)
+    blemish = (local_fine - lightness) > 12.0
+    soft_spot = (local_broad - lightness) > 8.0
+    delta_e = np.sqrt((lightness - l_median) ** 2 + (a_star - a_median) ** 2 + (b_star - b_median) ** 2)
+    discoloured = delta_e > 20.0
+    s_median = float(np.median(saturation[skin]))
+    patches = ((discoloured | blemish) & zone).astype(np.uint8)
+    count, _labels, stats, _ = cv2.connectedComponentsWithStats(patches, connectivity=8)
+    largest_px = int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
 
     smooth = cv2.GaussianBlur(lightness, (0, 0), 1.0)
     gradient = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
-    edges = cv2.Canny(l8, 20, 50) > 0
-    highlight_blobs = cv2.connectedComponents((specular & inside).astype(np.uint8))[0] - 1
+    colour_spread = np.sqrt(
+        np.maximum(cv2.blur(a_star * a_star, (7, 7)) - cv2.blur(a_star, (7, 7)) ** 2, 0)
+        + np.maximum(cv2.blur(b_star * b_star, (7, 7)) - cv2.blur(b_star, (7, 7)) ** 2, 0)
+    )
+    highlight_blobs = cv2.connectedComponents((s.specular & s.inside).astype(np.uint8))[0] - 1
+    v_inside = value[s.inside]
 
-    contours, _ = cv2.findContours(fruit, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(s.fruit, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outline = max(contours, key=cv2.contourArea)
     hull_area = cv2.contourArea(cv2.convexHull(outline))
+    l10, l90 = np.percentile(l_skin, (10, 90))
+    a10, a50, a90 = np.percentile(a_skin, (10, 50, 90))
+    b10, b50, b90 = np.percentile(b_skin, (10, 50, 90))
+    c25, c50, c75 = np.percentile(chroma[skin], (25, 50, 75))
 
     values = {
         "lab_l_mean": float(l_skin.mean()),
-        "lab_a_mean": a_mean,
-        "lab_b_mean": b_mean,
-        "chroma_mean": float(chroma[skin].mean()),
-        "hue_angle_deg": math.degrees(math.atan2(b_mean, a_mean)),
-        "lab_l_std": float(l_skin.std()),
-        "chroma_std": float(chroma[skin].std()),
-        "lab_l_p10": float(np.percentile(l_skin, 10)),
-        "hsv_saturation_mean": float(saturation[skin].mean()),
-        "hsv_saturation_p10": float(np.percentile(saturation[skin], 10)),
-        "log_dull_share": _log(_share(saturation < 0.45, skin)),
-        "log_dark_share": _log(_share(lightness < 30.0, skin)),
-        "log_pale_share": _log(_share((lightness > l_median + 20.0) & (saturation < 0.6), skin)),
-        "log_blemish_share": _log(_share(blemish, texture_zone)),
-        "log_specular_share": _log(_share(specular, inside)),
+        "lab_l_p10": float(l10),
+        "lab_l_p90": float(l90),
+        "lab_a_p10": float(a10),
+        "lab_a_p50": float(a50),
+        "lab_a_p90": float(a90),
+        "lab_b_p10": float(b10),
+        "lab_b_p50": float(b50),
+        "lab_b_p90": float(b90),
+        "chroma_p50": float(c50),
+        "chroma_iqr": float(c75 - c25),
+        "hue_angle_deg": math.degrees(math.atan2(b_median, a_median)),
+        "hue_spread_deg": hue_spread_deg,
+        "log_darker_10_share": _log(_share(lightness < l_median - 10.0, skin)),
+        "log_darker_20_share": _log(_share(lightness < l_median - 20.0, skin)),
+        "log_specular_share": _log(_share(s.specular, s.inside)),
         "log_highlight_blobs": math.log1p(highlight_blobs),
-        "log_dog_fine": _log(_dog_rms(lightness, texture_zone, 0.7, 1.5)),
-        "log_dog_mid": _log(_dog_rms(lightness, texture_zone, 1.5, 3.0)),
-        "log_dog_coarse": _log(_dog_rms(lightness, texture_zone, 3.0, 6.0)),
-        "log_ridge_1": _log(float(_ridge_strength(lightness, 1.0)[texture_zone].mean())),
-        "log_ridge_2": _log(float(_ridge_strength(lightness, 2.0)[texture_zone].mean())),
-        "log_ridge_4": _log(float(_ridge_strength(lightness, 4.0)[texture_zone].mean())),
-        "log_edge_density": _log(_share(edges, texture_zone)),
-        "log_gradient_energy": _log(float(gradient[texture_zone].mean())),
+        "highlight_contrast": float(np.percentile(v_inside, 99.5) - np.median(v_inside)),
+        "log_dog_fine": _log(_dog_rms(lightness, zone, 0.7, 1.5) / relative),
+        "log_dog_mid": _log(_dog_rms(lightness, zone, 1.5, 3.0) / relative),
+        "log_dog_coarse": _log(_dog_rms(lightness, zone, 3.0, 6.0) / relative),
+        "log_ridge_1": _log(float(_ridge_strength(lightness, 1.0)[zone].mean()) / relative),
+        "log_ridge_2": _log(float(_ridge_strength(lightness, 2.0)[zone].mean()) / relative),
+        "log_ridge_4": _log(float(_ridge_strength(lightness, 4.0)[zone].mean()) / relative),
+        "log_gradient_energy": _log(float(gradient[zone].mean()) / relative),
+        "log_colour_texture": _log(float(colour_spread[zone].mean())),
+        "log_blemish_share": _log(_share(blemish, zone)),
+        "log_soft_spot_share": _log(_share(soft_spot, zone)),
+        "log_discoloured_share": _log(_share(discoloured, skin)),
+        "log_dull_share": _log(_share(saturation < 0.6 * s_median, skin)),
+        "log_pale_share": _log(_share((lightness > l_median + 20.0) & (saturation < 0.6 * s_median), skin)),
+        "log_largest_patch_share": _log(largest_px / max(int(zone.sum()), 1)),
         "solidity": float(cv2.contourArea(outline) / hull_area) if hull_area > 0 else 1.0,
-        "log_outline_roughness_px": _log(_outline_roughness_px(fruit)),
+        "log_outline_roughness_px": _log(_outline_roughness_px(s.fruit)),
     }
     return np.array([values[name] for name in FEATURE_NAMES], dtype=np.float64)
+
+
+def colour_statistics(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The baseline's inputs (``BASELINE_NAMES``): means and spreads of CIELAB and of HSV
+    saturation and value over the same skin the features read."""
+    s = _surface(image_bgr, mask)
+    lab, hsv = s.lab[s.skin], s.hsv[s.skin]
+    return np.array(
+        [*lab.mean(axis=0), *lab.std(axis=0), hsv[:, 1].mean(), hsv[:, 2].mean(), hsv[:, 1].std(), hsv[:, 2].std()],
+        dtype=np.float64,
+    )
+
+
+# --- model -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -240,14 +340,56 @@ class QualityPrediction:
     predicted_grade: int
 
 
-# Ridge strengths tried by inner cross-validation, in units of "samples": lambda = 1 barely
-# regularises 300 photos, 300 pulls weights strongly toward zero.
-DEFAULT_RIDGE_LAMBDAS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+@dataclass(frozen=True)
+class QualityAssessment:
+    """A prediction and how far the photo lies from the training photos."""
+
+    quality_score: float
+    predicted_grade: int | None  # None when out of distribution: no grade is claimed
+    distance: float  # Mahalanobis distance from the training photos, in standard units
+    out_of_distribution: bool
+
+
+# Ridge strengths tried by inner cross-validation (scikit-learn's alpha, in units of
+# "samples"): 0.1 barely regularises 300 photos, 1000 pulls weights strongly toward zero.
+# Fixed before any figure was seen.
+DEFAULT_RIDGE_LAMBDAS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+# Inputs are clipped to the training photos' 1st and 99th percentiles before scaling: one
+# odd photo (a reflection, a sticker) then cannot push a score beyond what training saw.
+_CLIP_PERCENTILES = (1.0, 99.0)
+# A photo is out of distribution when its Mahalanobis distance from the training photos
+# exceeds the 99.9 % point of a chi-square with as many degrees of freedom as features,
+# or 1.25 times the 99th percentile of the training photos' own, whichever is larger (real
+# features are heavier-tailed than Gaussian).
+_OOD_QUANTILE = 0.999
+_OOD_MARGIN = 1.25
+
+
+def _ridge_pipeline() -> Any:
+    """Clip to the training percentiles, standardise, ridge: a scikit-learn pipeline, so the
+    inner search refits all three on each inner training split."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    class Winsorise(FunctionTransformer):
+        def fit(self, x: np.ndarray, y: object = None) -> Winsorise:
+            self.low_, self.high_ = np.percentile(x, _CLIP_PERCENTILES, axis=0)
+            return self
+
+        def transform(self, x: np.ndarray) -> np.ndarray:
+            return np.clip(x, self.low_, self.high_)
+
+    return Pipeline([("clip", Winsorise()), ("scale", StandardScaler()), ("ridge", Ridge())])
+
+
+def _inner_folds(groups: np.ndarray, folds: int) -> int:
+    return min(folds, len(np.unique(groups)))
 
 
 @dataclass(frozen=True)
 class QualityModel:
-    """Standardised ridge regression: grade ~ intercept + weights . (x - mean) / scale."""
+    """grade ~ intercept + weights . (clip(x, low, high) - mean) / scale; ridge-fitted."""
 
     feature_names: tuple[str, ...]
     mean: tuple[float, ...]
@@ -259,6 +401,14 @@ class QualityModel:
     ridge_lambda: float
     samples: int
     notes: dict[str, object] = field(default_factory=dict)
+    clip_low: tuple[float, ...] | None = None  # None: inputs are not clipped
+    clip_high: tuple[float, ...] | None = None
+    # out-of-distribution check on the standardised, unclipped inputs: the training photos'
+    # centre and precision matrix (Ledoit-Wolf), and the distance beyond which a photo is
+    # unlike them; None: no check
+    ood_centre: tuple[float, ...] | None = None
+    ood_precision: tuple[tuple[float, ...], ...] | None = None
+    ood_threshold: float | None = None
 
     # --- fitting -----------------------------------------------------------------------
 
@@ -268,18 +418,23 @@ class QualityModel:
         features: np.ndarray,
         grades: Sequence[float] | np.ndarray,
         *,
+        groups: Sequence[object] | np.ndarray | None = None,
         ridge_lambda: float | None = None,
         lambdas: Sequence[float] = DEFAULT_RIDGE_LAMBDAS,
         inner_folds: int = 5,
-        seed: int = 0,
         feature_names: Sequence[str] = FEATURE_NAMES,
     ) -> QualityModel:
-        """Fit on ``features`` (rows in ``FEATURE_NAMES`` order) and ordinal ``grades``.
+        """Fit on ``features`` (rows in ``feature_names`` order) and ordinal ``grades``.
 
-        Without ``ridge_lambda``, the strength is picked from ``lambdas`` by inner stratified
-        cross-validation on the training rows only (lowest squared error), so no held-out photo
-        ever influences it.
+        Without ``ridge_lambda``, the strength is picked from ``lambdas`` by inner
+        cross-validation on the training rows only (lowest squared error), with folds that
+        keep each of ``groups`` (one fruit's photos) together; without ``groups`` every row
+        is its own fruit.
         """
+        from scipy.stats import chi2
+        from sklearn.covariance import LedoitWolf
+        from sklearn.model_selection import GridSearchCV, GroupKFold
+
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(grades, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(feature_names):
@@ -290,35 +445,68 @@ class QualityModel:
             raise ValueError("need at least two different grades to learn from")
         if not np.all(np.isfinite(x)):
             raise ValueError("features contain NaN or infinity")
-        if ridge_lambda is None:
-            ridge_lambda = _pick_lambda(x, y, lambdas, inner_folds, seed, feature_names)
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
-        scale[scale < 1e-9] = 1.0  # a constant feature carries no information; keep it inert
-        z = (x - mean) / scale
-        intercept = float(y.mean())
-        gram = z.T @ z + ridge_lambda * np.eye(z.shape[1])
-        weights = np.linalg.solve(gram, z.T @ (y - intercept))
+        g = np.arange(len(y)) if groups is None else np.asarray(groups)
+        pipeline = _ridge_pipeline()
+        folds = _inner_folds(g, inner_folds)
+        if ridge_lambda is None and folds >= 2 and len(lambdas) > 1:
+            # Squared error, not rank agreement: a model shrunk to near-constant output can
+            # rank as well but would put every fruit in the middle grade.
+            search = GridSearchCV(
+                pipeline, {"ridge__alpha": list(lambdas)}, cv=GroupKFold(n_splits=folds),
+                scoring="neg_mean_squared_error",
+            )
+            search.fit(x, y, groups=g)
+            pipeline = search.best_estimator_
+        else:
+            alpha = ridge_lambda if ridge_lambda is not None else lambdas[len(lambdas) // 2]
+            pipeline.set_params(ridge__alpha=alpha).fit(x, y)
+        clip, scaler, ridge = pipeline.named_steps["clip"], pipeline.named_steps["scale"], pipeline.named_steps["ridge"]
+        scale = np.where(scaler.scale_ < 1e-9, 1.0, scaler.scale_)
+        # the out-of-distribution check sees unclipped inputs: clipping would hide the outlier
+        z = (x - scaler.mean_) / scale
+        covariance = LedoitWolf().fit(z)
+        distances = np.sqrt(covariance.mahalanobis(z))
+        threshold = max(
+            math.sqrt(float(chi2.ppf(_OOD_QUANTILE, x.shape[1]))), _OOD_MARGIN * float(np.percentile(distances, 99))
+        )
         return cls(
             feature_names=tuple(feature_names),
-            mean=tuple(float(v) for v in mean),
+            mean=tuple(float(v) for v in scaler.mean_),
             scale=tuple(float(v) for v in scale),
-            weights=tuple(float(v) for v in weights),
-            intercept=intercept,
+            weights=tuple(float(v) for v in ridge.coef_),
+            intercept=float(ridge.intercept_),
             grade_best=float(y.min()),
             grade_worst=float(y.max()),
-            ridge_lambda=float(ridge_lambda),
+            ridge_lambda=float(ridge.alpha),
             samples=int(x.shape[0]),
+            clip_low=tuple(float(v) for v in clip.low_),
+            clip_high=tuple(float(v) for v in clip.high_),
+            ood_centre=tuple(float(v) for v in covariance.location_),
+            ood_precision=tuple(tuple(float(v) for v in row) for row in covariance.precision_),
+            ood_threshold=threshold,
         )
 
     # --- prediction --------------------------------------------------------------------
 
+    def _rows(self, features: np.ndarray) -> np.ndarray:
+        return np.atleast_2d(np.asarray(features, dtype=np.float64))
+
     def grade_value(self, features: np.ndarray) -> np.ndarray:
         """The continuous grade estimate for one feature vector or a matrix of them."""
-        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        x = self._rows(features)
+        if self.clip_low is not None and self.clip_high is not None:
+            x = np.clip(x, self.clip_low, self.clip_high)
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         out: np.ndarray = self.intercept + z @ np.asarray(self.weights)
         return out
+
+    def distance(self, features: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each row from the training photos (0 without a check)."""
+        x = self._rows(features)
+        if self.ood_precision is None or self.ood_centre is None:
+            return np.zeros(len(x))
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale) - np.asarray(self.ood_centre)
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, np.asarray(self.ood_precision), z), 0.0))
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """Quality score in [0, 1] (0 = best) for one or many feature vectors."""
@@ -332,6 +520,14 @@ class QualityModel:
         grade = int(round(min(self.grade_worst, max(self.grade_best, value))))
         return QualityPrediction(quality_score=score, predicted_grade=grade)
 
+    def assess_features(self, features: np.ndarray) -> QualityAssessment:
+        prediction = self.predict_features(features)
+        distance = float(self.distance(features)[0])
+        outside = self.ood_threshold is not None and distance > self.ood_threshold
+        return QualityAssessment(
+            prediction.quality_score, None if outside else prediction.predicted_grade, distance, outside
+        )
+
     def score(self, image_bgr: np.ndarray, mask: np.ndarray) -> float:
         """Quality score in [0, 1] (0 = best) for the fruit under ``mask``."""
         return float(self.score_features(extract_features(image_bgr, mask))[0])
@@ -339,14 +535,18 @@ class QualityModel:
     def predict(self, image_bgr: np.ndarray, mask: np.ndarray) -> QualityPrediction:
         return self.predict_features(extract_features(image_bgr, mask))
 
+    def assess(self, image_bgr: np.ndarray, mask: np.ndarray) -> QualityAssessment:
+        return self.assess_features(extract_features(image_bgr, mask))
+
     # --- storage -----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, object]:
         return {
             "format": "gradeline-quality-model",
             "format_version": FORMAT_VERSION,
-            "model": "standardised ridge regression on grade (1 = best)",
+            "model": "ridge regression on grade (1 = best), inputs clipped to the training percentiles and standardised",
             "feature_names": list(self.feature_names),
+            "clip": None if self.clip_low is None else {"low": list(self.clip_low), "high": list(self.clip_high or ())},
             "normalisation": {"mean": list(self.mean), "scale": list(self.scale)},
             "weights": list(self.weights),
             "intercept": self.intercept,
@@ -354,6 +554,13 @@ class QualityModel:
             "grade_worst": self.grade_worst,
             "ridge_lambda": self.ridge_lambda,
             "samples": self.samples,
+            "out_of_distribution": None
+            if self.ood_precision is None
+            else {
+                "centre": list(self.ood_centre or ()),
+                "precision": [list(row) for row in self.ood_precision],
+                "threshold": self.ood_threshold,
+            },
             "notes": self.notes,
         }
 
@@ -361,13 +568,18 @@ class QualityModel:
     def from_json(cls, data: object, source: str = "<model>") -> QualityModel:
         if not isinstance(data, dict) or data.get("format") != "gradeline-quality-model":
             raise QualityModelError(f"{source}: not a gradeline quality model")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise QualityModelError(
-                f"{source}: format version {data.get('format_version')!r}, this gradeline reads {FORMAT_VERSION}"
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            hint = (
+                "; it was trained on the features of an earlier gradeline: train it again with "
+                "'gradeline vision train'" if isinstance(version, int) and version < FORMAT_VERSION else ""
             )
+            raise QualityModelError(f"{source}: format version {version!r}, this gradeline reads {FORMAT_VERSION}{hint}")
         try:
             names = tuple(str(n) for n in data["feature_names"])
             norm = data["normalisation"]
+            clip = data.get("clip")
+            ood = data.get("out_of_distribution")
             model = cls(
                 feature_names=names,
                 mean=tuple(float(v) for v in norm["mean"]),
@@ -379,20 +591,29 @@ class QualityModel:
                 ridge_lambda=float(data["ridge_lambda"]),
                 samples=int(data["samples"]),
                 notes=dict(data.get("notes", {})),
+                clip_low=None if clip is None else tuple(float(v) for v in clip["low"]),
+                clip_high=None if clip is None else tuple(float(v) for v in clip["high"]),
+                ood_centre=None if ood is None else tuple(float(v) for v in ood["centre"]),
+                ood_precision=None if ood is None else tuple(tuple(float(v) for v in row) for row in ood["precision"]),
+                ood_threshold=None if ood is None else float(ood["threshold"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise QualityModelError(f"{source}: malformed model: {exc}") from exc
         if names != FEATURE_NAMES:
             # The weights only mean something for the features they were fitted on.
             raise QualityModelError(f"{source}: model features {list(names)} differ from this gradeline's")
-        if not len(model.mean) == len(model.scale) == len(model.weights) == len(names):
+        n = len(names)
+        lengths = [len(model.mean), len(model.scale), len(model.weights)]
+        lengths += [len(v) for v in (model.clip_low, model.clip_high, model.ood_centre) if v is not None]
+        lengths += [len(model.ood_precision)] + [len(r) for r in model.ood_precision] if model.ood_precision else []
+        if any(length != n for length in lengths):
             raise QualityModelError(f"{source}: feature, normalisation and weight lengths differ")
         if not model.grade_worst > model.grade_best:
             raise QualityModelError(f"{source}: grade_worst must exceed grade_best")
         return model
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> QualityModel:
@@ -411,8 +632,9 @@ class QualityModel:
 def stratified_folds(grades: Sequence[float] | np.ndarray, folds: int, seed: int = 0) -> list[np.ndarray]:
     """Test-row indices for each of ``folds`` folds, every grade spread evenly over them.
 
-    Rows are sorted by grade (ties in random order) and dealt to the folds in turn, so
-    each fold gets the same share of every grade; this works for continuous grades too.
+    Rows are sorted by grade (ties in random order) and dealt to the folds in turn. This
+    lets photos of one fruit land on both sides, so it flatters a model: use it only to
+    compare with ``grouped_folds``.
     """
     y = np.asarray(grades, dtype=np.float64)
     if folds < 2:
@@ -426,59 +648,42 @@ def stratified_folds(grades: Sequence[float] | np.ndarray, folds: int, seed: int
     return [np.flatnonzero(assignment == k) for k in range(folds)]
 
 
-def _rank(values: np.ndarray) -> np.ndarray:
-    """Ranks starting at 1, ties sharing their mean rank."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_vals = values[order]
-    ranks = np.empty(len(values), dtype=np.float64)
-    boundaries = np.flatnonzero(np.diff(sorted_vals)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(values)]])
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    return ranks
+def grouped_folds(
+    grades: Sequence[float] | np.ndarray, groups: Sequence[object] | np.ndarray, folds: int, seed: int = 0
+) -> list[np.ndarray]:
+    """Test-row indices per fold: every photo of one group (one fruit) in the same fold, and
+    the grades spread over the folds as evenly as that allows (scikit-learn's
+    ``StratifiedGroupKFold``, shuffled by ``seed``)."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    y = np.asarray(grades, dtype=np.float64)
+    g = np.asarray(groups)
+    if len(np.unique(g)) < folds:
+        raise ValueError(f"{len(np.unique(g))} fruit cannot fill {folds} folds")
+    strata = np.round(y).astype(int)
+    if np.unique(strata, return_counts=True)[1].min() >= folds:
+        splitter: StratifiedGroupKFold | GroupKFold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:  # a grade too rare to spread over every fold: groups alone
+        splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [test for _, test in splitter.split(np.zeros(len(y)), strata, g)]
 
 
 def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Spearman rank correlation (Pearson on tie-averaged ranks)."""
-    rx, ry = _rank(np.asarray(x, dtype=np.float64)), _rank(np.asarray(y, dtype=np.float64))
-    rx -= rx.mean()
-    ry -= ry.mean()
-    denominator = math.sqrt(float(rx @ rx) * float(ry @ ry))
-    return float(rx @ ry) / denominator if denominator else 0.0
+    """Spearman rank correlation (ties share their mean rank); 0 when one side is constant."""
+    from scipy.stats import spearmanr
+
+    value = float(spearmanr(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).statistic)
+    return 0.0 if math.isnan(value) else value
 
 
 def roc_auc(scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.ndarray) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties half."""
-    s = np.asarray(scores, dtype=np.float64)
+    from sklearn.metrics import roc_auc_score
+
     p = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(p.sum()), int((~p).sum())
-    if n_pos == 0 or n_neg == 0:
+    if p.all() or not p.any():
         raise ValueError("ROC AUC needs both positives and negatives")
-    ranks = _rank(s)
-    return (float(ranks[p].sum()) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-
-
-def _pick_lambda(
-    x: np.ndarray, y: np.ndarray, lambdas: Sequence[float], folds: int, seed: int, names: Sequence[str]
-) -> float:
-    folds = min(folds, len(y) // 2)
-    if folds < 2 or len(lambdas) == 1:
-        return float(lambdas[len(lambdas) // 2])
-    best_lambda, best_error = float(lambdas[0]), math.inf
-    splits = stratified_folds(y, folds, seed + 1)
-    for lam in lambdas:
-        predicted = np.empty(len(y))
-        for test in splits:
-            train = np.setdiff1d(np.arange(len(y)), test)
-            model = QualityModel.fit(x[train], y[train], ridge_lambda=lam, feature_names=names)
-            predicted[test] = model.grade_value(x[test])
-        # Squared error, not rank agreement: a model shrunk to near-constant output can rank
-        # as well but would put every fruit in the middle grade.
-        error = float(np.mean((predicted - y) ** 2))
-        if error < best_error:
-            best_lambda, best_error = float(lam), error
-    return best_lambda
+    return float(roc_auc_score(p, np.asarray(scores, dtype=np.float64)))
 
 
 @dataclass(frozen=True)
@@ -497,6 +702,7 @@ class CrossValidation:
     folds: list[FoldResult]
     pooled_roc_auc_1_3_vs_8_10: float
     pooled_spearman: float
+    predicted: np.ndarray  # the out-of-fold grade estimate of every row
 
     @property
     def mean_roc_auc_1_3_vs_8_10(self) -> float:
@@ -508,7 +714,7 @@ class CrossValidation:
         return float(np.mean([f.spearman for f in self.folds]))
 
 
-def _good_vs_bad_auc(scores: np.ndarray, grades: np.ndarray, good_max: float, bad_min: float) -> float | None:
+def good_vs_bad_auc(scores: np.ndarray, grades: np.ndarray, good_max: float = 3, bad_min: float = 8) -> float | None:
     keep = (grades <= good_max) | (grades >= bad_min)
     positive = grades[keep] >= bad_min
     if positive.all() or not positive.any():
@@ -520,35 +726,28 @@ def cross_validate(
     features: np.ndarray,
     grades: Sequence[float] | np.ndarray,
     *,
-    folds: int = 5,
-    seed: int = 0,
+    test_folds: Sequence[np.ndarray],
+    groups: Sequence[object] | np.ndarray | None = None,
     good_max: float = 3,
     bad_min: float = 8,
-    test_folds: Sequence[np.ndarray] | None = None,
-    columns: Sequence[int] | None = None,
+    feature_names: Sequence[str] = FEATURE_NAMES,
     clock: Callable[[], float] = time.perf_counter,
 ) -> CrossValidation:
-    """k-fold evaluation: fit on k-1 folds (lambda by inner CV), score the held-out fold.
+    """Fit on all folds but one (strength by inner cross-validation grouped by ``groups``),
+    score the held-out fold, for each of ``test_folds`` (test-row indices per fold).
 
-    Folds are stratified by grade unless ``test_folds`` (test-row indices per fold) are
-    given, e.g. to keep photos of one fruit together. ``columns`` restricts the model to
-    some features (for baselines). The AUC separates grades <= ``good_max`` (negatives)
-    from grades >= ``bad_min`` (positives): a higher predicted grade should mean worse
-    fruit. ``clock`` times each fit.
+    The AUC separates grades <= ``good_max`` (negatives) from grades >= ``bad_min``
+    (positives): a higher predicted grade should mean worse fruit. ``clock`` times each fit.
     """
     x = np.asarray(features, dtype=np.float64)
-    names: Sequence[str] = FEATURE_NAMES
-    if columns is not None:
-        x = x[:, list(columns)]
-        names = [FEATURE_NAMES[c] for c in columns]
     y = np.asarray(grades, dtype=np.float64)
-    splits = list(test_folds) if test_folds is not None else stratified_folds(y, folds, seed)
+    g = np.arange(len(y)) if groups is None else np.asarray(groups)
     predicted = np.empty(len(y))
     results = []
-    for k, test in enumerate(splits):
+    for k, test in enumerate(test_folds):
         train = np.setdiff1d(np.arange(len(y)), test)
         started = clock()
-        model = QualityModel.fit(x[train], y[train], seed=seed, feature_names=names)
+        model = QualityModel.fit(x[train], y[train], groups=g[train], feature_names=feature_names)
         train_s = clock() - started
         predicted[test] = model.grade_value(x[test])
         results.append(
@@ -556,15 +755,45 @@ def cross_validate(
                 fold=k,
                 train_count=len(train),
                 test_count=len(test),
-                roc_auc_1_3_vs_8_10=_good_vs_bad_auc(predicted[test], y[test], good_max, bad_min),
+                roc_auc_1_3_vs_8_10=good_vs_bad_auc(predicted[test], y[test], good_max, bad_min),
                 spearman=spearman(predicted[test], y[test]),
                 ridge_lambda=model.ridge_lambda,
                 train_s=train_s,
             )
         )
-    pooled_auc = _good_vs_bad_auc(predicted, y, good_max, bad_min)
+    pooled_auc = good_vs_bad_auc(predicted, y, good_max, bad_min)
     return CrossValidation(
         folds=results,
         pooled_roc_auc_1_3_vs_8_10=float("nan") if pooled_auc is None else pooled_auc,
         pooled_spearman=spearman(predicted, y),
+        predicted=predicted,
     )
+
+
+def bootstrap_interval(
+    metric: Callable[[np.ndarray, np.ndarray], float | None],
+    predicted: np.ndarray,
+    grades: np.ndarray,
+    groups: Sequence[object] | np.ndarray,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``metric(predicted, grades)`` over resamples of whole groups
+    (fruit) with replacement: photos of one fruit are not independent evidence."""
+    g = np.asarray(groups)
+    names, inverse = np.unique(g, return_inverse=True)
+    members = [np.flatnonzero(inverse == i) for i in range(len(names))]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        value = metric(predicted[rows], grades[rows])
+        if value is not None and math.isfinite(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, (tail, 100 - tail))
+    return float(low), float(high)

@@ -1,7 +1,9 @@
-"""The colour read on the skin of every fruit in a frame, in one compiled pass.
+"""The colour read on the skin of every fruit in a frame, in compiled passes.
 
 Owns the per-pixel arithmetic behind each view's colour shares, unclassified surface, glare
-disk and mean CIELAB, on the frame's grid of every second row and column. Per fruit this is
+disk and mean CIELAB, on the frame's grid of every second row and column, and the search for
+skin darker than the fruit's own skin around it (``darker_than_own_skin``), which tells the
+defect search where to look for bruises the colour classes cannot see. Per fruit this is
 a dozen small OpenCV and numpy calls when written in Python (a warp of the surface-weight
 map, the glare core, a weighted histogram, a masked mean), and their call overhead cost more
 than the arithmetic; one loop compiled by numba does all fruit of a frame in a fraction of
@@ -120,14 +122,138 @@ def read_pixels(
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's on-disk cache) the kernel now, not on the first frame:
+    """Compile (or load from numba's on-disk cache) the kernels now, not on the first frame:
     compiling takes seconds, loading the cache a fraction of one."""
-    read_pixels(
-        np.zeros((2, 2), np.uint8),
-        np.zeros((1, 1, 3), np.uint8),
-        np.ones((1, len(PARAMS))),
-        np.array([[0, 0, 2, 2]], np.int64),
-        0.95,
-        1,
-        1.0,
-    )
+    code, grid = np.zeros((2, 2), np.uint8), np.zeros((1, 1, 3), np.uint8)
+    params, boxes = np.ones((1, len(PARAMS))), np.array([[0, 0, 2, 2]], np.int64)
+    read_pixels(code, grid, params, boxes, 0.95, 1, 1.0)
+    darker_than_own_skin(code, grid, params, boxes, np.full((1, 3), NO_GLARE), 0.95, 1, 20.0, 3.5)
+
+
+# Cells per side of the grid over a fruit's zone on which its own skin is summarised: six
+# cells make each local reference (3 x 3 cells) about half the fruit wide, wider than any
+# defect worth grading yet narrow enough to follow the shading across a round fruit.
+OWN_SKIN_CELLS = 6
+# How far out a pixel must lie, in robust standard deviations of the fruit's own skin around
+# its local reference, to be a candidate darker than its skin: a mottled skin is judged
+# against its own mottling, an even one against a floor. Loose on purpose: whether a
+# candidate blob is a defect is decided against the ring of skin right around it
+# (``vision.defects``), which mottling does not fool.
+OWN_SKIN_SPREAD = 2.5
+# A blob is a defect only when it stands out from the skin right around it by this many of
+# the fruit's own robust standard deviations (and by ``own_skin_darker_l`` at least).
+OWN_SKIN_CONTRAST = 3.0
+
+
+@numba.njit(cache=True, nogil=True)
+def darker_than_own_skin(
+    code: np.ndarray,
+    lab_grid: np.ndarray,
+    params: np.ndarray,
+    boxes: np.ndarray,
+    glare: np.ndarray,
+    rim: float,
+    n_classes: int,
+    min_l8: float,
+    spread: float,
+) -> np.ndarray:
+    """Per fruit of a frame: the surface (weight units of projected half-grid pixels) of skin
+    that is in a colour class yet clearly darker than the fruit's own skin of that class
+    around it, and the darkening (8-bit L) that counted as clear.
+
+    Read on the quarter grid (``lab_grid``; its pixel (x, y) is half-grid pixel (2 x, 2 y)),
+    outside each fruit's glare disk (``glare``, from ``read_pixels``). The fruit's zone is cut
+    into ``OWN_SKIN_CELLS`` x ``OWN_SKIN_CELLS`` cells; a sample's reference is the mean L of
+    the same class over the 3 x 3 cells around its own. The threshold is ``min_l8`` or
+    ``spread`` robust standard deviations (1.4826 MAD) of the residuals, the larger.
+    Samples within two half-grid pixels of another class's skin are on a blurred border of
+    two skins: they count toward the references, not toward the darker surface or the spread.
+    Returns (N, 3): surface, threshold, that robust standard deviation (8-bit L).
+    """
+    n = params.shape[0]
+    out = np.zeros((n, 3))
+    grid_h, grid_w = lab_grid.shape[0], lab_grid.shape[1]
+    cells = OWN_SKIN_CELLS
+    rim2 = rim * rim
+    for i in range(n):
+        cx, cy, ca, sa, inv_e, inv_p, k2m1 = (
+            params[i, 0], params[i, 1], params[i, 2], params[i, 3], params[i, 4], params[i, 5], params[i, 6],
+        )
+        x0, y0, x1, y1 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        disk_x, disk_y, radius = glare[i, 0], glare[i, 1], glare[i, 2]
+        disk_r2 = radius * radius if radius >= 0 else -1.0
+        cell_w = max(1.0, (x1 - x0) / cells)
+        cell_h = max(1.0, (y1 - y0) / cells)
+        sums = np.zeros((n_classes + 1, cells, cells))
+        counts = np.zeros((n_classes + 1, cells, cells))
+        m = (x1 - x0) * (y1 - y0) // 4 + 4
+        light = np.empty(m)
+        weight = np.empty(m)
+        klass = np.empty(m, np.int64)
+        border = np.zeros(m, np.bool_)
+        cell_x = np.empty(m, np.int64)
+        cell_y = np.empty(m, np.int64)
+        k = 0
+        for y in range(y0 + (y0 % 2), y1, 2):
+            if y // 2 >= grid_h:
+                break
+            dy = 2.0 * y - cy
+            for x in range(x0 + (x0 % 2), x1, 2):
+                if x // 2 >= grid_w:
+                    break
+                c = code[y, x]
+                if c == 0 or c >= 128:  # in no class (the box test's), or glare
+                    continue
+                dx = 2.0 * x - cx
+                u = (ca * dx + sa * dy) * inv_e
+                v = (ca * dy - sa * dx) * inv_p
+                r2 = u * u + v * v
+                if r2 >= rim2 or (x - disk_x) ** 2 + (y - disk_y) ** 2 <= disk_r2:
+                    continue
+                gx = min(cells - 1, int((x - x0) / cell_w))
+                gy = min(cells - 1, int((y - y0) / cell_h))
+                light[k] = lab_grid[y // 2, x // 2, 0]
+                weight[k] = math.sqrt((1.0 + k2m1 * v * v) / (1.0 - r2))
+                klass[k], cell_x[k], cell_y[k] = c, gx, gy
+                # a sample next to skin of another class sits on a blurred border of two
+                # skins, darker or lighter than either: it counts toward its class's
+                # reference, not as darker skin
+                for ny in range(max(0, y - 2), min(code.shape[0], y + 3)):
+                    for nx in range(max(0, x - 2), min(code.shape[1], x + 3)):
+                        other = code[ny, nx]
+                        if 0 < other < 128 and other != c:
+                            border[k] = True
+                sums[c, gy, gx] += light[k]
+                counts[c, gy, gx] += 1.0
+                k += 1
+        if k < 8:
+            continue
+        residual = np.empty(k)
+        inner = 0
+        for j in range(k):
+            total = 0.0
+            count = 0.0
+            for gy in range(max(0, cell_y[j] - 1), min(cells, cell_y[j] + 2)):
+                for gx in range(max(0, cell_x[j] - 1), min(cells, cell_x[j] + 2)):
+                    total += sums[klass[j], gy, gx]
+                    count += counts[klass[j], gy, gx]
+            residual[j] = light[j] - total / count
+            inner += not border[j]
+        if inner < 8:
+            continue
+        spread_of = np.empty(inner)
+        n_inner = 0
+        for j in range(k):
+            if not border[j]:
+                spread_of[n_inner] = residual[j]
+                n_inner += 1
+        sigma = 1.4826 * np.median(np.abs(spread_of - np.median(spread_of)))
+        threshold = max(min_l8, spread * sigma)
+        surface = 0.0
+        for j in range(k):
+            if residual[j] < -threshold and not border[j]:
+                surface += 4.0 * weight[j]  # a quarter-grid sample stands for four half-grid pixels
+        out[i, 0] = surface
+        out[i, 1] = threshold
+        out[i, 2] = sigma
+    return out

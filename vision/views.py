@@ -29,6 +29,13 @@ class VisionSettings:
     highlight_grow: float = 3.5  # glare mask radius in units of the glare core's radius
     double_convexity: float = 0.90  # a silhouette less convex than this holds two fruit (or has a waist)
     misshapen_convexity: float = 0.95
+    # A pinhole camera this high above the belt plane, looking down on the image centre:
+    # sizes and positions are taken back from the fruit's height to the belt plane and the
+    # natural (cos^4) vignetting is undone. None: a telecentric-like view (no correction).
+    camera_height_mm: float | None = None
+    # Skin this many CIELAB L* darker than the fruit's own skin of the same colour class
+    # around it is a defect even inside a class box (a bruise on a red apple is dark red).
+    own_skin_darker_l: float = 8.0
 
 
 @dataclass(frozen=True)

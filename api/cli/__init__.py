@@ -1,7 +1,8 @@
 """The ``gradeline`` command line: one parser, sub-commands registered by feature modules.
 
 Each feature module exposes ``register(parsers: CliParsers)`` and adds its commands to the
-groups it needs (top level, ``sim``, ``bench``, ``vision``). A handler takes the parsed args
+groups it needs (top level, ``sim``, ``bench``, ``vision``); a module may add a group of its own
+(``user``, ``token``). A handler takes the parsed args
 and returns the exit code; it is attached with ``parser.set_defaults(func=handler)``.
 """
 
@@ -22,7 +23,19 @@ class CliParsers:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from api.cli import bench_line, grading, run, sim_modbus, sim_scale, vision, vision_bench
+    from api.cli import (
+        access,
+        bench_api,
+        bench_crash,
+        bench_line,
+        grading,
+        run,
+        sim_line,
+        sim_modbus,
+        sim_scale,
+        vision,
+        vision_bench,
+    )
 
     parser = argparse.ArgumentParser(prog="gradeline", description="Fruit grading-line control software.")
     root = parser.add_subparsers(dest="command", required=True)
@@ -34,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
     )
-    for module in (run, grading, bench_line, vision, vision_bench, sim_scale, sim_modbus):
+    for module in (
+        run, access, grading, bench_line, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line
+    ):
         module.register(groups)
     return parser
 

@@ -1,155 +1,240 @@
-"""``gradeline bench line``: the whole line keeping up with a belt, end to end.
+"""``gradeline bench line``: the whole line against the simulated world, scored by the world's truth.
 
-Frames are rendered before the clock starts and replayed in real time, so the figure is what
-the line costs (vision, tracking, weighing, grading, PLC writes, storage), not the simulator's
-drawing. Reported: graded fruit per second against the fruit the belt offered, the share of late
-decisions, decision latency, and CPU; in the same run, vision alone on the same frames gives the
-capacity baseline.
+Three kinds of process, as on a real line PC: ``gradeline sim line`` (the world: PLC over
+Modbus TCP, one weighing indicator per lane over TCP, the MJPEG camera), ``gradeline run``
+(the line, with its real drivers pointed at the world) and, with ``--background-load``,
+processes that keep that many cores busy. At the end the world's truth log (the fruit in
+each cup, each PLC drop, each camera exposure, each ring write) is compared with the rows the
+line stored. Nothing the line says about itself is used, except its own CPU time.
+
+Scored cups: those that entered the camera's field after intake started and left it at
+least half a second before intake stopped, so the line saw their whole pass.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import math
-import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from api.cli import CliParsers
 
-# (cup pitch mm, mm per px, lane band px, camera fps, first outlet offset in cups)
-_PRODUCTS: dict[str, tuple[float, float, int, float, int]] = {
-    "apple": (110.0, 0.8, 160, 12.0, 6),
-    "cherry": (50.0, 0.4, 112, 12.0, 20),
-}
-_DEFAULTS = {"apple": (4, 10.0), "cherry": (8, 32.0)}  # lanes, cups per second per lane
+_PITCH_MM = 110.0
+_MM_PER_PX = 0.8
+_BAND_PX = 160
+_WIDTH_PX = 1280
+_FPS = 12.0
+_FIRST_OUTLET = 6
+_SCALE_OFFSET = -10
 
 
 def register(parsers: CliParsers) -> None:
-    bench = parsers.bench.add_parser("line", help="End-to-end line throughput and decision latency (JSON last line).")
-    bench.add_argument("--product", choices=sorted(_PRODUCTS), default="apple")
-    bench.add_argument("--lanes", type=int, help="Lanes (default: apple 4, cherry 8).")
-    bench.add_argument("--cups-per-second", type=float, help="Per lane (default: apple 10, cherry 32).")
-    bench.add_argument("--seconds", type=float, default=8.0, help="Belt time replayed.")
+    bench = parsers.bench.add_parser(
+        "line", help="The line against the simulated world over real transports, scored by its truth log (JSON last)."
+    )
+    bench.add_argument("--lanes", type=int, default=8)
+    bench.add_argument("--cups-per-second", type=float, default=12.0, help="Per lane.")
+    bench.add_argument("--seconds", type=float, default=30.0, help="Time with intake on.")
+    bench.add_argument("--background-load", type=float, default=0.0, help="Cores kept busy by other processes.")
+    bench.add_argument("--fps", type=float, default=_FPS, help="Camera frames per second (one per trigger).")
+    bench.add_argument("--vision-workers", type=int, default=2)
+    bench.add_argument("--vision-split", choices=["lanes", "frames"], default="lanes")
+    bench.add_argument("--database-url", help="Store (default: a fresh SQLite file).")
     bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--keep", type=Path, help="Keep the truth log, configs and logs in this directory.")
     bench.add_argument("--json", action="store_true", help="Print only the JSON line.")
     bench.set_defaults(func=_bench)
 
 
+def bench_config(
+    lanes: int,
+    cups_per_second: float,
+    seed: int,
+    database_url: str,
+    vision_workers: int = 2,
+    vision_split: str = "lanes",
+    fps: float = _FPS,
+) -> Any:
+    """The line config both the world and the line are built from (apple, 110 mm cups, 0.8 mm/px)."""
+    from grading.config import parse_config
+
+    outlets = [
+        {"number": 1, "offset_cups": _FIRST_OUTLET, "quality_classes": ["extra"]},
+        {"number": 2, "offset_cups": _FIRST_OUTLET + 2, "quality_classes": ["class_i"]},
+        {"number": 3, "offset_cups": _FIRST_OUTLET + 4, "quality_classes": ["class_ii"]},
+        {"number": 4, "offset_cups": _FIRST_OUTLET + 6, "role": "recheck"},
+        {"number": 5, "offset_cups": _FIRST_OUTLET + 8, "role": "cull"},
+    ]
+    return parse_config(
+        {
+            "recipe": "apple",
+            "line": {
+                "lanes": lanes, "cups_per_second": cups_per_second, "cup_pitch_mm": _PITCH_MM,
+                "scale_offset_cups": _SCALE_OFFSET,
+            },
+            "camera": {"geometry": {"width_px": _WIDTH_PX, "height_px": _BAND_PX * lanes, "fps": fps, "mm_per_px": _MM_PER_PX}},
+            "vision": {"workers": vision_workers, "split": vision_split},
+            "outlets": outlets,
+            "database": {"url": database_url},
+            "simulation": {"seed": seed},
+            "api": {"host": "127.0.0.1", "port": 0},
+        }
+    )
+
+
 def _bench(args: argparse.Namespace) -> int:
-    result = asyncio.run(run_bench(args.product, args.lanes, args.cups_per_second, args.seconds, args.seed))
+    result = run_bench(
+        lanes=args.lanes, cups_per_second=args.cups_per_second, seconds=args.seconds,
+        background_load=args.background_load, vision_workers=args.vision_workers, vision_split=args.vision_split,
+        fps=args.fps,
+        database_url=args.database_url, seed=args.seed, keep=args.keep,
+    )
     if not args.json:
         for key, value in result.items():
-            print(f"{key:>36}: {value}")
+            print(f"{key:>32}: {value}")
     print(json.dumps(result))
     return 0
 
 
-async def run_bench(
-    product: str, lanes: int | None, cups_per_second: float | None, seconds: float, seed: int
+def run_bench(
+    *,
+    lanes: int,
+    cups_per_second: float,
+    seconds: float,
+    background_load: float = 0.0,
+    vision_workers: int = 2,
+    vision_split: str = "lanes",
+    fps: float = _FPS,
+    database_url: str | None = None,
+    seed: int = 1,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
-    from sqlalchemy import select
+    from api.cli.line_harness import LineProcess, Truth, bench_token, stored_rows
+    from api.cli.line_harness import background_load as busy
+    from api.world import config_to_toml, line_config_for_world, start_world
 
-    from api.compose import build_devices, open_line
-    from grading.config import parse_config
-    from grading.recipe import load_recipe
-    from grading.schema import fruit
-    from simulators.conveyor import PrerenderedCamera, SimulatedConveyor
-    from simulators.scene import SceneGeometry, SceneRenderer
-    from vision.pipeline import FramePipeline
-
-    pitch_mm, mm_per_px, band_px, fps, first_outlet = _PRODUCTS[product]
-    lanes = lanes or _DEFAULTS[product][0]
-    cups_per_second = cups_per_second or _DEFAULTS[product][1]
-    outlets = [
-        {"number": 1, "offset_cups": first_outlet, "quality_classes": ["extra"]},
-        {"number": 2, "offset_cups": first_outlet + 2, "quality_classes": ["class_i"]},
-        {"number": 3, "offset_cups": first_outlet + 4, "quality_classes": ["class_ii"]},
-        {"number": 4, "offset_cups": first_outlet + 6, "role": "recheck"},
-        {"number": 5, "offset_cups": first_outlet + 8, "role": "cull"},
-    ]
-    with tempfile.TemporaryDirectory(prefix="gradeline-bench-") as tmp:
-        config = parse_config(
-            {
-                "recipe": product,
-                "line": {"lanes": lanes, "cups_per_second": cups_per_second, "cup_pitch_mm": pitch_mm},
-                "camera": {"geometry": {"width_px": 1280, "height_px": band_px * lanes, "fps": fps, "mm_per_px": mm_per_px}},
-                "outlets": outlets,
-                "database": {"url": f"sqlite:///{Path(tmp) / 'bench.db'}"},
-                "simulation": {"seed": seed},
-                "plc": {"decision_margin_cups": 1.0},
-            }
-        )
-        recipe = load_recipe(product)
-        g = config.camera.geometry
-        geometry = SceneGeometry(g.width_px, g.height_px, lanes, mm_per_px, pitch_mm)
-        truth = SimulatedConveyor(product, config.simulation, lambda: 0.0)
-        renderer = SceneRenderer(geometry, config.camera.device, seed=seed)  # type: ignore[arg-type]
-        n_frames = int(seconds * fps)
-        positions = [cups_per_second * i / fps for i in range(n_frames)]
-        frames = [(p, renderer.render(p, truth.cup)) for p in positions]
-
-        # Baseline, same frames, same process: vision alone, one thread, as fast as it goes.
-        from api.compose import _vision_settings
-
-        pipeline = FramePipeline(_vision_settings(config, recipe))
-        t0 = time.perf_counter()
-        views = sum(len(pipeline.measure(image)) for _, image in frames)
-        vision_only_s = time.perf_counter() - t0
-
-        devices = build_devices(config, recipe, time.monotonic)
-        plc_model = devices.simulation.plc_model if devices.simulation else None
-        assert plc_model is not None
-        plc_model.stop()  # the belt starts when the first frame is due, so frames and encoder agree
-        devices.camera = PrerenderedCamera(frames, fps, time.monotonic, on_open=plc_model.start)
-
-        cpu0, wall0 = time.process_time(), time.monotonic()
-        async with open_line(config, devices=devices) as handle:
-            runtime = handle.runtime
-            deadline = time.monotonic() + seconds + 10
-            while runtime.counters.frames_total + runtime.counters.frames_dropped_total < n_frames:
-                if time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.05)
-            cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
-            counters = runtime.counters
-            frames_measured, frames_dropped = counters.frames_total, counters.frames_dropped_total
-        with handle.engine.connect() as conn:
-            rows = conn.execute(select(fruit.c.lane, fruit.c.cup_index, fruit.c.late, fruit.c.decision_latency_ms)).all()
-        handle.engine.dispose()
-
-    # Cups that entered the field after the first frame and left it before the last: the line
-    # saw the whole of their pass, so each fruit-carrying one must have exactly one record.
-    field_cups = geometry.width_px / geometry.pitch_px
-    first_cup = math.ceil(positions[0] + field_cups + 0.5)
-    last_cup = math.floor(positions[-1] - 0.5)
-    window = range(first_cup, last_cup + 1)
-    offered = {(lane, k) for lane in range(lanes) for k in window if truth.cup(lane, k).fruit}
-    graded = [r for r in rows if (r.lane, r.cup_index) in offered]
-    latencies = sorted(r.decision_latency_ms for r in graded)
-    window_s = len(window) / cups_per_second
-    return {
+    with tempfile.TemporaryDirectory(prefix="gradeline-bench-line-") as tmp:
+        work = keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        url = database_url or f"sqlite:///{work / 'line.db'}"
+        config = bench_config(lanes, cups_per_second, seed, url, vision_workers, vision_split, fps)
+        with start_world(config, work / "truth") as world:
+            banner = world.banner
+            line_path = work / "line.toml"
+            line_path.write_text(config_to_toml(line_config_for_world(config, banner)), encoding="utf-8")
+            line = LineProcess(line_path, work / "line.log", token=bench_token(url))
+            with busy(background_load):
+                line.start()
+                try:
+                    t_start = time.monotonic()
+                    line.start_intake()
+                    cpu0, wall0 = line.cpu_seconds(), time.monotonic()
+                    time.sleep(seconds)
+                    cpu1, wall1 = line.cpu_seconds(), time.monotonic()
+                    stages = line.get("/api/v1/line").get("latency_from_exposure")
+                    final = line.stop_intake()
+                    t_stop = time.monotonic()
+                    # every cup decided before the stop passes its outlets, so its drop is logged
+                    last_offset = max(o.offset_cups for o in config.outlets)
+                    time.sleep((last_offset + 2) / cups_per_second + 0.5)
+                finally:
+                    line.terminate()
+        truth = Truth.read(work / "truth")
+        rows = stored_rows(url)
+    field_s = (_WIDTH_PX / (_PITCH_MM / _MM_PER_PX)) / cups_per_second
+    return score(
+        truth, rows, t_start=t_start + field_s + 0.1, t_end=t_stop - 0.5,
+        pitch_cups=banner.camera_trigger_pitch_cups, resolution_g=banner.scale.resolution_g,
+        acknowledged=int(final["fruit_total"]),
+    ) | {
         "bench": "line",
-        "product": product,
         "lanes": lanes,
         "cups_per_second_per_lane": cups_per_second,
+        "seconds": seconds,
+        "background_load_cores": background_load,
+        "vision_workers": vision_workers,
+        "vision_split": vision_split,
         "camera_fps": fps,
+        "database": url.split(":", 1)[0],
+        "cpu_cores": round((cpu1 - cpu0) / (wall1 - wall0), 3),
+        # the line's own account of its last 500 frames: exposure to the end of each stage
+        "line_stages_p50_ms": {k: v["p50_ms"] for k, v in (stages or {}).items()},
+    }
+
+
+def score(
+    truth: Any, rows: list[Any], *, t_start: float, t_end: float, pitch_cups: float, resolution_g: float,
+    acknowledged: int,
+) -> dict[str, Any]:
+    """The bench's figures from the truth log and the stored rows (see the module docstring)."""
+    from api.cli.line_harness import percentile
+
+    by_cup: dict[tuple[int, int], list[Any]] = {}
+    for row in rows:
+        by_cup.setdefault((row.lane, row.cup_index), []).append(row)
+    window = {key: cup for key, cup in truth.cups.items() if t_start <= cup["t_s"] <= t_end}
+    offered = {key for key, cup in window.items() if cup["fruit"]}
+    recorded = [by_cup[key][0] for key in offered if key in by_cup]
+    mis_sorts = 0
+    contradicted = 0
+    for key, drop in truth.drops.items():
+        cup = truth.cups.get(key)
+        if cup is None or cup["t_s"] < t_start - 5.0:
+            continue  # before this run's intake
+        stored = by_cup.get(key)
+        if stored is None:
+            mis_sorts += drop["outlet"] != 0  # sorted with no record
+        elif drop["outlet"] != stored[0].outlet:
+            mis_sorts += 1
+            contradicted += drop["outlet"] == 0  # recorded as sorted, but recirculated
+    weighed = [r for r in recorded if truth.cups[(r.lane, r.cup_index)].get("weighed", True)]
+    wrong_weights = sum(
+        1 for r in weighed
+        if r.weight_g is not None and abs(r.weight_g - truth.cups[(r.lane, r.cup_index)]["plateau_weight_g"]) > resolution_g + 1e-6
+    )
+    latencies_ms = []
+    line_latencies_ms = []
+    for r in recorded:
+        if r.late or r.frame_position_cups is None:
+            continue
+        line_latencies_ms.append(r.decision_latency_ms or 0.0)
+        exposure = truth.exposures_s.get(round(r.frame_position_cups / pitch_cups))
+        written = truth.writes_s.get((r.lane, r.cup_index))
+        if exposure is not None and written is not None:
+            latencies_ms.append((written - exposure) * 1000.0)
+    n = len(recorded)
+    late = sum(r.late for r in recorded)
+    missing = sum(r.weight_g is None for r in weighed)
+    duplicates = sum(len(v) - 1 for v in by_cup.values())
+    outlets = Counter(r.outlet for r in recorded)
+
+    def share(count: int) -> float | None:
+        return round(count / n, 5) if n else None
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
         "fruit_offered": len(offered),
-        "fruit_graded": len(graded),
-        "fruit_offered_per_s": round(len(offered) / window_s, 1),
-        "fruit_graded_per_s": round(len(graded) / window_s, 1),
-        "keep_up_ratio": round(len(graded) / len(offered), 4) if offered else None,
-        "late_fraction": round(sum(r.late for r in graded) / len(graded), 4) if graded else None,
-        "decision_latency_ms_median": round(statistics.median(latencies), 1) if latencies else None,
-        "decision_latency_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1) if latencies else None,
-        "frames": n_frames,
-        "frames_measured": frames_measured,
-        "frames_dropped": frames_dropped,
-        "cpu_fraction_of_one_core": round(cpu_s / wall_s, 3),
-        "baseline_vision_only_fruit_views_per_s": round(views / vision_only_s, 1),
-        "line_fruit_views_per_s": round(views * frames_measured / n_frames / wall_s, 1),
+        "fruit_recorded": n,
+        "mis_sorts": mis_sorts,
+        "records_contradicting_drops": contradicted,
+        "late_decisions": late,
+        "late_fraction": share(late),
+        "weights_missing": missing,
+        "weights_missing_fraction": share(missing),
+        "wrong_weights": wrong_weights,
+        "lost_records": max(0, acknowledged - len(rows)),
+        "duplicate_records": duplicates,
+        "outlets": {str(k): v for k, v in sorted(outlets.items())},
+        "decisions_timed": len(latencies_ms),
+        "p50_decision_ms": ms(percentile(latencies_ms, 0.5)),
+        "p99_decision_ms": ms(percentile(latencies_ms, 0.99)),
+        "line_reported_p50_decision_ms": ms(percentile(line_latencies_ms, 0.5)),
+        "fruit_per_second": round(n / (t_end - t_start), 1) if t_end > t_start else None,
+        "all_fruit_recorded_fraction": round(n / len(offered), 5) if offered else None,
     }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
 from functools import partial
+from pathlib import Path
 
 from api.cli import CliParsers
 from grading.config import ConfigError, LineConfig, load_config
@@ -16,9 +18,20 @@ from grading.config import ConfigError, LineConfig, load_config
 def register(parsers: CliParsers) -> None:
     run = parsers.root.add_parser("run", help="Run the line and serve the API (no config: the simulated demo line).")
     run.add_argument("--config", help="Line config TOML file.")
-    run.add_argument("--host", help="Bind address (default from config: 127.0.0.1).")
+    run.add_argument(
+        "--host", help="Bind address (default from config: 127.0.0.1; see docs/operations.md before widening it)."
+    )
     run.add_argument("--port", type=int, help="TCP port (default from config: 8080; 0 = any free port).")
     run.add_argument("--stopped", action="store_true", help="Start with intake stopped.")
+    run.add_argument(
+        "--world",
+        action="store_true",
+        help="Run the config's line against the simulated world (gradeline sim line) in a child process, "
+        "every device over its real driver: the default without --config.",
+    )
+    run.add_argument(
+        "--world-truth-dir", default="var/world-truth", help="Where the simulated world writes its truth log."
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=_run)
 
@@ -71,9 +84,36 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    if args.world or args.config is None:
+        from api.world import line_config_for_world, start_world
+
+        # The demo: the simulated conveyor, PLC, scales, camera and cold rooms in their own
+        # process, the line's real drivers talking to them over TCP. It stops with the line.
+        print("gradeline: starting the simulated world (the first start renders its camera cycle)", flush=True)
+        with start_world(config, Path(args.world_truth_dir)) as world:
+            return _serve(args, line_config_for_world(config, world.banner))
+    return _serve(args, config)
+
+
+def _ask_for_priority(nice: int) -> None:
+    """Run at ``nice`` (threads and vision workers inherit it; the workers add their own +5)."""
+    current = os.nice(0)
+    if nice == current:
+        return
+    try:
+        os.nice(nice - current)
+    except PermissionError:
+        logging.getLogger("gradeline").warning(
+            "cannot raise the line's CPU priority to nice %d (needs CAP_SYS_NICE: run it as a systemd service "
+            "with Nice=%d); it runs at nice %d, and a busy PC can make its decisions late", nice, nice, current,
+        )
+
+
+def _serve(args: argparse.Namespace, config: LineConfig) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # pymodbus logs every failed request with a raw-frame dump; our drivers log each fault once.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    _ask_for_priority(config.line.cpu_nice)
     host = args.host or config.api.host
     port = config.api.port if args.port is None else args.port
     # Bind first so the real port is known (and printed) even with --port 0.
@@ -85,15 +125,22 @@ def _run(args: argparse.Namespace) -> int:
         print(f"gradeline: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
     bound_port = sock.getsockname()[1]
+    # Listen now: uvicorn accepts only once the line is open (vision workers warm, devices open),
+    # and a client arriving before then should wait in the backlog, not be refused.
+    sock.listen(128)
     # Imported here so that check-config and the other commands stay light.
     import uvicorn
 
     from api.app import create_app
     from api.compose import open_line
 
-    app = create_app(partial(open_line, config, start=not args.stopped))
+    app = create_app(partial(open_line, config, start=not args.stopped), freeze_gc=True)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=2, lifespan="on")
+        uvicorn.Config(
+            app, log_level=args.log_level, timeout_graceful_shutdown=2, lifespan="on",
+            # the client address (rate limits, audit) and https (Secure cookie) as a trusted proxy saw them
+            proxy_headers=True, forwarded_allow_ips=[str(n) for n in config.api.trusted_proxies],
+        )
     )
     print(f"gradeline: serving http://{host}:{bound_port}/", flush=True)
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown: the lifespan exit stops intake,

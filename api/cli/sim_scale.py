@@ -5,8 +5,9 @@ weighing indicator on 127.0.0.1 (``--tcp 0`` picks a free port) or on a pty pair
 one JSON line with its endpoint first (``url`` is what a driver's ``scale.ports`` entry takes),
 then runs until interrupted or ``--duration-s`` has passed.
 
-``gradeline bench scale``: figures for the serial scale drivers against the simulator; the
-last stdout line is one JSON object.
+``gradeline bench scale``: figures for the serial scale drivers against the simulator (reading
+rate, how late each reading is stamped after the simulator sent it, with and without a stalled
+event loop, and outage detection/recovery); the last stdout line is one JSON object.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -48,7 +48,10 @@ def register(parsers: CliParsers) -> None:
     p.add_argument("--noise-g", type=float, default=0.4, help="Weighing error sigma per fruit.")
     p.add_argument("--seed", type=int, default=0, help="Seed for noise and random faults.")
     p.add_argument(
-        "--rate-hz", type=float, default=20.0, help="Frames per second (continuous protocols)."
+        "--rate-hz",
+        type=float,
+        default=20.0,
+        help="Frames per second: Toledo and XK3190 streams, and MT-SICS lines after SIR.",
     )
     p.add_argument(
         "--unit",
@@ -77,7 +80,9 @@ def register(parsers: CliParsers) -> None:
     p.set_defaults(func=_run_sim)
 
     b = parsers.bench.add_parser("scale", help="Serial scale drivers against the simulator.")
-    b.add_argument("--reads", type=int, default=200, help="MT-SICS round trips per transport.")
+    b.add_argument(
+        "--reads", type=int, default=200, help="Readings to collect per protocol and mode."
+    )
     b.add_argument("--outages", type=int, default=5, help="Device stop/restart cycles to time.")
     b.set_defaults(func=_run_bench)
 
@@ -151,58 +156,84 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 # -- benchmark -------------------------------------------------------------------------------
 
+# Every way a line reads its indicators: (protocol, MT-SICS mode).
+_CASES = (("toledo", "stream"), ("xk3190", "stream"), ("mt-sics", "stream"), ("mt-sics", "poll"))
 
-async def _mtsics_round_trips(reads: int, transport: str) -> dict[str, float]:
-    """Median ``read_weight()`` time through the driver vs. the same SI exchange on a raw socket."""
+
+class _CountingWeight:
+    """1 g more on every sample, so each frame sent carries a weight no other frame has."""
+
+    def __init__(self) -> None:
+        self._next_g = 100.0
+
+    def sample(self, t_s: float) -> tuple[float, bool]:
+        weight_g, self._next_g = self._next_g, self._next_g + 1.0
+        return weight_g, True
+
+
+async def _stamp_lag(reads: int, protocol: str, mode: str, rate_hz: float) -> dict[str, float]:
+    """Readings per second and how late each is stamped after the simulator sent it.
+
+    The simulator runs on its own loop thread with a send log on the same monotonic clock as
+    the driver. Half the readings are taken while this loop is blocked (``time.sleep``), as
+    by a busy vision step: their stamps must not move.
+    """
     from drivers.scales.factory import create_scale
     from drivers.scales.settings import SerialScaleSettings
-    from simulators.scale_server import ScaleSimulator, SettableWeight
+    from simulators.scale_server import ThreadedScaleSimulator
 
-    async with ScaleSimulator("mt-sics", SettableWeight(182.4)) as sim:
-        url = await (sim.start_tcp() if transport == "tcp" else sim.start_pty())
+    key = f"{protocol}_{mode}" if protocol == "mt-sics" else protocol
+    with ThreadedScaleSimulator(
+        protocol,  # type: ignore[arg-type]
+        _CountingWeight(),
+        rate_hz=rate_hz,
+        clock=time.monotonic,
+        keep_send_log=True,
+    ) as sim:
+        url = sim.start_tcp()
         scale = create_scale(
             "bench",
             url,
             SerialScaleSettings.model_validate(
-                {"kind": "mt-sics", "ports": [url], "timeout_s": 1.0}
+                {"kind": protocol, "ports": [url], "mode": mode, "poll_interval_s": 1 / rate_hz}
             ),
+            clock=time.monotonic,
         )
         await scale.open()
-        driver_s = []
         try:
-            for _ in range(reads):
-                t0 = time.perf_counter()
-                await scale.read_weight()
-                driver_s.append(time.perf_counter() - t0)
+            free: list[Any] = []
+            t0 = time.monotonic()
+            while len(free) < reads // 2:
+                await asyncio.sleep(0.05)
+                free += scale.take_readings()
+            rate = len(free) / (time.monotonic() - t0)
+            stalled: list[Any] = []
+            while len(stalled) < reads - reads // 2:
+                time.sleep(0.5)  # the loop is blocked: nothing of ours runs on it
+                stalled += scale.take_readings()
         finally:
             await scale.close()
-        result = {f"mtsics_{transport}_read_median_ms": statistics.median(driver_s) * 1000}
-        if transport == "tcp":
-            # Baseline: the same request/reply with a plain blocking socket in a worker thread,
-            # i.e. what the wire and the simulator cost without the driver's layers.
-            def raw_exchange(sock: socket.socket) -> None:
-                sock.sendall(b"SI\r\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    data += sock.recv(64)
+        by_weight = {s.weight_g: s for s in sim.send_log() if s.weight_g is not None}
 
-            with socket.create_connection(("127.0.0.1", sim.tcp_port)) as sock:
-                raw_s = []
-                for _ in range(reads):
-                    t0 = time.perf_counter()
-                    await asyncio.to_thread(raw_exchange, sock)
-                    raw_s.append(time.perf_counter() - t0)
-            result["baseline_raw_socket_tcp_median_ms"] = statistics.median(raw_s) * 1000
-        return result
+    def lags_ms(readings: list[Any]) -> list[float]:
+        return [(r.t_s - by_weight[r.weight_g].t_s) * 1000 for r in readings]
+
+    free_ms, stalled_ms = lags_ms(free), lags_ms(stalled)
+    return {
+        f"{key}_readings_per_s": rate,
+        f"{key}_stamp_lag_median_ms": statistics.median(free_ms),
+        f"{key}_stamp_lag_max_ms": max(free_ms),
+        f"{key}_stamp_lag_stalled_loop_median_ms": statistics.median(stalled_ms),
+        f"{key}_stamp_lag_stalled_loop_max_ms": max(stalled_ms),
+    }
 
 
-async def _outage_times(outages: int, protocol: str, transport: str) -> dict[str, float]:
-    """Time from device stop to stale state, and from restart to the next valid weight.
+async def _outage_times(outages: int, protocol: str, mode: str, transport: str) -> dict[str, float]:
+    """Time from device stop to ``is_up()`` false, and from restart to ``is_up()`` again.
 
     The device stays off for 0.5 s to 2.5 s, spread evenly over the outages, so the restart
     lands at different points of the reconnect backoff (a fixed off time would measure one
-    point of the schedule only).
-    MT-SICS is polled every 50 ms (it has no stream); continuous protocols need no polling.
+    point of the schedule only). Nobody polls: the reader thread notices on its own.
     """
     import logging
 
@@ -223,18 +254,10 @@ async def _outage_times(outages: int, protocol: str, transport: str) -> dict[str
         "bench",
         url,
         SerialScaleSettings.model_validate(
-            {"kind": protocol, "ports": [url], "timeout_s": timeout_s}
+            {"kind": protocol, "ports": [url], "timeout_s": timeout_s, "mode": mode}
         ),
     )
     await scale.open()
-
-    async def poll() -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                await scale.read_weight()
-            await asyncio.sleep(0.05)
-
-    poller = asyncio.create_task(poll()) if protocol == "mt-sics" else None
 
     async def until(condition: Any, limit_s: float = 10.0) -> float:
         t0 = time.perf_counter()
@@ -245,46 +268,37 @@ async def _outage_times(outages: int, protocol: str, transport: str) -> dict[str
 
     stale_s, recover_s = [], []
     try:
-        await until(lambda: scale.health.state == "up")
+        await until(scale.is_up)
         for outage in range(outages):
             await sim.stop()
-            stale_s.append(await until(lambda: scale.health.state == "stale"))
+            stale_s.append(await until(lambda: not scale.is_up()))
             await asyncio.sleep(0.5 + 2.0 * outage / max(outages - 1, 1))  # the device is off
             await start(port)
-            recover_s.append(
-                await until(lambda n=scale.health.valid_count: scale.health.valid_count > n)
-            )
+            recover_s.append(await until(scale.is_up))
     finally:
-        if poller is not None:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
         await scale.close()
         await sim.stop()
-    key = f"{protocol}_{transport}"
+    key = f"{protocol}_{mode}_{transport}" if protocol == "mt-sics" else f"{protocol}_{transport}"
     return {
-        f"{key}_stale_after_stop_median_s": statistics.median(stale_s),
-        f"{key}_stale_after_stop_max_s": max(stale_s),
-        f"{key}_valid_after_restart_median_s": statistics.median(recover_s),
-        f"{key}_valid_after_restart_max_s": max(recover_s),
+        f"{key}_down_after_stop_median_s": statistics.median(stale_s),
+        f"{key}_down_after_stop_max_s": max(stale_s),
+        f"{key}_up_after_restart_median_s": statistics.median(recover_s),
+        f"{key}_up_after_restart_max_s": max(recover_s),
     }
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     async def bench() -> dict[str, Any]:
         result: dict[str, Any] = {"bench": "scale", "reads": args.reads, "outages": args.outages}
-        result |= await _mtsics_round_trips(args.reads, "tcp")
-        result |= await _mtsics_round_trips(args.reads, "pty")
+        result["rate_hz"] = 50.0
+        for protocol, mode in _CASES:
+            result |= await _stamp_lag(args.reads, protocol, mode, 50.0)
         result["timeout_s"] = 0.3
-        for protocol, transport in (
-            ("toledo", "tcp"),
-            ("xk3190", "tcp"),
-            ("mt-sics", "tcp"),
-            ("toledo", "rfc2217"),
+        for protocol, mode, transport in (
+            *((protocol, mode, "tcp") for protocol, mode in _CASES),
+            ("toledo", "stream", "rfc2217"),
         ):
-            result |= await _outage_times(args.outages, protocol, transport)
-        result["driver_overhead_tcp_median_ms"] = (
-            result["mtsics_tcp_read_median_ms"] - result["baseline_raw_socket_tcp_median_ms"]
-        )
+            result |= await _outage_times(args.outages, protocol, mode, transport)
         return result
 
     result = asyncio.run(bench())

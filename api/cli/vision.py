@@ -1,54 +1,57 @@
-"""``gradeline vision calibrate|measure|train`` and ``gradeline bench quality``.
+"""``gradeline vision calibrate|measure`` (and, through ``api.cli.vision_teach``, ``vision
+train`` and ``bench quality``).
 
-Owns the file side of the vision tools: reading photos and label files, printing results,
-and writing calibration results into the line's TOML config in place (keeping the user's
-comments and layout, then re-validating with ``grading.config``). The image work itself is
-in ``vision.calibration``, ``vision.photo``, ``vision.pipeline`` and ``vision.quality``.
+Owns the file side of the vision tools: reading photos, printing results, and writing
+calibration results into the line's TOML config in place (keeping the user's comments and
+layout by tomlkit, then re-validating with ``grading.config``). The image work itself is in
+``vision.calibration``, ``vision.photo``, ``vision.pipeline`` and ``vision.quality``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
 import json
-import math
 import os
 import re
-import statistics
 import sys
 import tempfile
-import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import tomlkit
+from tomlkit.container import OutOfOrderTableProxy
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import InlineTable, Item, Table
 
 from api.cli import CliParsers
 from grading.config import ConfigError, LineConfig, load_config, parse_config
 from vision.calibration import CalibrationError, calibrate_checkerboard, calibrate_disc, undistort
 from vision.colour import CANONICAL_CLASSES
-from vision.photo import NoFruitFound, background_bgr, segment_fruits
-from vision.pipeline import FramePipeline, VisionSettings
-from vision.quality import (
-    FEATURE_NAMES,
-    QualityModel,
-    QualityModelError,
-    cross_validate,
-    extract_features,
-    spearman,
+from vision.photo import (
+    NoFruitFound,
+    NoReferenceFound,
+    PhotoScale,
+    background_bgr,
+    checkerboard_scale,
+    disc_scale,
+    find_photo_fruit,
+    without_reference,
 )
+from vision.pipeline import FramePipeline, VisionSettings
+from vision.quality import QualityModel, QualityModelError
 
 PROG = "gradeline vision"
 # Exit codes: 0 done, 1 some inputs failed (the rest were processed), 2 unusable request.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _error(message: str) -> None:
+def print_error(message: str) -> None:
+    """One line on stderr, named for the tool, as every vision command reports."""
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
@@ -80,23 +83,18 @@ def _pattern(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _toml_float(value: float) -> str:
-    text = f"{value:.10g}"
-    return text if any(c in text for c in ".en") else text + ".0"
+def _toml_number(value: float) -> float:
+    """Ten significant digits: more than any calibration knows, fewer than float noise."""
+    return float(f"{value:.10g}")
 
 
-def _toml_matrix(rows: Sequence[Sequence[float]]) -> str:
-    return "[" + ", ".join("[" + ", ".join(_toml_float(v) for v in row) + "]" for row in rows) + "]"
-
-
-def _toml_list(values: Sequence[float]) -> str:
-    return "[" + ", ".join(_toml_float(v) for v in values) + "]"
+TomlValue = float | list[float] | list[list[float]]
 
 
 @dataclass(frozen=True)
 class ConfigChange:
     key: str
-    old: str | None  # the value text as it was in the file; None = not set
+    old: str | None  # the value as it was written in the file; None = not set
     new: str
 
 
@@ -104,139 +102,53 @@ class ConfigEditError(Exception):
     """The config cannot be edited safely in place; the file is left as it was."""
 
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^(\s*)([A-Za-z0-9_\-.\s\"']+?)\s*=\s*(.*)$")
+def _section(document: tomlkit.TOMLDocument, table: str) -> Table | OutOfOrderTableProxy:
+    """The table ``table`` (dotted) of the document, created at the end when missing.
+
+    Only standard tables are walked: an inline table (``camera = { ... }``) or an array of
+    tables would have to be rewritten in another layout, which is the user's call."""
+    node: Any = document
+    path: list[str] = []
+    for part in table.split("."):
+        path.append(part)
+        child = node.get(part)
+        if child is None:
+            # a new [a.b] header at the end; parents that do not exist yet are implicit
+            child = tomlkit.table(is_super_table=len(path) < len(table.split(".")))
+            node[part] = child
+        elif isinstance(child, InlineTable):
+            raise ConfigEditError(
+                f"'{'.'.join(path)}' is an inline table; move it to a [{'.'.join(path)}] section or edit it by hand"
+            )
+        elif not isinstance(child, Table | OutOfOrderTableProxy):  # the proxy: [a.b] ... [c] ... [a.d]
+            raise ConfigEditError(f"'{'.'.join(path)}' is not a table ({type(child).__name__}); edit it by hand")
+        node = child
+    return node
 
 
-def _split_key(text: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in text.split("."))
+def set_toml_values(text: str, table: str, values: dict[str, TomlValue]) -> tuple[str, list[ConfigChange]]:
+    """Set ``values`` in ``[table]``, keeping every comment and the layout (tomlkit).
 
-
-def _value_depth(text: str) -> tuple[int, str]:
-    """Bracket depth change of a value fragment and its trailing comment (strings skipped)."""
-    depth, quote, i = 0, "", 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth -= 1
-        elif c == "#":
-            return depth, text[i:]
-        i += 1
-    return depth, ""
-
-
-@dataclass(frozen=True)
-class _Statement:
-    first: int  # line index
-    last: int  # line index of the value's last line
-    table: tuple[str, ...]
-    key: tuple[str, ...]
-    indent: str
-    key_text: str
-    value_text: str
-    comment: str
-
-
-def _statements(lines: list[str]) -> Iterator[_Statement | tuple[str, tuple[str, ...], int]]:
-    """Key/value statements, and ("header", table, line) markers, in file order."""
-    table: tuple[str, ...] = ()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        header = _HEADER.match(line) if stripped.startswith("[") else None
-        if header:
-            name = _split_key(header.group(2))
-            # An array of tables holds many entries; mark it so no target ever matches it.
-            table = name if header.group(1) == "[" else ("[[array]]", *name)
-            yield ("header", table, i)
-            i += 1
-            continue
-        key = _KEY.match(line) if stripped and not stripped.startswith("#") else None
-        if key is None:
-            i += 1
-            continue
-        indent, key_text, rest = key.group(1), key.group(2).strip(), key.group(3)
-        depth, comment = _value_depth(rest)
-        value_parts = [rest[: len(rest) - len(comment)] if comment else rest]
-        last = i
-        if '"""' in rest or "'''" in rest:
-            raise ConfigEditError(f"line {i + 1}: multi-line strings are not supported by the in-place editor")
-        while depth > 0 and last + 1 < len(lines):
-            last += 1
-            more, comment = _value_depth(lines[last])
-            depth += more
-            value_parts.append(lines[last][: len(lines[last]) - len(comment)] if comment else lines[last])
-        yield _Statement(
-            first=i,
-            last=last,
-            table=table,
-            key=_split_key(key_text),
-            indent=indent,
-            key_text=key_text,
-            value_text=" ".join(p.strip() for p in value_parts).strip(),
-            comment=comment.strip() if last == i else "",
-        )
-        i = last + 1
-
-
-def set_toml_values(text: str, table: str, values: dict[str, str]) -> tuple[str, list[ConfigChange]]:
-    """Set ``values`` (key -> TOML value text) in ``[table]``, keeping everything else.
-
-    An existing key is replaced where it stands (its trailing comment kept); a missing key
-    is added at the end of the table's section, or a new section is appended. Raises
-    ``ConfigEditError`` for layouts it will not touch (inline tables, multi-line strings).
+    An existing key is replaced where it stands, its trailing comment kept; a missing key
+    is added at the end of its table, a missing table at the end of the file. Raises
+    ``ConfigEditError`` for layouts it will not touch (inline tables, arrays of tables) and
+    for text that is not TOML.
     """
-    lines = text.splitlines(keepends=True)
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    target = _split_key(table)
+    try:
+        document = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigEditError(f"not valid TOML: {exc}") from exc
+    section = _section(document, table)
     changes: list[ConfigChange] = []
     for name, value in values.items():
-        full = (*target, name)
-        found: _Statement | None = None
-        section_end: int | None = None  # last statement line of [table]
-        header_line: int | None = None
-        for item in _statements(lines):
-            if isinstance(item, tuple):
-                if item[1] == target:
-                    header_line = item[2]
-                    section_end = item[2]
-                continue
-            path = (*item.table, *item.key)
-            if path == full:
-                found = item
-            elif full[: len(path)] == path:
-                raise ConfigEditError(
-                    f"line {item.first + 1}: '{item.key_text}' holds {'.'.join(full)} as an inline table; "
-                    "move it to a [section] or edit it by hand"
-                )
-            if item.table == target and header_line is not None:
-                section_end = item.last
-        line = f"{name} = {value}"
-        if found is not None:
-            comment = f"  {found.comment}" if found.comment else ""
-            lines[found.first : found.last + 1] = [f"{found.indent}{found.key_text} = {value}{comment}{newline}"]
-            changes.append(ConfigChange(".".join(full), found.value_text, value))
-        elif section_end is not None:
-            lines.insert(section_end + 1, line + newline)
-            changes.append(ConfigChange(".".join(full), None, value))
-        else:
-            if lines and not lines[-1].endswith(("\n", "\r")):
-                lines[-1] += newline
-            if lines and lines[-1].strip():
-                lines.append(newline)
-            lines.extend([f"[{table}]{newline}", line + newline])
-            changes.append(ConfigChange(".".join(full), None, value))
-    return "".join(lines), changes
+        new = tomlkit.item(value)
+        old = section.get(name)
+        if isinstance(old, Item):
+            # keep the user's remark on the line
+            new.trivia.comment, new.trivia.comment_ws = old.trivia.comment, old.trivia.comment_ws
+        section[name] = new
+        changes.append(ConfigChange(f"{table}.{name}", None if old is None else old.as_string().strip(), new.as_string()))
+    return tomlkit.dumps(document), changes
 
 
 def _lookup(data: dict[str, Any], dotted: str) -> Any:
@@ -246,8 +158,8 @@ def _lookup(data: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def update_config_file(path: Path, edits: dict[str, dict[str, str]]) -> list[ConfigChange]:
-    """Apply ``{table: {key: value text}}`` to the TOML file at ``path``, atomically.
+def update_config_file(path: Path, edits: dict[str, dict[str, TomlValue]]) -> list[ConfigChange]:
+    """Apply ``{table: {key: value}}`` to the TOML file at ``path``, atomically.
 
     The edited text must parse, carry exactly the intended values and pass the line config's
     validation before it replaces the file; otherwise ``ConfigEditError``/``ConfigError``
@@ -257,26 +169,19 @@ def update_config_file(path: Path, edits: dict[str, dict[str, str]]) -> list[Con
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigEditError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigEditError(f"{path}: not valid TOML before editing: {exc}") from exc
     changes: list[ConfigChange] = []
-    for table, values in edits.items():
-        text, more = set_toml_values(text, table, values)
-        changes.extend(more)
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigEditError(f"{path}: the edit would break the file ({exc}); edit it by hand") from exc
-    for change in changes:
-        expected = tomllib.loads(f"v = {change.new}")["v"]
-        try:
-            actual = _lookup(data, change.key)
-        except (KeyError, TypeError) as exc:
-            raise ConfigEditError(f"{path}: {change.key} did not land where expected; edit it by hand") from exc
-        if actual != expected:
-            raise ConfigEditError(f"{path}: {change.key} reads back as {actual!r}; edit it by hand")
+        for table, values in edits.items():
+            text, more = set_toml_values(text, table, values)
+            changes.extend(more)
+    except ConfigEditError as exc:
+        raise ConfigEditError(f"{path}: {exc}") from exc
+    # read back with the standard library's parser, not the editor's own
+    data = tomllib.loads(text)
+    for table, values in edits.items():
+        for name, value in values.items():
+            if _lookup(data, f"{table}.{name}") != value:
+                raise ConfigEditError(f"{path}: {table}.{name} did not read back as written; edit it by hand")
     parse_config(data, str(path))  # raises ConfigError with the offending field
     # Write beside the original and rename over it: a crash never leaves half a config.
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
@@ -297,15 +202,15 @@ def _calibrate(args: argparse.Namespace) -> int:
         try:
             config = load_config(args.config)
         except ConfigError as exc:
-            _error(str(exc))
+            print_error(str(exc))
             return EXIT_USAGE
     try:
         images = [read_photo(p) for p in args.images]
     except PhotoReadError as exc:
-        _error(str(exc))
+        print_error(str(exc))
         return EXIT_USAGE
     result: dict[str, Any] = {"images": [str(p) for p in args.images]}
-    edits: dict[str, dict[str, str]] = {}
+    edits: dict[str, dict[str, TomlValue]] = {}
     notes: list[str] = []
     try:
         if args.disc_mm is not None:
@@ -328,10 +233,10 @@ def _calibrate(args: argparse.Namespace) -> int:
             )
             if disc.tilt_deg > 10:
                 notes.append(f"the disc looks tilted by {disc.tilt_deg:.0f} deg; lay it flat on the belt")
-            edits["camera.geometry"] = {"mm_per_px": _toml_float(round(disc.mm_per_px, 6))}
+            edits["camera.geometry"] = {"mm_per_px": round(disc.mm_per_px, 6)}
         else:
             if args.square_mm is None:
-                _error("--checkerboard needs --square-mm (the side of one printed square)")
+                print_error("--checkerboard needs --square-mm (the side of one printed square)")
                 return EXIT_USAGE
             board = calibrate_checkerboard(images, args.checkerboard, args.square_mm)
             result.update(
@@ -349,13 +254,13 @@ def _calibrate(args: argparse.Namespace) -> int:
                 notes.append("reprojection error above 1 px: check focus, flatness of the board and the pattern size")
             if board.spacing_spread > 0.05:
                 notes.append("corner spacing varies over 5 %: is the board tilted? lay it flat on the belt")
-            edits["camera.geometry"] = {"mm_per_px": _toml_float(round(board.mm_per_px, 6))}
+            edits["camera.geometry"] = {"mm_per_px": round(board.mm_per_px, 6)}
             edits["camera.calibration"] = {
-                "camera_matrix": _toml_matrix(board.camera_matrix),
-                "dist_coeffs": _toml_list(board.dist_coeffs),
+                "camera_matrix": [[_toml_number(v) for v in row] for row in board.camera_matrix],
+                "dist_coeffs": [_toml_number(v) for v in board.dist_coeffs],
             }
     except CalibrationError as exc:
-        _error(f"{args.images[0]}: {exc}")
+        print_error(f"{args.images[0]}: {exc}")
         return EXIT_SOME_FAILED
     height, width = images[0].shape[:2]
     result["image_size_px"] = [width, height]
@@ -368,7 +273,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         try:
             changes = update_config_file(Path(args.config), edits)
         except (ConfigEditError, ConfigError) as exc:
-            _error(f"config not changed: {exc}")
+            print_error(f"config not changed: {exc}")
             return EXIT_USAGE
         result["config"] = str(args.config)
         result["changes"] = [{"key": c.key, "old": c.old, "new": c.new} for c in changes]
@@ -393,18 +298,34 @@ def _calibrate(args: argparse.Namespace) -> int:
 # --- measure -----------------------------------------------------------------------------
 
 
+def _plain_stand_in(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo with everything but the fruit replaced by one plain colour, and that colour:
+    the belt pipeline then sees the fruit as on a plain background. The colour is the one of
+    white, black, mid grey and blue farthest from the fruit's median."""
+    fruit_bgr = np.median(image[mask > 0], axis=0)
+    candidates = np.array([[255, 255, 255], [0, 0, 0], [128, 128, 128], [200, 60, 20]], np.float64)
+    plain = candidates[int(np.argmax(np.abs(candidates - fruit_bgr).max(axis=1)))].astype(np.uint8)
+    stand_in = np.where((mask > 0)[..., None], image, plain)
+    return np.ascontiguousarray(stand_in, dtype=np.uint8), plain
+
+
 def _fruit_records(
     image: np.ndarray, mm_per_px: float, product: str, model: QualityModel | None
 ) -> list[dict[str, Any]]:
-    """One record per fruit in a photo on a plain background."""
-    masks = segment_fruits(image)
+    """One record per fruit in a photo (``vision.photo.find_photo_fruit``)."""
+    found = find_photo_fruit(image)
+    masks = [found.mask, *found.others]
+    if found.method == "plain-background":
+        bg = background_bgr(image)
+        plain_image = image
+    else:
+        plain_image, bg = _plain_stand_in(image, found.mask)
     # The belt pipeline subtracts a learned background. A plain photo background is one
     # colour, so an empty frame of that colour is its background; padding with it lets
     # fruit cut by a close crop stand free instead of being dropped at the frame edge.
-    bg = background_bgr(image)
     height, width = image.shape[:2]
     pad = max(16, max(height, width) // 8)
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=[int(v) for v in bg])
+    padded = cv2.copyMakeBorder(plain_image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=[int(v) for v in bg])
     pipeline = FramePipeline(VisionSettings(mm_per_px=mm_per_px, lanes=1, colour_classes=CANONICAL_CLASSES[product]))
     pipeline.learn_background([np.full_like(padded, bg)])
     views = pipeline.measure(padded)
@@ -412,6 +333,8 @@ def _fruit_records(
     for index, view in enumerate(sorted(views, key=lambda v: (v.x_px, v.y_px))):  # left to right
         x, y = view.x_px - pad, view.y_px - pad
         mask = _mask_at(masks, x, y)
+        if mask is None and found.method != "plain-background":
+            continue  # a speck of the stand-in's edge, not the fruit found
         flags = set(view.flags)
         if mask is not None and _touches_edge(mask):
             flags.add("cut_by_image_edge")  # sizes are of the visible part only
@@ -426,16 +349,22 @@ def _fruit_records(
             "defect_count": view.defect_count,
             "defect_area_cm2": round(view.defect_area_cm2, 4),
             "flags": sorted(flags),
+            "segmentation": found.method,
         }
         if model is not None:
             if mask is None:
                 record.update(quality_score=None, predicted_grade=None)
                 record["flags"] = sorted(flags | {"no_quality_mask"})
             else:
-                prediction = model.predict(image, mask)
+                assessment = model.assess(image, mask)
                 record.update(
-                    quality_score=round(prediction.quality_score, 4), predicted_grade=prediction.predicted_grade
+                    quality_score=round(assessment.quality_score, 4),
+                    predicted_grade=assessment.predicted_grade,
+                    quality_distance=round(assessment.distance, 2),
                 )
+                if assessment.out_of_distribution:
+                    # unlike every training photo: the score is given, no grade is claimed
+                    record["flags"] = sorted(flags | {"quality_out_of_distribution"})
         records.append(record)
     return records
 
@@ -454,22 +383,43 @@ def _touches_edge(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
+def _reference(text: str) -> Callable[[np.ndarray], PhotoScale]:
+    """``checkerboard:COLSxROWS:SQUARE_MM`` or ``disc:DIAMETER_MM`` -> the scale finder."""
+    kind, _, rest = text.partition(":")
+    try:
+        if kind == "checkerboard":
+            pattern, _, square = rest.partition(":")
+            cols_rows, square_mm = _pattern(pattern), float(square)
+            if square_mm > 0:
+                return lambda image: checkerboard_scale(image, cols_rows, square_mm)
+        elif kind == "disc" and float(rest) > 0:
+            disc_mm = float(rest)
+            return lambda image: disc_scale(image, disc_mm)
+    except (ValueError, argparse.ArgumentTypeError):
+        pass
+    raise argparse.ArgumentTypeError(
+        f"expected checkerboard:COLSxROWS:SQUARE_MM (inner corners, e.g. checkerboard:7x5:10) or disc:DIAMETER_MM, got {text!r}"
+    )
+
+
 def _measure(args: argparse.Namespace) -> int:
     lens = None
-    if args.mm_per_px is not None:
+    if args.reference is not None:
+        mm_per_px, scale_source = 0.0, "reference"  # per photo, below
+    elif args.mm_per_px is not None:
         mm_per_px, scale_source = args.mm_per_px, "--mm-per-px"
     elif args.config is not None:
         try:
             config = load_config(args.config)
         except ConfigError as exc:
-            _error(str(exc))
+            print_error(str(exc))
             return EXIT_USAGE
         mm_per_px, scale_source = config.camera.geometry.mm_per_px, f"{args.config}"
         if config.camera.calibration.camera_matrix is not None and config.camera.calibration.dist_coeffs is not None:
             lens = config.camera.calibration
     else:
         mm_per_px, scale_source = load_config(None).camera.geometry.mm_per_px, "demo-default"
-        _error(
+        print_error(
             f"note: no --mm-per-px or --config given: sizes assume the demo line's {mm_per_px} mm/px "
             "and are not real millimetres for other photos"
         )
@@ -478,32 +428,40 @@ def _measure(args: argparse.Namespace) -> int:
         try:
             model = QualityModel.load(args.model)
         except QualityModelError as exc:
-            _error(str(exc))
+            print_error(str(exc))
             return EXIT_USAGE
-    failed = 0
+    failed = usable = 0
     for path in args.images:
         try:
             image = read_photo(path)
         except PhotoReadError as exc:
-            _error(str(exc))
+            print_error(str(exc))
             failed += 1
             continue
         if lens is not None and lens.camera_matrix is not None and lens.dist_coeffs is not None:
             image = undistort(image, lens.camera_matrix, lens.dist_coeffs)
+        if args.reference is not None:
+            try:
+                scale = args.reference(image)
+            except NoReferenceFound as exc:
+                print_error(f"note: {path}: not measured, the reference was not found: {exc}")
+                continue
+            image, mm_per_px, scale_source = without_reference(image, scale), scale.mm_per_px, scale.source
         try:
             records = _fruit_records(image, mm_per_px, args.product, model)
-        except NoFruitFound:
+        except NoFruitFound as exc:
+            print_error(f"note: {path}: no fruit measured: {exc}")
             records = []
-        if not records:
-            _error(f"note: {path}: no fruit found")
+        usable += bool(records)
         for record in records:
             record = {"file": str(path), **record, "mm_per_px": mm_per_px, "scale_source": scale_source}
             if args.json:
                 print(json.dumps(record, ensure_ascii=False))
             else:
                 print(_measure_line(record))
+    print_error(f"note: {usable} of {len(args.images)} photo(s) usable (a fruit found and measured)")
     if failed:
-        _error(f"{failed} of {len(args.images)} file(s) could not be read")
+        print_error(f"{failed} of {len(args.images)} file(s) could not be read")
         return EXIT_SOME_FAILED
     return EXIT_OK
 
@@ -520,191 +478,6 @@ def _measure_line(record: dict[str, Any]) -> str:
     if record["flags"]:
         text += f" [{', '.join(record['flags'])}]"
     return text
-
-
-# --- labelled photos, train, bench -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LabelledFeatures:
-    paths: list[str]
-    features: np.ndarray  # (n, len(FEATURE_NAMES))
-    grades: np.ndarray
-    problems: list[str]  # one message per photo left out
-    feature_s: list[float]  # seconds per photo, for the bench
-
-
-def read_labels(csv_path: Path, grade_column: str = "grade") -> list[tuple[str, float]]:
-    """``(path, grade)`` rows of a label file; paths are relative to the file."""
-    try:
-        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            fields = reader.fieldnames or []
-            if "path" not in fields or grade_column not in fields:
-                raise ValueError(f"{csv_path}: needs columns 'path' and '{grade_column}', has {fields}")
-            rows = []
-            for number, row in enumerate(reader, start=2):
-                try:
-                    grade = float(row[grade_column])
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"{csv_path}:{number}: grade {row[grade_column]!r} is not a number") from exc
-                if not math.isfinite(grade):
-                    raise ValueError(f"{csv_path}:{number}: grade must be finite")
-                rows.append((str(csv_path.parent / row["path"]), grade))
-    except OSError as exc:
-        raise ValueError(f"{csv_path}: cannot read: {exc.strerror or exc}") from exc
-    if not rows:
-        raise ValueError(f"{csv_path}: no rows")
-    return rows
-
-
-def labelled_features(
-    csv_path: Path, grade_column: str = "grade", clock: Callable[[], float] = time.perf_counter
-) -> LabelledFeatures:
-    """Features of every usable photo in a label file; unusable ones are listed, not fatal."""
-    paths, rows, grades, problems, seconds = [], [], [], [], []
-    for path, grade in read_labels(csv_path, grade_column):
-        started = clock()
-        try:
-            image = read_photo(path)
-            mask = segment_fruits(image)[0]
-            features = extract_features(image, mask)
-        except (PhotoReadError, NoFruitFound, ValueError) as exc:
-            problems.append(f"{path}: {exc}" if not isinstance(exc, PhotoReadError) else str(exc))
-            continue
-        seconds.append(clock() - started)
-        paths.append(path)
-        rows.append(features)
-        grades.append(grade)
-    features_array = np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
-    return LabelledFeatures(paths, features_array, np.array(grades), problems, seconds)
-
-
-def _load_training_set(args: argparse.Namespace) -> LabelledFeatures | None:
-    try:
-        data = labelled_features(Path(args.labels), args.grade_column)
-    except ValueError as exc:
-        _error(str(exc))
-        return None
-    for problem in data.problems:
-        _error(f"left out: {problem}")
-    if len(np.unique(data.grades)) < 2 or len(data.grades) < 10:
-        _error(f"need at least 10 usable photos over at least 2 grades, have {len(data.grades)}")
-        return None
-    return data
-
-
-def _train(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    data = _load_training_set(args)
-    if data is None:
-        return EXIT_USAGE
-    features_s = time.perf_counter() - started
-    fit_started = time.perf_counter()
-    model = QualityModel.fit(data.features, data.grades, ridge_lambda=args.ridge_lambda)
-    fit_s = time.perf_counter() - fit_started
-    counts = {f"{g:g}": int(c) for g, c in zip(*np.unique(data.grades, return_counts=True), strict=True)}
-    folds = min(5, len(data.grades) // 2)
-    estimate: dict[str, Any] = {}
-    if folds >= 2:
-        cv = cross_validate(data.features, data.grades, folds=folds, seed=0)
-        estimate = {"cv_folds": folds, "cv_spearman": round(cv.mean_spearman, 4)}
-    notes = {
-        "variety": args.variety,
-        "labels": str(args.labels),
-        "photos": len(data.grades),
-        "photos_left_out": len(data.problems),
-        "grade_counts": counts,
-        **estimate,
-    }
-    model = dataclasses.replace(model, notes=notes)
-    try:
-        model.save(args.out)
-    except OSError as exc:
-        _error(f"{args.out}: cannot write: {exc.strerror or exc}")
-        return EXIT_USAGE
-    summary = {
-        "model": str(args.out),
-        **notes,
-        "ridge_lambda": model.ridge_lambda,
-        "train_s": round(fit_s, 4),
-        "features_s": round(features_s, 3),
-        "in_sample_spearman": round(spearman(model.grade_value(data.features), data.grades), 4),
-    }
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
-    else:
-        print(f"trained on {summary['photos']} photo(s) ({summary['photos_left_out']} left out) in "
-              f"{features_s:.1f} s features + {fit_s * 1000:.0f} ms fit; wrote {args.out}")
-        if estimate:
-            print(f"expected rank agreement with staff on new photos (Spearman, {folds}-fold CV): "
-                  f"{estimate['cv_spearman']:.2f}")
-        strongest = sorted(zip(model.weights, model.feature_names, strict=True), key=lambda w: -abs(w[0]))[:5]
-        print("strongest features (+ = worse grade): " + ", ".join(f"{n} {w:+.2f}" for w, n in strongest))
-    return EXIT_OK
-
-
-def _group_folds(paths: Sequence[str], pattern: str, folds: int, seed: int) -> list[np.ndarray]:
-    """Folds that keep every photo of one group (e.g. one fruit over several days) together."""
-    regex = re.compile(pattern)
-    keys = []
-    for path in paths:
-        match = regex.search(Path(path).name)
-        keys.append(match.group(1) if match and match.groups() else (match.group(0) if match else Path(path).name))
-    groups = sorted(set(keys))
-    order = np.random.default_rng(seed).permutation(len(groups))
-    fold_of = {groups[g]: k % folds for k, g in enumerate(order)}
-    assignment = np.array([fold_of[k] for k in keys])
-    return [np.flatnonzero(assignment == k) for k in range(folds)]
-
-
-def _bench_quality(args: argparse.Namespace) -> int:
-    data = _load_training_set(args)
-    if data is None:
-        return EXIT_USAGE
-    fold_indices = _group_folds(data.paths, args.group_pattern, args.folds, args.seed) if args.group_pattern else None
-    cv = cross_validate(data.features, data.grades, folds=args.folds, seed=args.seed, test_folds=fold_indices)
-    # Baseline in the same run: the same model on mean colour alone (L*, a*, b*), which is
-    # what a colour sorter sees; the gap is what gloss, texture and blemish features add.
-    colour_only = [FEATURE_NAMES.index(n) for n in ("lab_l_mean", "lab_a_mean", "lab_b_mean")]
-    baseline = cross_validate(
-        data.features, data.grades, folds=args.folds, seed=args.seed, test_folds=fold_indices, columns=colour_only
-    )
-    result = {
-        "bench": "quality",
-        "labels": str(args.labels),
-        "photos": int(len(data.grades)),
-        "photos_left_out": len(data.problems),
-        "folds": args.folds,
-        "seed": args.seed,
-        "protocol": f"grouped by /{args.group_pattern}/" if args.group_pattern else "stratified k-fold",
-        "roc_auc_1_3_vs_8_10": round(cv.mean_roc_auc_1_3_vs_8_10, 4),
-        "spearman": round(cv.mean_spearman, 4),
-        "roc_auc_per_fold": [None if f.roc_auc_1_3_vs_8_10 is None else round(f.roc_auc_1_3_vs_8_10, 4) for f in cv.folds],
-        "spearman_per_fold": [round(f.spearman, 4) for f in cv.folds],
-        "pooled_roc_auc_1_3_vs_8_10": round(cv.pooled_roc_auc_1_3_vs_8_10, 4),
-        "pooled_spearman": round(cv.pooled_spearman, 4),
-        "ridge_lambda_per_fold": [f.ridge_lambda for f in cv.folds],
-        "train_s_median": round(statistics.median(f.train_s for f in cv.folds), 5),
-        "train_s_per_fold": [round(f.train_s, 5) for f in cv.folds],
-        "features_ms_per_photo_median": round(1000 * statistics.median(data.feature_s), 2),
-        "features_s_total": round(sum(data.feature_s), 3),
-        "baseline_colour_only": {
-            "roc_auc_1_3_vs_8_10": round(baseline.mean_roc_auc_1_3_vs_8_10, 4),
-            "spearman": round(baseline.mean_spearman, 4),
-        },
-    }
-    if not args.json:
-        print(f"{result['photos']} photos, {args.folds} folds ({result['protocol']}, seed {args.seed})")
-        for f in cv.folds:
-            auc = "n/a" if f.roc_auc_1_3_vs_8_10 is None else f"{f.roc_auc_1_3_vs_8_10:.3f}"
-            print(f"fold {f.fold}: train {f.train_count} test {f.test_count}  AUC(1-3 vs 8-10) {auc}  "
-                  f"Spearman {f.spearman:.3f}  lambda {f.ridge_lambda:g}  fit {f.train_s * 1000:.1f} ms")
-        print(f"mean: AUC {result['roc_auc_1_3_vs_8_10']:.3f}  Spearman {result['spearman']:.3f}   "
-              f"(colour-only baseline: AUC {baseline.mean_roc_auc_1_3_vs_8_10:.3f}, "
-              f"Spearman {baseline.mean_spearman:.3f})")
-    print(json.dumps(result))
-    return EXIT_OK
 
 
 # --- registration ------------------------------------------------------------------------
@@ -728,7 +501,7 @@ def register(parsers: CliParsers) -> None:
 
     measure = parsers.vision.add_parser(
         "measure",
-        help="Measure each fruit in photos on a plain background.",
+        help="Measure each fruit in photos (plain or cluttered background; scale from a reference in view).",
         description="One record per fruit found: size, colour fractions, defects, flags and, with --model, "
         "quality_score (0 best .. 1 worst) and predicted_grade. Without --mm-per-px or --config, sizes "
         "assume the demo line's scale (0.8 mm/px) and are marked scale_source=demo-default.",
@@ -736,6 +509,12 @@ def register(parsers: CliParsers) -> None:
     measure.add_argument("images", nargs="+", metavar="IMAGE")
     measure.add_argument("--mm-per-px", type=float, metavar="X", help="Scale of the photos.")
     measure.add_argument("--config", metavar="FILE", help="Take scale and lens calibration from this line config.")
+    measure.add_argument(
+        "--reference", type=_reference, metavar="REF",
+        help="Take each photo's scale from a reference lying in it, found automatically: "
+        "checkerboard:COLSxROWS:SQUARE_MM (a printed board; inner corners) or disc:DIAMETER_MM (a flat, evenly "
+        "coloured disc beside the fruit). Overrides --mm-per-px and --config's scale.",
+    )
     measure.add_argument("--model", metavar="MODEL", help="Quality model JSON from 'gradeline vision train'.")
     measure.add_argument(
         "--product", default="apple", choices=("apple", "mango", "pomegranate", "cherry"),
@@ -744,38 +523,6 @@ def register(parsers: CliParsers) -> None:
     measure.add_argument("--json", action="store_true", help="One JSON object per fruit, one per line.")
     measure.set_defaults(func=_measure)
 
-    train = parsers.vision.add_parser(
-        "train",
-        help="Teach a quality model from labelled photos.",
-        description="Fit a quality model from a CSV with columns path,grade (paths relative to the CSV; "
-        "grade 1 = best). Extra columns are ignored.",
-    )
-    _labels_arguments(train)
-    train.add_argument("--out", required=True, metavar="MODEL", help="Where to write the model JSON.")
-    train.add_argument("--variety", default="", help="Variety name stored in the model, for people.")
-    train.add_argument(
-        "--ridge-lambda", type=float, default=None, metavar="L",
-        help="Fixed ridge strength; default: chosen by inner cross-validation.",
-    )
-    train.add_argument("--json", action="store_true", help="Print the summary as one JSON object.")
-    train.set_defaults(func=_train)
+    from api.cli import vision_teach  # train and bench quality; it imports this module
 
-    bench = parsers.bench.add_parser(
-        "quality",
-        help="Cross-validated accuracy and training time of the quality model on labelled photos.",
-    )
-    _labels_arguments(bench)
-    bench.add_argument("--folds", type=int, default=5, help="Number of folds (default 5).")
-    bench.add_argument("--seed", type=int, default=0, help="Fold assignment seed (default 0).")
-    bench.add_argument(
-        "--group-pattern", metavar="REGEX", default=None,
-        help="Keep photos whose file names share this regex's first group in one fold "
-        "(e.g. the same fruit photographed on several days).",
-    )
-    bench.add_argument("--json", action="store_true", help="Print only the JSON line.")
-    bench.set_defaults(func=_bench_quality)
-
-
-def _labels_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", required=True, metavar="CSV", help="CSV with columns path,grade.")
-    parser.add_argument("--grade-column", default="grade", help="Name of the grade column (default grade).")
+    vision_teach.register(parsers)

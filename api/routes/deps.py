@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
+from api.problems import Unavailable
 from grading.runtime import LineRuntime
 
 
-def get_handle(request: Request) -> Any:
-    """The running line (``api.compose.LineHandle``); 503 while starting or stopping."""
-    from api.app import LineUnavailable
+class LineUnavailable(Unavailable):
+    """The line is not (yet) running: starting up, or shutting down."""
 
-    handle: Any = getattr(request.app.state, "line", None)
+
+def get_handle(conn: HTTPConnection) -> Any:
+    """The running line (``api.compose.LineHandle``); 503 while starting or stopping."""
+    handle: Any = getattr(conn.app.state, "line", None)
     if handle is None:
         raise LineUnavailable("the line is starting or shutting down")
     return handle
 
 
-def get_runtime(request: Request) -> LineRuntime:
-    runtime: LineRuntime = get_handle(request).runtime
+async def get_runtime(conn: HTTPConnection) -> LineRuntime:
+    """A dependency; async, so FastAPI calls it on the loop rather than through a worker thread."""
+    runtime: LineRuntime = get_handle(conn).runtime
     return runtime

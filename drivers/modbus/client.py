@@ -22,6 +22,7 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from drivers.health import Backoff
 from drivers.modbus.errors import (
     ModbusCorruptResponse,
     ModbusDisconnected,
@@ -142,10 +143,7 @@ class ModbusBus:
         self.timeout_s = timeout_s
         self.retries = retries
         self._clock = clock
-        self._reconnect_min_s = reconnect_min_s
-        self._reconnect_max_s = reconnect_max_s
-        self._backoff_s = reconnect_min_s
-        self._next_connect_t = 0.0
+        self._reconnect = Backoff(reconnect_min_s, reconnect_max_s, clock=clock)
         self._lock = asyncio.Lock()
         self._rx_bytes = 0
         self._client: Any = None
@@ -166,7 +164,7 @@ class ModbusBus:
     async def connect(self, device: str = "", device_id: int = 0) -> None:
         """Open the connection now (raises ModbusDisconnected)."""
         async with self._lock:
-            self._next_connect_t = 0.0
+            self._reconnect.succeeded()  # an explicit connect is tried now, whatever the backoff
             await self._ensure_connected(device or self.key, device_id, "connect", 0)
 
     async def _ensure_connected(
@@ -174,14 +172,13 @@ class ModbusBus:
     ) -> None:
         if self.connected:
             return
-        now = self._clock()
-        if now < self._next_connect_t:
+        if not self._reconnect.ready():
             raise ModbusDisconnected(
                 device,
                 device_id,
                 table,
                 address,
-                f"{self.key} down; next reconnect in {self._next_connect_t - now:.2f} s",
+                f"{self.key} down; next reconnect in {self._reconnect.wait_s():.2f} s",
             )
         if self._client is not None:
             self._client.close()
@@ -189,21 +186,17 @@ class ModbusBus:
         try:
             ok = await self._client.connect()
         except (OSError, ModbusException) as exc:
-            self._schedule_reconnect()
+            self._reconnect.failed()
             raise ModbusDisconnected(
                 device, device_id, table, address, f"cannot connect to {self.key}: {exc}"
             ) from exc
         if not ok:
-            self._schedule_reconnect()
+            self._reconnect.failed()
             raise ModbusDisconnected(
                 device, device_id, table, address, f"cannot connect to {self.key}"
             )
         self.connects += 1
-        self._backoff_s = self._reconnect_min_s
-
-    def _schedule_reconnect(self) -> None:
-        self._next_connect_t = self._clock() + self._backoff_s
-        self._backoff_s = min(self._backoff_s * 2, self._reconnect_max_s)
+        self._reconnect.succeeded()
 
     async def _execute(
         self, device: str, device_id: int, table: str, address: int, call: Callable[[Any], Any]
@@ -251,7 +244,7 @@ class ModbusBus:
     def _drop_connection(self) -> None:
         if self._client is not None:
             self._client.close()
-        self._schedule_reconnect()
+        self._reconnect.failed()
 
     async def read(
         self, device: str, device_id: int, table: RegisterTable, address: int, count: int

@@ -20,12 +20,14 @@ from drivers.modbus.client import MAX_READ_REGISTERS, ModbusBus
 from drivers.modbus.errors import ModbusConfigError, ModbusCorruptResponse
 from drivers.modbus.settings import ModbusTcpTransport, PlcModbusSettings
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
-REG_IDENTITY = 0  # version, lanes, ring_size, outlets, watchdog timeout ms
-REG_STATUS = (
-    10  # cup counter (UINT32 hi, lo), speed x100, status bits, heartbeat echo, fraction x10000
-)
+REG_IDENTITY = 0  # version, lanes, ring_size, outlets, watchdog timeout ms, counts per cup, counts per trigger
+IDENTITY_WORDS = 7
+# cup counter (UINT32 hi, lo), speed x100, status bits, heartbeat echo, fraction x10000,
+# camera triggers (UINT32 hi, lo)
+REG_STATUS = 10
+STATUS_WORDS = 8
 REG_WATCHDOG = 20
 REG_OUTLET_FULL = 100
 REG_OUTLET_OFFSET = 300
@@ -49,6 +51,7 @@ class PlcIdentity:
     ring_size: int
     outlets: int
     watchdog_timeout_s: float
+    camera_trigger_pitch_cups: float | None = None  # None: the PLC does not trigger the camera
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +131,15 @@ class ModbusPlc:
     async def open(self) -> None:
         """Connect and read the identity block; refuses a PLC speaking another contract."""
         await self.bus.connect(self.name, self.settings.device_id)
-        words = await self._read(REG_IDENTITY, 5)
-        identity = PlcIdentity(words[0], words[1], words[2], words[3], words[4] / 1000.0)
+        words = await self._read(REG_IDENTITY, IDENTITY_WORDS)
+        if words[5] == 0:
+            raise ModbusCorruptResponse(
+                self.name, self.settings.device_id, "holding", REG_IDENTITY + 5, "0 encoder counts per cup"
+            )
+        # the pitch is a ratio of encoder counts: exact, however many triggers from power-up
+        identity = PlcIdentity(
+            words[0], words[1], words[2], words[3], words[4] / 1000.0, words[6] / words[5] or None
+        )
         if identity.contract_version != CONTRACT_VERSION:
             raise ModbusConfigError(
                 f"{self.name}: PLC speaks register contract v{identity.contract_version}, driver v{CONTRACT_VERSION}"
@@ -167,14 +177,19 @@ class ModbusPlc:
 
     async def read_status(self) -> PlcStatus:
         ident = self._require_identity()
-        status = await self._read(REG_STATUS, 6)
+        status = await self._read(REG_STATUS, STATUS_WORDS)
+        t_s = self._clock()  # when the status arrived; the outlet-full read below is not timed
         full = await self._read(REG_OUTLET_FULL, ident.outlets) if ident.outlets else []
+        counter = (status[0] << 16) | status[1]
         return PlcStatus(
-            cup_counter=(status[0] << 16) | status[1],
+            cup_counter=counter,
             belt_speed_cups_per_s=status[2] / 100.0,
             running=bool(status[3] & STATUS_RUNNING),
             outlet_full=tuple(bool(w) for w in full),
-            t_s=self._clock(),
+            t_s=t_s,
+            position_cups=counter + status[5] / 10000.0,
+            camera_trigger_pitch_cups=ident.camera_trigger_pitch_cups,
+            camera_triggers=(status[6] << 16) | status[7],
         )
 
     async def read_position_cups(self) -> float:

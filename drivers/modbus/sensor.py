@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from drivers.health import FaultState
 from drivers.interfaces import DeviceError, SensorReading
 from drivers.modbus import codec
 from drivers.modbus.client import MAX_READ_REGISTERS, BusRegistry, ModbusBus
@@ -141,11 +142,13 @@ class ModbusClimateSensor:
 
 @dataclass
 class DeviceHealth:
-    """What the poller knows about one device."""
+    """What the poller knows about one device; ``fault`` logs a fault once when it starts and
+    once when it clears."""
 
     name: str
     poll_interval_s: float
     stale_after_s: float
+    fault: FaultState
     last_reading: SensorReading | None = None
     last_ok_t: float | None = None
     last_error: DeviceError | None = None
@@ -188,6 +191,7 @@ class SensorPoller:
                 s.name,
                 s.settings.poll_interval_s,
                 s.settings.poll_interval_s * s.settings.stale_after_polls,
+                FaultState(f"sensor {s.name}", clock=clock, logger=log),
             )
             for s in sensors
         }
@@ -207,13 +211,9 @@ class SensorPoller:
             h.failures += 1
             h.consecutive_failures += 1
             h.last_error = exc
-            if h.consecutive_failures == 1:
-                log.warning("sensor %s fault: %s", sensor.name, exc)
+            h.fault.fault(exc)
             return h
-        if h.consecutive_failures:
-            log.info(
-                "sensor %s recovered after %d failed polls", sensor.name, h.consecutive_failures
-            )
+        h.fault.ok()
         h.consecutive_failures = 0
         h.last_error = None
         h.last_reading = reading

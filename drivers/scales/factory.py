@@ -13,7 +13,7 @@ from functools import partial
 from drivers.scales import toledo, xk3190
 from drivers.scales.driver import Clock, ContinuousScale, MtSicsScale, SerialScale
 from drivers.scales.settings import SerialScaleSettings
-from drivers.scales.transport import SerialUrlTransport
+from drivers.scales.transport import ByteTransport, open_transport
 
 ScaleBuilder = Callable[[str, str, SerialScaleSettings, Clock], SerialScale]
 
@@ -30,20 +30,22 @@ def scale_kinds() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def poll_interval_s(settings: SerialScaleSettings) -> float:
-    """How long one blocking read may wait: short against the timeout so staleness shows fast."""
+def read_timeout_s(settings: SerialScaleSettings) -> float:
+    """How long one blocking read may wait. It bounds how late the reader thread notices a
+    stop request, a queued zero/tare or a silent line; it never delays a stamp, because a
+    read returns as soon as bytes arrive."""
     return min(0.05, settings.timeout_s / 4)
 
 
 def url_opener(
     name: str, url: str, settings: SerialScaleSettings
-) -> Callable[[], SerialUrlTransport]:
+) -> Callable[[], ByteTransport]:
     return partial(
-        SerialUrlTransport.open,
+        open_transport,
         url,
         device=name,
         baudrate=settings.baudrate,
-        poll_s=poll_interval_s(settings),
+        read_timeout_s=read_timeout_s(settings),
         bytesize=settings.bytesize,
         parity=settings.parity,
         stopbits=settings.stopbits,
@@ -55,8 +57,12 @@ def _build_mtsics(name: str, url: str, settings: SerialScaleSettings, clock: Clo
         name,
         url_opener(name, url, settings),
         timeout_s=settings.timeout_s,
+        mode=settings.mode,
+        poll_interval_s=settings.poll_interval_s,
+        command_timeout_s=settings.command_timeout_s,
         clock=clock,
         reconnect_max_s=settings.reconnect_max_s,
+        buffer_size=settings.reading_buffer_size,
     )
 
 
@@ -69,6 +75,7 @@ def _build_toledo(name: str, url: str, settings: SerialScaleSettings, clock: Clo
         clock=clock,
         stable_frames=settings.stable_frames,
         reconnect_max_s=settings.reconnect_max_s,
+        buffer_size=settings.reading_buffer_size,
     )
 
 
@@ -81,6 +88,7 @@ def _build_xk3190(name: str, url: str, settings: SerialScaleSettings, clock: Clo
         clock=clock,
         stable_frames=settings.stable_frames,
         reconnect_max_s=settings.reconnect_max_s,
+        buffer_size=settings.reading_buffer_size,
     )
 
 

@@ -1,7 +1,11 @@
-"""MT-SICS (Mettler Toledo Standard Interface Command Set): commands and strict reply parsing.
+"""MT-SICS (Mettler Toledo Standard Interface Command Set): commands, line framing, strict parsing.
 
-Request/response over ASCII lines ending in CR LF (PROTOCOLS.md §2.1). The protocol has no
-checksum, so the parser checks structure exactly and rejects anything else as CorruptFrame:
+ASCII lines ending in CR LF (PROTOCOLS.md §2.1), either request/response (``SI`` answered by
+one weight line) or streamed (``SIR``: the balance repeats weight lines until ``S``, ``SI``,
+``SR`` or ``@`` cancels it; other commands are answered in between the stream's lines).
+``LineFramer`` cuts the byte stream into lines; ``is_reply_to`` tells a command's reply from
+the stream's weight lines by its prefix. The protocol has no checksum, so the parser checks
+structure exactly and rejects anything else as CorruptFrame:
 
 * weight replies ``S S <value> <unit>`` / ``S D <value> <unit>``: the value field is exactly
   10 characters, right-aligned and space-padded, an optional minus, an integer part without
@@ -46,11 +50,77 @@ def encode_command(command: str) -> bytes:
 
 SEND_STABLE_WEIGHT = encode_command("S")
 SEND_WEIGHT_IMMEDIATELY = encode_command("SI")
+SEND_WEIGHT_AND_REPEAT = encode_command("SIR")
 ZERO = encode_command("Z")
 ZERO_IMMEDIATELY = encode_command("ZI")
 TARE = encode_command("T")
 TARE_IMMEDIATELY = encode_command("TI")
 CLEAR_TARE = encode_command("TAC")
+
+
+class LineFramer:
+    """Cuts a byte stream into CR LF-terminated lines (CR LF kept), whatever the chunking.
+
+    A run of more than ``MAX_LINE_BYTES`` without LF is not a reply: it is returned as one
+    ``CorruptFrame`` and dropped up to the next LF, so the lines after it are still found.
+    """
+
+    def __init__(self, device: str) -> None:
+        self._device = device
+        self._buffer = bytearray()
+        self._overlong = False
+
+    def reset(self) -> None:
+        """Forget a partial line (after a reconnect, or before a request whose reply must be fresh)."""
+        self._buffer.clear()
+        self._overlong = False
+
+    def feed(self, data: bytes) -> list[bytes | CorruptFrame]:
+        self._buffer += data
+        out: list[bytes | CorruptFrame] = []
+        buf = self._buffer
+        while True:
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) > MAX_LINE_BYTES:
+                    if not self._overlong:
+                        out.append(
+                            CorruptFrame(
+                                self._device,
+                                f"no MT-SICS line end within {MAX_LINE_BYTES} bytes: "
+                                f"{bytes(buf[:MAX_LINE_BYTES])!r}",
+                            )
+                        )
+                    self._overlong = True
+                    buf.clear()
+                break
+            line = bytes(buf[: end + 1])
+            del buf[: end + 1]
+            if self._overlong:  # the tail of a line already reported as corrupt
+                self._overlong = False
+                continue
+            out.append(line)
+        return out
+
+
+def is_weight_line(line: bytes) -> bool:
+    """A line of the ``S``/``SI``/``SIR`` family (a weight or its status), by its prefix."""
+    return line.startswith(b"S ")
+
+
+def is_command_error(line: bytes) -> bool:
+    """``ES``/``ET``/``EL``: the balance refused the last command."""
+    return line.rstrip(b"\r\n") in _COMMAND_ERRORS
+
+
+def is_reply_to(line: bytes, command: bytes) -> bool:
+    """Whether ``line`` answers ``command`` (e.g. ``b"Z"``): its prefix, or a command error.
+
+    Weight lines start with ``S ``, so the replies to ``Z``, ``T`` and ``TAC`` cannot be
+    mistaken for them. ``ES``/``ET``/``EL`` carry no prefix and are taken as the answer to
+    the command in flight.
+    """
+    return line.startswith(command + b" ") or is_command_error(line)
 
 
 def _body(line: bytes, device: str) -> bytes:

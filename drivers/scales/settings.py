@@ -22,7 +22,41 @@ class SerialScaleSettings(_Strict):
         description="One pyserial URL per lane: /dev/ttyUSB0, socket://host:port, rfc2217://host:port.",
     )
     baudrate: int = Field(9600, ge=300, le=115200, description="Serial baud rate.")
-    timeout_s: float = Field(0.3, gt=0, le=10, description="Time to wait for one weight.")
+    timeout_s: float = Field(
+        0.3,
+        gt=0,
+        le=10,
+        description="Freshness: the scale is up while a valid reading arrived within this long "
+        "(a longer silence is a fault). Also how long an MT-SICS SI poll waits for its reply.",
+    )
+    mode: Literal["stream", "poll"] = Field(
+        default="stream",
+        description="MT-SICS only. 'stream': send SIR after every connect and read the balance's "
+        "repeated S S/S D lines (no request per reading, so the rate is the balance's own). "
+        "'poll': send SI every poll_interval_s, one request in flight, for balances without SIR. "
+        "Toledo and XK3190 indicators always stream.",
+    )
+    poll_interval_s: float = Field(
+        default=0.01,
+        gt=0,
+        le=10,
+        description="MT-SICS 'poll' mode: time between SI requests. The next SI waits for the "
+        "previous reply, so a slow link polls slower than this, never faster.",
+    )
+    command_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="MT-SICS zero/tare/clear-tare: how long to wait for the reply. Z and T wait "
+        "on the balance for a stable weight first (about 3 s on many models).",
+    )
+    reading_buffer_size: int = Field(
+        default=2000,
+        ge=10,
+        le=1_000_000,
+        description="Readings kept for take_readings(); when the runtime does not take them, the "
+        "oldest are dropped and counted (2000 is 20 s at 100 readings/s).",
+    )
     unit: Literal["g", "kg"] = Field(
         default="kg",
         description="Unit the indicator displays, for formats whose frames carry none (XK3190-A9). "

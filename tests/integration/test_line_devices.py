@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.compose import open_line
+from grading.access import Role
 from grading.config import parse_config
 from grading.schema import fruit
 from simulators.coldroom import ColdroomModel, ColdroomServer, demo_settings
@@ -77,8 +78,10 @@ def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: P
                     app.router.lifespan_context(app),
                     httpx.AsyncClient(transport=transport, base_url="http://l") as client,
                 ):
-                    rooms_state = (await client.get("/api/v1/coldrooms")).json()["sensors"]
-                    metrics = (await client.get("/metrics")).text
+                    token, _ = app.state.auth.access.create_token("test", Role.integrator, "test")
+                    bearer = {"Authorization": f"Bearer {token}"}
+                    rooms_state = (await client.get("/api/v1/coldrooms", headers=bearer)).json()["items"]
+                    metrics = (await client.get("/metrics")).text  # from loopback: no token needed
                 assert [s["state"] for s in rooms_state] == ["up", "up"]
                 assert 'gradeline_coldroom_temperature_celsius{device="room-1"}' in metrics
                 assert rooms_state[0]["temperature_celsius"] == pytest.approx(2.0, abs=0.2)

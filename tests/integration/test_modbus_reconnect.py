@@ -71,7 +71,7 @@ def test_killed_device_goes_stale_logs_once_and_reconnects(
                 lambda: poller.health["room-1"].consecutive_failures >= 5, 10, "repeated failures"
             )
             faults = [r for r in caplog.records if "fault" in r.getMessage()]
-            assert sorted(r.getMessage().split()[1] for r in faults) == ["room-1", "room-2"]
+            assert sorted(r.getMessage().split()[1].rstrip(":") for r in faults) == ["room-1", "room-2"]
             assert poller.health["room-1"].last_error is not None
             assert "room-1: unit 1 input @1" in str(poller.health["room-1"].last_error)
 

@@ -43,11 +43,18 @@ def with_plc(
     ring: int = 256,
     speed: float = 10.0,
     drop_log: Path | None = None,
+    trigger_pitch: float | None = None,
 ) -> None:
     async def main() -> None:
         clock = FakeClock()
         model = PlcModel(
-            LANES, OUTLETS, speed, clock, ring_size=ring, watchdog_timeout_s=watchdog_s
+            LANES,
+            OUTLETS,
+            speed,
+            clock,
+            ring_size=ring,
+            watchdog_timeout_s=watchdog_s,
+            camera_trigger_pitch_cups=trigger_pitch,
         )
         server = PlcServer(model, drop_log_path=drop_log)
         port = await server.start()
@@ -80,11 +87,30 @@ def test_identity_status_and_counters_over_the_wire() -> None:
         assert status.belt_speed_cups_per_s == pytest.approx(10.0)
         assert status.outlet_full == (False, False, True, False, False)
         assert await plc.read_position_cups() == pytest.approx(12.34, abs=1e-4)
+        assert status.position_cups == pytest.approx(12.34, abs=1e-4)
+        assert status.camera_trigger_pitch_cups is None and status.camera_triggers == 0
         model.stop()
         status = await plc.read_status()
         assert not status.running and status.belt_speed_cups_per_s == 0.0
 
     with_plc(body)
+
+
+def test_contract_v2_camera_trigger_over_the_wire() -> None:
+    async def body(plc: ModbusPlc, model: PlcModel, clock: FakeClock, server: PlcServer) -> None:
+        assert plc.identity is not None
+        assert plc.identity.contract_version == 2
+        # Registers 5-6 carry the pitch as encoder counts per cup and per trigger: exact
+        assert plc.identity.camera_trigger_pitch_cups == 2 / 3
+        clock.t_s = 1.25  # position 12.5: triggers at 2/3, 4/3, ..., 18 * 2/3 = 12
+        status = await plc.read_status()
+        assert status.camera_triggers == 18
+        assert status.camera_trigger_pitch_cups == 2 / 3
+        assert status.position_cups == pytest.approx(12.5, abs=1e-4)
+        words = await plc.bus.read("plc", 1, "holding", 0, 7)
+        assert words[5:7] == [1002, 668]
+
+    with_plc(body, trigger_pitch=2 / 3)
 
 
 def test_decisions_fire_expected_cups_across_a_speed_change(tmp_path: Path) -> None:

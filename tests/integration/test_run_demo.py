@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import gradeline_cli
+
 pytestmark = pytest.mark.slow
 
 
@@ -31,10 +33,10 @@ def _wait_for(predicate, timeout_s: float, what: str):  # type: ignore[no-untype
 
 
 class Running:
-    def __init__(self, proc: subprocess.Popen[str], base_url: str) -> None:
+    def __init__(self, proc: subprocess.Popen[str], base_url: str, token: str) -> None:
         self.proc = proc
         self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, timeout=5)
+        self.client = httpx.Client(base_url=base_url, timeout=5, headers={"Authorization": f"Bearer {token}"})
 
     def line(self) -> dict:  # type: ignore[type-arg]
         response = self.client.get("/api/v1/line")
@@ -45,8 +47,12 @@ class Running:
 @pytest.fixture
 def demo(tmp_path: Path, start_gradeline) -> Iterator[tuple[Running, Path]]:  # type: ignore[no-untyped-def]
     db = tmp_path / "line.db"
-    proc, url = start_gradeline(f'[database]\nurl = "sqlite:///{db}"\n')
-    running = Running(proc, url)
+    config = tmp_path / "line.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n', encoding="utf-8")
+    # an operator token, as a line's own MES bridge would hold: reads and start/stop
+    token = gradeline_cli("token", "create", "--role", "operator", "--name", "demo-test", "--config", str(config), cwd=tmp_path)
+    proc, url = start_gradeline(config.read_text(encoding="utf-8"))
+    running = Running(proc, url, token.strip())
     try:
         yield running, db
     finally:

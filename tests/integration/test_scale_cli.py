@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from drivers.interfaces import DeviceError, WeightReading
+from drivers.interfaces import WeightReading
 from drivers.scales.factory import create_scale
 from drivers.scales.settings import SerialScaleSettings
 
@@ -42,20 +42,21 @@ def simulator_process(
         proc.wait(timeout=10)
 
 
-async def first_stable(url: str, kind: str) -> WeightReading:
+async def first_stable(url: str, kind: str, mode: str = "stream") -> WeightReading:
     scale = create_scale(
-        "lane-1", url, SerialScaleSettings.model_validate({"kind": kind, "ports": [url]})
+        "lane-1",
+        url,
+        SerialScaleSettings.model_validate({"kind": kind, "ports": [url], "mode": mode}),
     )
     await scale.open()
     try:
         async with asyncio.timeout(10):
             while True:
-                try:
-                    reading = await scale.read_weight()
-                    if reading.stable:
-                        return reading
-                except DeviceError:
-                    pass
+                stable = [r for r in scale.take_readings() if r.stable]
+                if stable:
+                    assert scale.is_up()
+                    assert await scale.read_weight()  # the CLI tools' convenience agrees
+                    return stable[0]
                 await asyncio.sleep(0.02)
     finally:
         await scale.close()
@@ -63,9 +64,9 @@ async def first_stable(url: str, kind: str) -> WeightReading:
 
 @pytest.mark.parametrize(
     "simulator_process",
-    [("toledo", "tcp"), ("mt-sics", "tcp"), ("xk3190", "pty")],
+    [("toledo", "tcp"), ("mt-sics", "tcp"), ("mt-sics", "pty"), ("xk3190", "pty")],
     indirect=True,
-    ids=["toledo-tcp", "mt-sics-tcp", "xk3190-pty"],
+    ids=["toledo-tcp", "mt-sics-tcp", "mt-sics-pty", "xk3190-pty"],
 )
 def test_cli_simulator_prints_its_endpoint_and_serves_the_driver(
     simulator_process: tuple[subprocess.Popen[str], dict[str, object]],
@@ -76,10 +77,14 @@ def test_cli_simulator_prints_its_endpoint_and_serves_the_driver(
         assert url == f"socket://127.0.0.1:{endpoint['port']}" and endpoint["port"] != 0
     else:
         assert url == endpoint["pty"] and url.startswith("/dev/")
-    reading = asyncio.run(first_stable(url, str(endpoint["protocol"])))
-    # MT-SICS here shows grams with 2 decimals; Toledo and XK3190 show kg with 3 (1 g steps).
-    expected = 250.4 if endpoint["protocol"] == "mt-sics" else 250.0
-    assert reading.weight_g == pytest.approx(expected)
+    protocol = str(endpoint["protocol"])
+    # MT-SICS streams after SIR by default; poll mode sends SI to the same simulator.
+    modes = ["stream", "poll"] if protocol == "mt-sics" else ["stream"]
+    for mode in modes:
+        reading = asyncio.run(first_stable(url, protocol, mode))
+        # MT-SICS here shows grams with 2 decimals; Toledo and XK3190 show kg with 3 (1 g steps).
+        expected = 250.4 if protocol == "mt-sics" else 250.0
+        assert reading.weight_g == pytest.approx(expected)
     proc.terminate()
     assert proc.wait(timeout=10) == 0
 

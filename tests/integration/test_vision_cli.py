@@ -114,10 +114,11 @@ def _labelled_set(folder: Path) -> Path:
             name = f"photos/g{grade}_{k}.png"
             (folder / "photos").mkdir(exist_ok=True)
             cv2.imwrite(str(folder / name), fruit_photo(axes, wrinkles=wrinkles + k % 2))
-            rows.append({"path": name, "folder": "x", "grade": grade})
+            # every photo is a different fruit, which the group column says
+            rows.append({"path": name, "folder": "x", "grade": grade, "group": f"fruit-{grade}-{k}"})
     labels = folder / "labels.csv"
     with labels.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "folder", "grade"])
+        writer = csv.DictWriter(handle, fieldnames=["path", "folder", "grade", "group"])
         writer.writeheader()
         writer.writerows(rows)
     return labels
@@ -131,7 +132,7 @@ def test_train_then_measure_with_the_model(tmp_path: Path) -> None:
     summary = json.loads(trained.stdout.splitlines()[-1])
     assert summary["photos"] == 24 and summary["photos_left_out"] == 0
     stored = json.loads(model.read_text())
-    assert stored["format_version"] == 1
+    assert stored["format_version"] == 2
     assert stored["notes"]["variety"] == "test"
 
     smooth, wrinkled = tmp_path / "smooth.png", tmp_path / "wrinkled.png"
@@ -148,7 +149,7 @@ def test_train_then_measure_with_the_model(tmp_path: Path) -> None:
 def test_train_leaves_out_unreadable_photos_and_says_so(tmp_path: Path) -> None:
     labels = _labelled_set(tmp_path)
     with labels.open("a", newline="") as handle:
-        handle.write("photos/gone.png,x,5\n")
+        handle.write("photos/gone.png,x,5,gone\n")
     trained = gradeline("vision", "train", "--labels", str(labels), "--out", str(tmp_path / "m.json"), "--json")
     assert trained.returncode == 0, trained.stderr
     assert "gone.png" in trained.stderr
@@ -203,3 +204,60 @@ def test_measure_real_close_cropped_photos_finds_one_fruit_each() -> None:
         # The fruit fills most of a close crop; a fragment or the background would not.
         frame_cm2 = image.shape[0] * image.shape[1] * 0.3**2 / 100
         assert 0.55 * frame_cm2 < record["area_cm2"] < 0.98 * frame_cm2
+
+
+def test_bench_quality_is_grouped_by_fruit_and_reports_the_baseline_from_the_same_folds(tmp_path: Path) -> None:
+    labels = _labelled_set(tmp_path)
+    grouped = json.loads(gradeline("bench", "quality", "--labels", str(labels), "--folds", "4", "--json").stdout.splitlines()[-1])
+    assert grouped["protocol"].startswith("grouped by fruit (24 fruit, from the label file's group column")
+    assert set(grouped["baseline_colour_only"]) >= {"roc_auc_1_3_vs_8_10", "spearman", "roc_auc_per_fold", "spearman_per_fold"}
+    assert len(grouped["baseline_colour_only"]["spearman_per_fold"]) == 4
+    low, high = grouped["pooled_spearman_95ci"]
+    assert low <= grouped["pooled_spearman"] <= high
+    stratified = gradeline("bench", "quality", "--labels", str(labels), "--folds", "4", "--protocol", "stratified", "--json")
+    assert json.loads(stratified.stdout.splitlines()[-1])["protocol"].startswith("stratified")
+
+
+def test_train_states_a_grouped_estimate_with_an_interval_not_a_promise(tmp_path: Path) -> None:
+    labels = _labelled_set(tmp_path)
+    trained = gradeline("vision", "train", "--labels", str(labels), "--out", str(tmp_path / "m.json"))
+    assert trained.returncode == 0, trained.stderr
+    assert "expected" not in trained.stdout and "new photos" not in trained.stdout
+    assert "grouped 5-fold cross-validation" in trained.stdout and "95 % interval" in trained.stdout
+    assert "colour-only baseline, same folds" in trained.stdout
+    assert "24 of 24 photo(s) usable" in trained.stderr
+
+
+def test_measure_says_which_photos_were_usable(tmp_path: Path) -> None:
+    good, empty = tmp_path / "good.png", tmp_path / "empty.png"
+    cv2.imwrite(str(good), fruit_photo())
+    wood = np.full((260, 320, 3), (60, 95, 140), np.uint8)
+    wood[:] = np.clip(wood + (np.sin(np.arange(260) / 3.0)[:, None, None] * 12), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(empty), wood)
+    result = gradeline("vision", "measure", str(good), str(empty), "--mm-per-px", "0.4", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["file"] for line in result.stdout.splitlines()] == [str(good)]
+    assert f"{empty}: no fruit measured" in result.stderr
+    assert "1 of 2 photo(s) usable" in result.stderr
+
+
+def test_measure_takes_the_scale_from_a_checkerboard_in_the_photo(tmp_path: Path) -> None:
+    photo = np.full((600, 900, 3), 235, np.uint8)
+    cv2.ellipse(photo, (620, 300), (150, 130), 0, 0, 360, (40, 50, 200), -1, cv2.LINE_AA)
+    cv2.rectangle(photo, (48, 138), (48 + 9 * 24, 138 + 7 * 24), (255, 255, 255), -1)
+    for row in range(6):
+        for col in range(8):
+            if (row + col) % 2 == 0:
+                photo[150 + row * 24 : 174 + row * 24, 60 + col * 24 : 84 + col * 24] = 0
+    path = tmp_path / "board.png"
+    cv2.imwrite(str(path), photo)
+    result = gradeline("vision", "measure", str(path), "--reference", "checkerboard:7x5:10", "--json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 1  # the board is the reference, not a fruit
+    assert records[0]["scale_source"] == "checkerboard 7x5 @ 10 mm"
+    assert records[0]["mm_per_px"] == pytest.approx(10 / 24, rel=0.01)
+    assert records[0]["diameter_major_mm"] == pytest.approx(300 * 10 / 24, rel=0.02)
+    missing = gradeline("vision", "measure", str(tmp_path / "board.png"), "--reference", "checkerboard:9x6:10", "--json")
+    assert "the reference was not found" in missing.stderr and missing.stdout == ""
+    assert gradeline("vision", "measure", str(path), "--reference", "coin").returncode == 2

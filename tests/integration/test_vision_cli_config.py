@@ -77,8 +77,8 @@ def test_disc_calibration_updates_the_config_in_place(tmp_path: Path) -> None:
         {"key": "camera.geometry.mm_per_px", "old": "0.8", "new": report["changes"][0]["new"]}
     ]
     text = config.read_text()
-    # Everything but the one value is as the user wrote it, comments included.
-    assert text.replace(f"mm_per_px = {report['changes'][0]['new']}", "mm_per_px = 0.8 ") == CONFIG
+    # Everything but the one value is as the user wrote it, comments and spacing included.
+    assert text.replace(f"mm_per_px = {report['changes'][0]['new']}", "mm_per_px = 0.8") == CONFIG
     assert "# before calibration" in text
     assert load_config(config).camera.geometry.mm_per_px == pytest.approx(0.25, rel=3e-3)
 
@@ -143,18 +143,20 @@ def test_edit_replaces_a_multi_line_array_and_keeps_neighbours() -> None:
         "[api]\n"
         "port = 8080\n"
     )
-    new, changes = set_toml_values(text, "camera.calibration", {"camera_matrix": "[[5.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 0.0, 1.0]]"})
+    new, changes = set_toml_values(text, "camera.calibration", {"camera_matrix": [[5.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 0.0, 1.0]]})
     data = tomllib.loads(new)
     assert data["camera"]["calibration"]["camera_matrix"][0] == [5.0, 0.0, 1.0]
     assert data["camera"]["calibration"]["dist_coeffs"] == [0.0, 0.0, 0.0, 0.0]
     assert data["api"]["port"] == 8080
     assert "# none yet" in new
+    assert "# row 1" not in new  # the old value's inner comments go with it
     assert changes[0].old is not None and changes[0].old.startswith("[")
+    assert changes[0].new == "[[5.0, 0.0, 1.0], [0.0, 5.0, 1.0], [0.0, 0.0, 1.0]]"
 
 
 def test_edit_adds_a_missing_key_inside_its_section() -> None:
     text = "[camera.geometry]\nwidth_px = 640\n\n[api]\nport = 1\n"
-    new, changes = set_toml_values(text, "camera.geometry", {"mm_per_px": "0.3"})
+    new, changes = set_toml_values(text, "camera.geometry", {"mm_per_px": 0.3})
     assert tomllib.loads(new) == {"camera": {"geometry": {"width_px": 640, "mm_per_px": 0.3}}, "api": {"port": 1}}
     assert new.index("mm_per_px") < new.index("[api]")
     assert changes[0].old is None
@@ -162,7 +164,7 @@ def test_edit_adds_a_missing_key_inside_its_section() -> None:
 
 def test_edit_handles_dotted_keys_and_array_of_tables() -> None:
     text = '[[outlets]]\nnumber = 1\n\n[camera]\ngeometry.mm_per_px = 0.8  # dotted\n'
-    new, _ = set_toml_values(text, "camera.geometry", {"mm_per_px": "0.5"})
+    new, _ = set_toml_values(text, "camera.geometry", {"mm_per_px": 0.5})
     data = tomllib.loads(new)
     assert data["camera"]["geometry"]["mm_per_px"] == 0.5
     assert data["outlets"] == [{"number": 1}]
@@ -171,7 +173,7 @@ def test_edit_handles_dotted_keys_and_array_of_tables() -> None:
 
 def test_edit_refuses_inline_tables() -> None:
     with pytest.raises(ConfigEditError, match="inline table"):
-        set_toml_values("[camera]\ngeometry = { mm_per_px = 0.8 }\n", "camera.geometry", {"mm_per_px": "0.5"})
+        set_toml_values("[camera]\ngeometry = { mm_per_px = 0.8 }\n", "camera.geometry", {"mm_per_px": 0.5})
 
 
 def test_measure_takes_scale_and_lens_from_the_config(tmp_path: Path) -> None:

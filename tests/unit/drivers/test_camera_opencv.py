@@ -55,13 +55,29 @@ def test_reads_every_frame_of_a_file_then_end_of_stream(tmp_path: Path) -> None:
     assert [f.seq for f in frames] == list(range(len(levels)))
     assert [f.t_s for f in frames] == [1000.0 + i for i in range(len(levels))]
     for frame, level in zip(frames, levels, strict=True):
-        assert frame.belt_position_cups is None
         assert frame.image_bgr.shape == (HEIGHT, WIDTH, 3)
         right = frame.image_bgr[:, WIDTH // 2 + 4 :].reshape(-1, 3).mean(axis=0)
         left_red = frame.image_bgr[:, : WIDTH // 2 - 4, 2].mean()
         # MJPG is lossy: a few levels of error, far less than the 40 between frames.
         assert np.allclose(right, level, atol=6)
         assert abs(left_red - (255 - level)) < 6
+
+
+def test_the_exposure_time_is_the_arrival_stamp_less_the_latency(tmp_path: Path) -> None:
+    video = tmp_path / "belt.avi"
+    _write_video(video, [20, 60])
+    ticks = itertools.count(start=1000)
+    settings = OpenCvCameraSettings(kind="opencv", source=str(video), name="cam-test", latency_s=0.25)
+    camera = OpenCvCamera(settings, clock=lambda: float(next(ticks)))
+
+    async def run() -> list[float]:
+        await camera.open()
+        try:
+            return [(await camera.read()).t_s for _ in range(2)]
+        finally:
+            await camera.close()
+
+    assert asyncio.run(run()) == [999.75, 1000.75]
 
 
 def test_construction_does_no_io(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def test_state_turns_stale_on_a_failed_poll_and_by_age(caplog: pytest.LogCapture
     asyncio.run(poller.poll_once(sensor))
     assert poller.state("room-1") == "up"
     recovered = [r for r in caplog.records if "recovered" in r.getMessage()]
-    assert len(recovered) == 1 and "6 failed polls" in recovered[0].getMessage()
+    assert len(recovered) == 1 and "after 6 failed attempts" in recovered[0].getMessage()
 
 
 def test_poll_loop_runs_at_its_interval_and_stops() -> None:

@@ -39,7 +39,7 @@ def test_line_settings_reach_the_port() -> None:
     assert opener.keywords == {
         "device": "lane-1",
         "baudrate": 4800,
-        "poll_s": 0.025,
+        "read_timeout_s": 0.025,
         "bytesize": 7,
         "parity": "E",
         "stopbits": 1,
@@ -49,3 +49,17 @@ def test_line_settings_reach_the_port() -> None:
 def test_unknown_settings_fields_are_rejected() -> None:
     with pytest.raises(ValueError):
         settings(baud=9600)
+
+
+def test_mtsics_mode_and_rates_reach_the_driver() -> None:
+    (default,) = create_scales(settings(kind="mt-sics"), 1)
+    assert isinstance(default, MtSicsScale) and default.mode == "stream"
+    (polled,) = create_scales(
+        settings(kind="mt-sics", mode="poll", poll_interval_s=0.05, command_timeout_s=2.0), 1
+    )
+    assert isinstance(polled, MtSicsScale) and polled.mode == "poll"
+    assert (polled._poll_interval_s, polled._command_timeout_s) == (0.05, 2.0)
+    with pytest.raises(ValueError):
+        settings(kind="mt-sics", mode="push")
+    with pytest.raises(ValueError):
+        settings(poll_interval_s=0)

@@ -246,3 +246,35 @@ def test_stream_counts_rejected_candidates() -> None:
     kinds = [type(r.outcome).__name__ for r in results]
     assert kinds == ["CorruptFrame", "IndicatorReading"]
     assert results[-1].raw == XK_MINUS_1_50
+
+
+# -- MT-SICS line framing and reply matching ----------------------------------------------------
+
+
+def test_mtsics_lines_do_not_depend_on_chunking() -> None:
+    stream = b"S S     182.40 g\r\nZ A\r\nS D      90.00 g\r\n"
+    whole = mtsics.LineFramer("lane-1").feed(stream)
+    framer = mtsics.LineFramer("lane-1")
+    bytewise = [item for i in range(len(stream)) for item in framer.feed(stream[i : i + 1])]
+    assert whole == bytewise == [b"S S     182.40 g\r\n", b"Z A\r\n", b"S D      90.00 g\r\n"]
+
+
+def test_mtsics_overlong_line_is_one_corrupt_frame_and_the_next_line_survives() -> None:
+    framer = mtsics.LineFramer("lane-1")
+    out = framer.feed(b"x" * 40) + framer.feed(b"y" * 40) + framer.feed(b"z" * 40)
+    out += framer.feed(b"tail\r\nS S     100.00 g\r\n")
+    assert len(out) == 2 and isinstance(out[0], CorruptFrame)
+    assert out[1] == b"S S     100.00 g\r\n"
+    framer.feed(b"S S   ")
+    framer.reset()  # a partial line from before a request is forgotten
+    assert framer.feed(b"S S     101.00 g\r\n") == [b"S S     101.00 g\r\n"]
+
+
+def test_mtsics_replies_are_told_from_stream_lines_by_prefix() -> None:
+    assert mtsics.SEND_WEIGHT_AND_REPEAT == b"SIR\r\n"
+    assert mtsics.is_weight_line(b"S S     100.00 g\r\n") and mtsics.is_weight_line(b"S +\r\n")
+    assert mtsics.is_reply_to(b"Z A\r\n", b"Z") and not mtsics.is_reply_to(b"ZI S\r\n", b"Z")
+    assert mtsics.is_reply_to(b"T S      12.40 g\r\n", b"T")
+    assert not mtsics.is_reply_to(b"TAC A\r\n", b"T") and mtsics.is_reply_to(b"TAC A\r\n", b"TAC")
+    assert not mtsics.is_reply_to(b"S S     100.00 g\r\n", b"Z")
+    assert mtsics.is_reply_to(b"EL\r\n", b"Z") and mtsics.is_command_error(b"ES\r\n")

@@ -79,3 +79,11 @@ def test_every_field_has_a_description() -> None:
     missing = [m for model in models if hasattr(model, "model_fields") and model.__module__ == cfg.__name__
                for m in walk(model, model.__name__ + ".")]
     assert missing == []
+
+
+def test_the_api_is_safe_by_default() -> None:
+    """Loopback only, proxies believed only on this PC, /metrics without a token only from loopback."""
+    api = load_config(None).api
+    assert api.host == "127.0.0.1"
+    assert [str(n) for n in api.trusted_proxies] == ["127.0.0.1/32", "::1/128"]
+    assert [str(n) for n in api.metrics_public_networks] == ["127.0.0.0/8", "::1/128"]

@@ -1,125 +1,32 @@
-"""Line runtime against in-memory fakes: weights join the right cup, decisions land or are late.
+"""The line runtime against in-memory fakes: record before sort, weights by encoder timing,
+late and failed decisions, restarts.
 
-The fakes stand behind the same Protocols as real devices; the tracker is a fake that emits the
-fused fruit the test scripts, so these tests pin the runtime's own logic only.
+The belt moves at 10 cups/s in real time from position 100 (``FakePlc``); each lane's fake
+scale streams 100 g + the index of the cup on its load cell, 3 cups upstream; the tracker
+emits the fused fruit each test scripts per frame position, so these tests pin the runtime's
+own logic only. Waits are on conditions with deadlines, never fixed sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
+from sqlalchemy import select
 
-from drivers.interfaces import DeviceTimeout, Frame, OutletDecision, PlcStatus, WeightReading
-from grading.config import OutletSettings
-from grading.grader import Grader
-from grading.outlets import OutletAssigner
-from grading.recipe import load_recipe
-from grading.runtime import LineRuntime, RuntimeSettings
-from grading.store import RecordWriter, count_fruit, create_store_engine, migrate, open_lot
+from grading.runtime import LineRuntime
+from grading.schema import fruit
+from grading.store import Lot, RecordWriter, count_fruit, create_store_engine, migrate, open_lot
+from tests.line_fakes import FakeCamera, FakePlc, FakeScale, Fused, make_runtime
 
-SCALE_OFFSET = -3
-FIRST_OUTLET = 6
+SPEED = 10.0
 
 
-@dataclass(frozen=True)
-class Fused:
-    lane: int
-    cup_index: int
-    views: int = 8
-    diameter_major_mm: float = 82.0
-    diameter_minor_mm: float = 80.0
-    area_cm2: float = 51.0
-    volume_cm3: float = 280.0
-    colour_fractions: dict[str, float] = field(default_factory=lambda: {"red": 0.95, "yellow": 0.03, "green": 0.02})
-    defect_count: int = 0
-    defect_area_cm2: float = 0.0
-    elongation: float = 1.02
-    flags: frozenset[str] = frozenset()
-    quality_score: float | None = None
-
-
-class FakePlc:
-    name = "plc"
-
-    def __init__(self, speed_cups_per_s: float = 0.0) -> None:
-        self.counter = 100
-        self.speed_cups_per_s = speed_cups_per_s
-        self.writes: list[OutletDecision] = []
-        self.fail_writes = False
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def heartbeat(self) -> None: ...
-
-    async def read_status(self) -> PlcStatus:
-        return PlcStatus(self.counter, self.speed_cups_per_s, True, (), time.monotonic())
-
-    async def write_decisions(self, decisions: Sequence[OutletDecision]) -> None:
-        if self.fail_writes:
-            raise DeviceTimeout(self.name, "no answer")
-        self.writes.extend(decisions)
-
-
-class FakeScale:
-    """Weighs the cup that the PLC counter says is on the load cell: 100 g + cup index."""
-
-    def __init__(self, plc: FakePlc, lane: int, broken: bool = False, delay_s: float = 0.0) -> None:
-        self.name = f"scale-{lane}"
-        self.plc = plc
-        self.broken = broken
-        self.delay_s = delay_s
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def read_weight(self) -> WeightReading:
-        if self.broken:
-            raise DeviceTimeout(self.name, "no answer")
-        counter = self.plc.counter
-        await asyncio.sleep(self.delay_s)
-        if self.plc.counter != counter:  # the belt moved on while the load cell settled
-            counter = self.plc.counter
-        return WeightReading(100.0 + counter - SCALE_OFFSET, True, time.monotonic())
-
-
-class FakeCamera:
-    name = "camera"
-
-    def __init__(self) -> None:
-        self.frames: asyncio.Queue[Frame] = asyncio.Queue()
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def read(self) -> Frame:
-        return await self.frames.get()
-
-
-class ScriptedTracker:
-    def __init__(self, script: dict[int, list[Fused]]) -> None:
-        self.script = script
-
-    def update(self, views: Sequence[object], belt_position_cups: float | None) -> list[Fused]:
-        assert belt_position_cups is not None
-        return self.script.pop(round(belt_position_cups), [])
-
-    def flush(self) -> list[Fused]:
-        return []
-
-
-class NullMeasurer:
-    def measure(self, image_bgr: np.ndarray, belt_position_cups: float | None = None) -> list[object]:
-        return []
-
-
-async def _until(predicate, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def _until(predicate, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -128,176 +35,236 @@ async def _until(predicate, timeout_s: float = 10.0) -> None:  # type: ignore[no
 
 
 @pytest.fixture
-def parts(tmp_path: Path):  # type: ignore[no-untyped-def]
-    engine = create_store_engine(f"sqlite:///{tmp_path}/t.db")
+def store(tmp_path: Path) -> Iterator[tuple[object, Lot, RecordWriter, Path]]:
+    path = tmp_path / "t.db"
+    engine = create_store_engine(f"sqlite:///{path}", sqlite_busy_timeout_s=0.05)
     migrate(engine)
     lot = open_lot(engine, code="T", grower="", variety="", product="apple", recipe="apple", line="t")
-    writer = RecordWriter(engine, flush_interval_s=0.02)
+    writer = RecordWriter(engine, flush_interval_s=0.02, retry_max_s=0.1)
     writer.start()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision-test")
-    yield engine, lot, writer, executor
-    executor.shutdown()
+    yield engine, lot, writer, path
     writer.close(10)
     engine.dispose()
 
 
-def _runtime(parts, plc: FakePlc, camera: FakeCamera, scales, script) -> LineRuntime:  # type: ignore[no-untyped-def]
-    engine, lot, writer, executor = parts
-    outlets = [
-        OutletSettings(number=1, offset_cups=FIRST_OUTLET, quality_classes=["extra"]),
-        OutletSettings(number=2, offset_cups=FIRST_OUTLET + 2, quality_classes=["class_i", "class_ii"]),
-        OutletSettings(number=3, offset_cups=FIRST_OUTLET + 4, role="recheck"),
-        OutletSettings(number=4, offset_cups=FIRST_OUTLET + 6, role="cull"),
-    ]
-    tracker = ScriptedTracker(script)
-    return LineRuntime(
-        settings=RuntimeSettings(
-            line_name="t", lanes=len(scales), scale_offset_cups=SCALE_OFFSET,
-            first_outlet_offset_cups=FIRST_OUTLET, decision_margin_cups=1.0, plc_poll_interval_s=0.001,
-        ),
-        camera=camera, scales=scales, plc=plc, measurer_factory=NullMeasurer,
-        tracker_factory=lambda: tracker, grader=Grader(load_recipe("apple")),
-        assigner=OutletAssigner(outlets), writer=writer, lot=lot, executor=executor, clock=time.monotonic,
-    )
+async def _running(runtime: LineRuntime) -> asyncio.Task[None]:
+    task = asyncio.create_task(runtime.run())
+    await _until(lambda: runtime.state != "starting")
+    await _until(lambda: runtime.timing.known)
+    return task
 
 
-def _frame(seq: int, position: float) -> Frame:
-    return Frame(np.zeros((4, 4, 3), np.uint8), time.monotonic(), seq, position)
+def _rows(engine) -> list:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return list(conn.execute(select(fruit).order_by(fruit.c.id)).mappings())
 
 
-async def _advance_counter(runtime: LineRuntime, plc: FakePlc, to: int) -> None:
-    """Step the encoder one cup at a time, letting each lane's scale read its cup."""
-    while plc.counter < to:
-        plc.counter += 1
-        await _until(lambda: runtime.snapshot()["cup_counter"] == plc.counter)
-        await _until(lambda: all(q.empty() for q in runtime._weigh_queues))
+def test_records_are_committed_before_their_decisions_are_written(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, _ = store
 
+    async def scenario() -> tuple[list[int], FakePlc, LineRuntime]:
+        plc, camera = FakePlc(SPEED), FakeCamera()
+        stored_at_write: list[int] = []
+        write = plc.write_decisions
 
-def test_weights_join_their_cup_and_decisions_are_written(parts) -> None:  # type: ignore[no-untyped-def]
-    async def scenario() -> None:
-        plc, camera = FakePlc(), FakeCamera()
-        scales = [FakeScale(plc, 0), FakeScale(plc, 1)]
-        # Cups 104 and 105 are weighed when the counter reads 101 and 102, then seen and fused.
-        script = {103: [Fused(0, 104), Fused(1, 104)], 104: [Fused(0, 105, defect_count=1, defect_area_cm2=4.0)]}
-        runtime = _runtime(parts, plc, camera, scales, script)
-        task = asyncio.create_task(runtime.run())
-        await _until(lambda: runtime.state != "starting")
+        async def checked_write(decisions):  # type: ignore[no-untyped-def]
+            stored_at_write.append(count_fruit(engine))  # what a crash now would leave behind
+            await write(decisions)
+
+        plc.write_decisions = checked_write  # type: ignore[method-assign]
+        script = {104: [Fused(0, 104), Fused(1, 104)], 105: [Fused(0, 105, defect_count=1, defect_area_cm2=4.0)]}
+        runtime = make_runtime(writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0), FakeScale(plc, 1)], script=script)
+        task = await _running(runtime)
         runtime.start_intake()
-        await _advance_counter(runtime, plc, 103)
-        camera.frames.put_nowait(_frame(1, 103.0))
-        await _until(lambda: runtime.counters.fruit_total == 2)
-        await _advance_counter(runtime, plc, 104)
-        camera.frames.put_nowait(_frame(2, 104.0))
+        await _until(lambda: plc.position_at(time.monotonic()) > 105.2)
+        camera.expose(1, plc, 104.0)
+        camera.expose(2, plc, 105.0)
         await _until(lambda: runtime.counters.fruit_total == 3)
         await runtime.shutdown()
         await task
+        return stored_at_write, plc, runtime
 
-        assert [(w.lane, w.cup_index, w.outlet) for w in plc.writes] == [(0, 104, 1), (1, 104, 1), (0, 105, 4)]
-        assert runtime.counters.by_quality == {"extra": 2, "cull": 1}
-        assert runtime.counters.weights_missing_total == 0
-        # 100 g + cup index: each fruit got its own cup's weight, not a neighbour's.
-        assert runtime.counters.weight_g_sum == pytest.approx(204.0 + 204.0 + 205.0)
-
-    asyncio.run(scenario())
-    engine = parts[0]
-    parts[2].flush(10)
-    assert count_fruit(engine) == 3
-
-
-def test_a_weight_taken_after_its_cup_left_the_load_cell_is_not_used(parts) -> None:  # type: ignore[no-untyped-def]
-    async def scenario() -> tuple[list[int], int]:
-        # 4 cups/s: a cup is centred on the load cell for 1/8 s after its counter step. One
-        # lane's indicator answers within that; the other takes 0.3 s, by when the next cup
-        # is on the cell (the fake reports it), and its reading must not be used.
-        plc, camera = FakePlc(speed_cups_per_s=4.0), FakeCamera()
-        scales = [FakeScale(plc, 0), FakeScale(plc, 1, delay_s=0.3)]
-        script = {104: [Fused(0, 104), Fused(1, 104)]}
-        runtime = _runtime(parts, plc, camera, scales, script)
-        task = asyncio.create_task(runtime.run())
-        await _until(lambda: runtime.state != "starting")
-        runtime.start_intake()
-        await _until(lambda: runtime.snapshot()["cup_counter"] == 100)
-        plc.counter = 101  # cup 104 centres on the load cell
-        await _until(lambda: runtime.snapshot()["cup_counter"] == 101)
-        await asyncio.sleep(0.1)
-        plc.counter = 102  # the next cup, while lane 1's indicator is still settling
-        await _until(lambda: all(q.empty() for q in runtime._weigh_queues))
-        await asyncio.sleep(0.35)
-        plc.counter = 104
-        await _until(lambda: runtime.snapshot()["cup_counter"] == 104)
-        camera.frames.put_nowait(_frame(1, 104.0))
-        await _until(lambda: runtime.counters.fruit_total == 2)
-        await runtime.shutdown()
-        await task
-        return [w.outlet for w in sorted(plc.writes, key=lambda w: w.lane)], runtime.counters.weights_missing_total
-
-    outlets, missing = asyncio.run(scenario())
-    # lane 0 weighed in time and is graded; lane 1 has no weight: the recheck outlet
-    assert outlets == [1, 3]
-    assert missing == 1
+    stored_at_write, plc, runtime = asyncio.run(scenario())
+    # each frame's records were in the database before its decisions were written (the two
+    # frames' records may share a transaction)
+    assert len(stored_at_write) == 2 and stored_at_write[0] >= 2 and stored_at_write[1] == 3
+    assert [(w.lane, w.cup_index, w.outlet) for w in plc.writes] == [(0, 104, 1), (1, 104, 1), (0, 105, 4)]
+    assert runtime.counters.by_quality == {"extra": 2, "cull": 1}
+    assert runtime.counters.weights_missing_total == 0
+    # 100 g + cup index: each fruit got its own cup's weight, never a neighbour's
+    assert runtime.counters.weight_g_sum == pytest.approx(204.0 + 204.0 + 205.0)
+    rows = _rows(engine)
+    assert [(r["cup_index"], r["outlet"], r["late"], r["frame_position_cups"]) for r in rows] == [
+        (104, 1, False, 104.0), (104, 1, False, 104.0), (105, 4, False, 105.0)
+    ]
 
 
-def test_no_weight_goes_to_recheck_and_late_decisions_are_not_written(parts) -> None:  # type: ignore[no-untyped-def]
-    async def scenario() -> None:
-        plc, camera = FakePlc(), FakeCamera()
-        scales = [FakeScale(plc, 0, broken=True)]
-        # Cup 104 is fused while the belt is at 104.2 (fine); cup 90 is fused far too late.
+def test_no_weight_goes_to_recheck_and_a_late_decision_is_not_written(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, _ = store
+
+    async def scenario() -> tuple[FakePlc, dict]:  # type: ignore[type-arg]
+        plc, camera = FakePlc(SPEED), FakeCamera()
+        # cup 104 is fused in time; cup 90 is fused when it is already past its deadline
         script = {104: [Fused(0, 104)], 105: [Fused(0, 90)]}
-        runtime = _runtime(parts, plc, camera, scales, script)
-        task = asyncio.create_task(runtime.run())
-        await _until(lambda: runtime.state != "starting")
+        runtime = make_runtime(writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0, broken=True)], script=script)
+        task = await _running(runtime)
         runtime.start_intake()
-        await _advance_counter(runtime, plc, 104)
-        camera.frames.put_nowait(_frame(1, 104.0))
-        await _until(lambda: runtime.counters.fruit_total == 1)
-        await _advance_counter(runtime, plc, 105)
-        camera.frames.put_nowait(_frame(2, 105.0))
+        await _until(lambda: plc.position_at(time.monotonic()) > 105.2)
+        camera.expose(1, plc, 104.0)
+        camera.expose(2, plc, 105.0)
         await _until(lambda: runtime.counters.fruit_total == 2)
         snapshot = runtime.snapshot()
         await runtime.shutdown()
         await task
+        return plc, snapshot
 
-        assert [(w.cup_index, w.outlet) for w in plc.writes] == [(104, 3)]  # the recheck outlet
-        assert snapshot["late_total"] == 1
-        assert snapshot["outlets"] == {"0": 1, "3": 1}
-        assert snapshot["quality_classes"] == {"recheck": 2}
-        assert snapshot["devices"]["scale-0"] == "fault"
+    plc, snapshot = asyncio.run(scenario())
+    assert [(w.cup_index, w.outlet) for w in plc.writes] == [(104, 3)]  # the recheck outlet
+    assert snapshot["late_total"] == 1
+    assert snapshot["outlets"] == {"0": 1, "3": 1}
+    assert snapshot["quality_classes"] == {"recheck": 2}
+    # cup 104 crossed the load cell while the scale was down; cup 90 before the line started
+    assert snapshot["weigh_failures"]["device_down"] == 1 and snapshot["weigh_failures"]["timeout"] == 1
+    assert snapshot["devices"]["scale-0"] == "fault"
 
-    asyncio.run(scenario())
 
+def test_a_failed_plc_write_leaves_records_that_say_the_cups_recirculated(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, _ = store
 
-def test_a_failed_plc_write_counts_as_late(parts) -> None:  # type: ignore[no-untyped-def]
-    async def scenario() -> None:
-        plc, camera = FakePlc(), FakeCamera()
+    async def scenario() -> LineRuntime:
+        plc, camera = FakePlc(SPEED), FakeCamera()
         plc.fail_writes = True
-        runtime = _runtime(parts, plc, camera, [FakeScale(plc, 0)], {104: [Fused(0, 104)]})
-        task = asyncio.create_task(runtime.run())
-        await _until(lambda: runtime.state != "starting")
+        runtime = make_runtime(writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0)], script={104: [Fused(0, 104)]})
+        task = await _running(runtime)
         runtime.start_intake()
-        await _advance_counter(runtime, plc, 104)
-        camera.frames.put_nowait(_frame(1, 104.0))
+        await _until(lambda: plc.position_at(time.monotonic()) > 104.2)
+        camera.expose(1, plc, 104.0)
         await _until(lambda: runtime.counters.fruit_total == 1)
         await runtime.shutdown()
         await task
-        assert runtime.counters.late_total == 1
-        assert runtime.counters.by_outlet == {0: 1}
+        return runtime
 
-    asyncio.run(scenario())
+    runtime = asyncio.run(scenario())
+    assert runtime.counters.late_total == 1 and runtime.counters.by_outlet == {0: 1}
+    assert runtime.counters.plc_write_failures_total == 1
+    writer.flush(10)
+    (row,) = _rows(engine)
+    assert row["late"] and row["outlet"] == 0
+    assert any("PLC write failed" in reason for reason in row["reasons"])
 
 
-def test_stopped_intake_grades_nothing(parts) -> None:  # type: ignore[no-untyped-def]
-    async def scenario() -> None:
-        plc, camera = FakePlc(), FakeCamera()
-        runtime = _runtime(parts, plc, camera, [FakeScale(plc, 0)], {104: [Fused(0, 104)]})
-        task = asyncio.create_task(runtime.run())
-        await _until(lambda: runtime.state != "starting")
+def test_a_record_not_committed_by_its_deadline_is_not_sorted(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, path = store
+
+    async def scenario() -> tuple[FakePlc, LineRuntime]:
+        plc, camera = FakePlc(SPEED), FakeCamera()
+        runtime = make_runtime(writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0)], script={104: [Fused(0, 104)]})
+        task = await _running(runtime)
+        runtime.start_intake()
+        await _until(lambda: plc.position_at(time.monotonic()) > 104.2)
+        holder = sqlite3.connect(path, timeout=1)
+        holder.execute("BEGIN EXCLUSIVE")  # the database is locked: no commit can finish
+        try:
+            camera.expose(1, plc, 104.0)
+            # the deadline (cup 104 at 109, 0.5 s from now) passes while the store is locked
+            await _until(lambda: plc.position_at(time.monotonic()) > 109.5)
+            assert runtime.counters.fruit_total == 0  # nothing counted that is not committed
+        finally:
+            holder.rollback()
+            holder.close()
+        await _until(lambda: runtime.counters.fruit_total == 1)
+        await runtime.shutdown()
+        await task
+        return plc, runtime
+
+    plc, runtime = asyncio.run(scenario())
+    assert plc.writes == []
+    assert runtime.counters.late_total == 1 and runtime.counters.unsorted_after_commit_total == 1
+    writer.flush(10)
+    (row,) = _rows(engine)
+    assert row["late"] and row["outlet"] == 0
+
+
+def test_a_record_the_store_refuses_is_quarantined_and_its_cup_not_sorted(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, _ = store
+
+    async def scenario() -> tuple[FakePlc, LineRuntime]:
+        plc, camera = FakePlc(SPEED), FakeCamera()
+        no_such_lot = Lot(999, "X", "", "", "apple", "apple")  # a foreign key the database refuses
+        runtime = make_runtime(
+            writer=writer, lot=no_such_lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0)], script={104: [Fused(0, 104)]}
+        )
+        task = await _running(runtime)
+        runtime.start_intake()
+        await _until(lambda: plc.position_at(time.monotonic()) > 104.2)
+        camera.expose(1, plc, 104.0)
+        await _until(lambda: runtime.counters.quarantined_total == 1)
+        await runtime.shutdown()
+        await task
+        return plc, runtime
+
+    plc, runtime = asyncio.run(scenario())
+    assert plc.writes == [] and runtime.counters.fruit_total == 0
+    assert runtime.counters.quarantined_total == 1  # (the line_started event of that lot is quarantined too)
+
+
+def test_after_a_restart_cups_already_recorded_are_not_recorded_again(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, _ = store
+
+    async def scenario() -> FakePlc:
+        plc, camera = FakePlc(SPEED), FakeCamera()
+        script = {104: [Fused(0, 103), Fused(0, 104)], 105: [Fused(0, 105)]}
+        runtime = make_runtime(
+            writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0)], script=script,
+            resume_after_cups={0: 104},
+        )
+        task = await _running(runtime)
+        runtime.start_intake()
+        await _until(lambda: plc.position_at(time.monotonic()) > 105.2)
+        camera.expose(1, plc, 104.0)
+        camera.expose(2, plc, 105.0)
+        await _until(lambda: runtime.counters.fruit_total == 1)
+        await runtime.shutdown()
+        await task
+        return plc
+
+    plc = asyncio.run(scenario())
+    assert [w.cup_index for w in plc.writes] == [105]
+
+
+def test_stopped_intake_grades_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, _ = store
+
+    async def scenario() -> tuple[FakePlc, LineRuntime, FakeCamera]:
+        plc, camera = FakePlc(SPEED), FakeCamera()
+        runtime = make_runtime(writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0)], script={104: [Fused(0, 104)]})
+        task = await _running(runtime)
         assert runtime.state == "stopped"
-        await _advance_counter(runtime, plc, 104)
-        camera.frames.put_nowait(_frame(1, 104.0))
+        await _until(lambda: plc.position_at(time.monotonic()) > 104.2)
+        camera.expose(1, plc, 104.0)
         await _until(lambda: camera.frames.empty())
         await runtime.shutdown()
         await task
-        assert runtime.counters.fruit_total == 0
-        assert plc.writes == []
+        return plc, runtime, camera
 
-    asyncio.run(scenario())
+    plc, runtime, _ = asyncio.run(scenario())
+    assert runtime.counters.fruit_total == 0 and plc.writes == []
+
+
+def test_frames_are_placed_on_the_trigger_grid_from_plc_timing(store) -> None:  # type: ignore[no-untyped-def]
+    engine, lot, writer, _ = store
+
+    async def scenario() -> list[float | None]:
+        plc, camera = FakePlc(SPEED, pitch_cups=0.5), FakeCamera()
+        runtime = make_runtime(writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0)])
+        task = await _running(runtime)
+        runtime.start_intake()
+        await _until(lambda: plc.position_at(time.monotonic()) > 103.0)
+        for seq, position in enumerate((101.5, 102.0, 102.5)):
+            camera.expose(seq, plc, position + 0.08)  # stamps 8 ms late: still their own trigger
+        await _until(lambda: len(runtime.vision.positions) == 3)  # type: ignore[attr-defined]
+        await runtime.shutdown()
+        await task
+        return runtime.vision.positions  # type: ignore[attr-defined, no-any-return]
+
+    assert asyncio.run(scenario()) == [101.5, 102.0, 102.5]

@@ -254,3 +254,50 @@ def test_drop_log_keeps_the_newest_events_when_bounded() -> None:
     assert 5 <= len(model.drop_log) <= 10
     assert model.drop_log[-1].cup_index == 99
     assert [e.cup_index for e in model.drop_log] == list(range(100 - len(model.drop_log), 100))
+
+
+def test_camera_triggers_fire_at_whole_multiples_of_the_pitch() -> None:
+    clock = FakeClock()
+    model = PlcModel(1, OFFSETS, 8.0, clock, camera_trigger_pitch_cups=2 / 3)
+    assert model.camera_triggers == 0  # position 0 at power-up is not a crossing
+    # trigger m exposes at position m * 2/3, i.e. every 1/12 s at 8 cups/s
+    for m in (1, 2, 3, 180, 1000):
+        t_m = model.time_at_position(m * 2 / 3)
+        assert t_m == pytest.approx(100.0 + m / 12.0)
+        clock.t_s = t_m
+        assert model.camera_triggers == m
+        clock.t_s = t_m - 1e-6
+        assert model.camera_triggers == m - 1
+    status = model.status()
+    assert status.camera_trigger_pitch_cups == pytest.approx(2 / 3)
+    assert status.camera_triggers == 999
+    assert status.position_cups == pytest.approx(model.position_cups())
+
+
+def test_time_at_position_spans_speed_changes_and_stops() -> None:
+    clock = FakeClock()
+    model = PlcModel(1, OFFSETS, 10.0, clock, camera_trigger_pitch_cups=1.0)
+    clock.advance(1.0)  # position 10
+    model.set_speed(5.0)
+    clock.advance(1.0)  # position 15
+    model.stop()
+    assert model.time_at_position(4.0) == pytest.approx(100.4)  # first segment
+    assert model.time_at_position(12.5) == pytest.approx(101.5)  # second segment
+    assert model.time_at_position(15.0) == pytest.approx(102.0)  # where it stopped
+    assert model.time_at_position(16.0) is None  # a stopped belt never gets there
+    clock.advance(3.0)
+    assert model.camera_triggers == 15  # no trigger while stopped
+    model.start()  # at t = 105, still position 15, at 5 cups/s
+    assert model.time_at_position(16.0) == pytest.approx(105.2)
+    clock.advance(0.2)
+    assert model.camera_triggers == 16
+
+
+def test_no_camera_trigger_without_a_pitch() -> None:
+    model, clock = make()
+    clock.advance(3.0)
+    assert model.camera_triggers == 0
+    status = model.status()
+    assert status.camera_trigger_pitch_cups is None and status.camera_triggers == 0
+    with pytest.raises(ValueError):
+        PlcModel(1, OFFSETS, 10.0, clock, camera_trigger_pitch_cups=0.0)

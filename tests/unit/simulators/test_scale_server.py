@@ -14,7 +14,9 @@ from simulators.faults import FaultInjector, FaultRates
 from simulators.scale_server import (
     FruitSequence,
     MtSicsBalance,
+    Reply,
     ScaleSimulator,
+    SentFrame,
     SettableWeight,
     ThreadedScaleSimulator,
     toledo_frame,
@@ -67,6 +69,19 @@ def test_balance_zero_and_tare() -> None:
     source.set(245.0, stable=False)
     assert balance.answer(b"Z", 0.0) == b"Z I\r\n"
     assert balance.answer(b"T", 0.0) == b"T I\r\n"
+
+
+def test_balance_reset_clears_the_tare_and_stream_lines_are_not_commands() -> None:
+    source = SettableWeight(45.0)
+    balance = MtSicsBalance(source)
+    assert balance.answer(b"T", 0.0) == b"T S      45.00 g\r\n"
+    source.set(245.0, stable=False)
+    assert balance.stream_line(0.0) == Reply(b"S D     200.00 g\r\n", 200.0, False)
+    assert balance.reply(b"SIR", 0.0) == Reply(b"S D     200.00 g\r\n", 200.0, False)
+    assert balance.answer(b"@", 0.0) == b'I4 A "SIM0001"\r\n'
+    assert balance.reply(b"SI", 0.0).weight_g == 245.0  # MT-SICS: @ clears the tare register
+    assert balance.reply(b"Z", 0.0) == Reply(b"Z I\r\n")  # no weight in it
+    assert balance.commands == [b"T", b"SIR", b"@", b"SI", b"Z"]
 
 
 def test_kg_display_and_negative_zero() -> None:
@@ -182,6 +197,80 @@ def test_mtsics_over_tcp_exact_bytes() -> None:
     ]
 
 
+def test_mtsics_sir_streams_until_cancelled_and_answers_other_commands_in_between() -> None:
+    source = SettableWeight(182.4)
+    stream_line = b"S S     182.40 g\r\n"
+
+    async def scenario() -> None:
+        async with ScaleSimulator("mt-sics", source, rate_hz=100.0) as sim:
+            await sim.start_tcp()
+            reader, writer = await asyncio.open_connection("127.0.0.1", sim.tcp_port)
+            writer.write(b"SIR\r\n")
+            assert [await reader.readuntil(b"\n") for _ in range(3)] == [stream_line] * 3
+            writer.write(b"Z\r\n")  # answered between stream lines; the stream goes on
+            while (got := await reader.readuntil(b"\n")) == stream_line:
+                pass
+            assert got == b"Z A\r\n"
+            zeroed = [await reader.readuntil(b"\n") for _ in range(2)]
+            assert zeroed == [b"S S       0.00 g\r\n"] * 2
+            identity = b'I4 A "SIM0001"\r\n'
+            for cancel in (b"SI", b"@"):
+                # Lines already sent may still arrive before the I4 reply; none after it.
+                writer.write(cancel + b"\r\nI4\r\n")
+                for _ in range(2 if cancel == b"@" else 1):  # @ answers with the identity too
+                    while await reader.readuntil(b"\n") != identity:
+                        pass
+                writer.write(b"I4\r\n")
+                assert await reader.readuntil(b"\n") == identity  # the stream has stopped
+                writer.write(b"SIR\r\n")
+                assert await reader.readuntil(b"\n") == b"S S       0.00 g\r\n"
+            writer.close()
+            assert sim.balance.commands == [b"SIR", b"Z"] + [b"SI", b"I4", b"I4", b"SIR"] + [
+                b"@",
+                b"I4",
+                b"I4",
+                b"SIR",
+            ]
+
+    run(scenario())
+
+
+def test_send_log_records_what_went_on_the_wire() -> None:
+    faults = FaultInjector()
+
+    async def scenario() -> list[SentFrame]:
+        sim = ScaleSimulator(
+            "toledo", SettableWeight(250.0), rate_hz=100.0, faults=faults, keep_send_log=True
+        )
+        await sim.start_tcp()
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.tcp_port)
+        await reader.readexactly(18)
+        faults.corrupt_next()
+        while sum(not sent.intact for sent in sim.send_log) == 0 or len(sim.send_log) < 5:
+            await reader.read(18)
+        await sim.stop()
+        writer.close()
+        return sim.send_log
+
+    log = run(scenario())
+    assert all(sent.frame == toledo_frame(250.0) and sent.weight_g == 250.0 for sent in log)
+    spoiled = [sent for sent in log if not sent.intact]
+    assert len(spoiled) == 1 and spoiled[0].wire == toledo_spoil_check(toledo_frame(250.0))
+    assert [sent.t_s for sent in log] == sorted(sent.t_s for sent in log)
+
+
+def test_no_send_log_unless_asked() -> None:
+    async def scenario() -> int:
+        async with ScaleSimulator("xk3190", rate_hz=100.0) as sim:
+            await sim.start_tcp()
+            reader, writer = await asyncio.open_connection("127.0.0.1", sim.tcp_port)
+            await reader.readexactly(24)
+            writer.close()
+            return len(sim.send_log)
+
+    assert run(scenario()) == 0
+
+
 @pytest.mark.parametrize(
     ("protocol", "frame"), [("toledo", toledo_frame(250.0)), ("xk3190", xk3190_frame(250.0))]
 )
@@ -271,3 +360,4 @@ def test_threaded_simulator_as_a_fixture_serves_a_blocking_client(
             pass
     threaded_toledo.stop()
     assert threaded_toledo.start_tcp(port) == url  # switched on again on the same port
+    assert threaded_toledo.send_log() == []  # not kept unless asked for

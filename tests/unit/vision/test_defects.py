@@ -39,7 +39,7 @@ def _spot(radius_px: float, centre: tuple[int, int]) -> tuple[np.ndarray, np.nda
 def _search(bgr: np.ndarray, candidate: np.ndarray, usable: np.ndarray | None = None) -> list[DefectView]:
     weight = np.full((SIDE_PX, SIDE_PX), int(WEIGHT_SCALE), np.uint8)  # flat: projected area = surface area
     usable = weight if usable is None else usable
-    return find_defects(candidate, weight, usable, bgr, TO_CANON, MM_PER_PX, SETTINGS)
+    return find_defects(candidate, weight, usable, cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab), TO_CANON, MM_PER_PX, SETTINGS)
 
 
 def test_spot_area_counts_blurred_edge_pixels_by_their_share() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import cv2
@@ -134,3 +135,42 @@ def test_quality_model_scores_each_fruit_once_from_the_middle_of_the_frame(light
     assert all(first[x] is not None for x in (300, 330, 620))
     again = pipeline.measure(img, 10.0)  # the same cups (a belt that has not moved)
     assert all(v.quality_score is None for v in again)
+
+
+def test_a_bruise_inside_the_skins_colour_class_is_found_against_the_fruits_own_skin() -> None:
+    """A dark-red bruise on a red apple is red to the colour boxes: only the comparison with
+    the fruit's own skin around it can find it."""
+    img = _frame()
+    red, bruise = (45.0, 50.0, 30.0), (31.0, 40.0, 22.0)  # both inside the red class (a* >= 20)
+    _paint_ellipse(img, 300.0, 100.0, 80.0, 76.0, _lab_to_bgr(red))
+    _paint_ellipse(img, 320.0, 95.0, 9.0, 9.0, _lab_to_bgr(bruise))  # 9 mm across at 0.5 mm/px
+    boxes_only = dataclasses.replace(SETTINGS, own_skin_darker_l=1000.0)
+    assert FramePipeline(boxes_only).measure(img)[0].defect_count == 0
+    view = FramePipeline(SETTINGS).measure(img)[0]
+    assert view.defect_count == 1
+    assert view.defect_area_cm2 == pytest.approx(np.pi * 4.5**2 / 100, rel=0.35)
+    assert view.colour_fractions["red"] > 0.95  # it is still red skin to the colour read
+
+
+def test_a_highlight_too_faint_to_be_glare_is_not_a_defect() -> None:
+    """The skin mixed two thirds toward white is in no colour class and not glare either
+    (``L*`` < 80): a blob the colour boxes would call a defect. It lies on the line from the
+    skin's colour to white, so it is a highlight; a patch of the same size and lightness but
+    another hue (a corky scar) is not."""
+
+    def frame_with(patch_bgr: np.ndarray | None, mix: float) -> np.ndarray:
+        img = _frame()
+        red = np.array(_lab_to_bgr((45.0, 50.0, 30.0)))
+        _paint_ellipse(img, 300.0, 100.0, 80.0, 76.0, tuple(red))
+        yy, xx = np.mgrid[0:200, 200:400].astype(np.float32)
+        weight = np.clip(1.6 * np.exp(-((xx - 290) ** 2 + (yy - 90) ** 2) / (2 * 7.0**2)), 0, 1)[..., None]
+        target = 250.0 if patch_bgr is None else patch_bgr
+        region = img[0:200, 200:400].astype(np.float32)
+        img[0:200, 200:400] = np.clip(region + (target - region) * mix * weight, 0, 255).astype(np.uint8)
+        return img
+
+    sheen = frame_with(None, 0.66)
+    code = FramePipeline(SETTINGS).measure(sheen)
+    assert code[0].defect_count == 0
+    scar = np.array(_lab_to_bgr((62.0, 8.0, 24.0)), np.float32)
+    assert FramePipeline(SETTINGS).measure(frame_with(scar, 1.0))[0].defect_count == 1

@@ -15,8 +15,10 @@ from vision.quality import (
     FORMAT_VERSION,
     QualityModel,
     QualityModelError,
+    bootstrap_interval,
     cross_validate,
     extract_features,
+    grouped_folds,
     roc_auc,
     spearman,
     stratified_folds,
@@ -49,6 +51,33 @@ def test_roc_auc_exact_values() -> None:
         roc_auc([0.1, 0.2], [True, True])
 
 
+def test_grouped_folds_keep_each_fruit_in_one_fold() -> None:
+    grades = np.repeat(np.arange(1, 11), 30)
+    groups = np.arange(300) // 5  # 60 fruit, five photos each
+    folds = grouped_folds(grades, groups, 5, seed=3)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(300))
+    for k, test in enumerate(folds):
+        others = np.concatenate([f for j, f in enumerate(folds) if j != k])
+        assert not set(groups[test]) & set(groups[others])
+    with pytest.raises(ValueError, match="fruit"):
+        grouped_folds(grades[:10], np.zeros(10), 5)
+
+
+def test_bootstrap_interval_resamples_whole_fruit() -> None:
+    rng = np.random.default_rng(0)
+    grades = np.repeat(np.arange(1, 11, dtype=float), 20)
+    groups = np.arange(200) // 4
+    good = grades + rng.normal(scale=1.0, size=200)
+    low, high = bootstrap_interval(spearman, good, grades, groups, resamples=300)
+    assert low < spearman(good, grades) < high
+    assert low > 0.8 and high <= 1.0
+    # resampling photos one by one would treat a fruit's photos as independent evidence;
+    # by fruit, a prediction that is right for some fruit only has a wider interval
+    per_fruit_noise = grades + np.repeat(rng.normal(scale=3.0, size=50), 4)
+    wide_low, wide_high = bootstrap_interval(spearman, per_fruit_noise, grades, groups, resamples=300)
+    assert wide_high - wide_low > high - low
+
+
 def test_stratified_folds_partition_and_balance() -> None:
     grades = np.repeat(np.arange(1, 11), 30)
     folds = stratified_folds(grades, 5, seed=7)
@@ -73,9 +102,14 @@ def _linear_data(n: int = 200, seed: int = 3) -> tuple[np.ndarray, np.ndarray, n
 def test_fit_recovers_a_linear_grade() -> None:
     x, grade, true_w = _linear_data()
     model = QualityModel.fit(x, grade, ridge_lambda=1e-6)
-    assert np.allclose(model.grade_value(x), grade, atol=1e-3)
+    # Inputs are clipped to the training percentiles, which bends the fit a little at the
+    # tails; rows clear of the clip are predicted closely.
+    clear = np.all((x > np.array(model.clip_low)) & (x < np.array(model.clip_high)), axis=1)
+    assert clear.sum() > 50
+    assert np.allclose(model.grade_value(x[clear]), grade[clear], atol=0.15 * grade.std())
     # Weights are stored for standardised features: undo the scale to compare.
-    assert np.allclose(np.array(model.weights) / np.array(model.scale), true_w, atol=1e-4)
+    assert np.allclose(np.array(model.weights) / np.array(model.scale), true_w, atol=0.1 * np.abs(true_w).max())
+    assert spearman(model.grade_value(x), grade) > 0.99
 
 
 def test_scores_are_clipped_to_unit_interval_and_ordered() -> None:
@@ -93,6 +127,34 @@ def test_lambda_is_chosen_by_inner_cv_from_the_grid() -> None:
     noisy = grade + np.random.default_rng(1).normal(scale=0.5, size=len(grade))
     model = QualityModel.fit(x, noisy, lambdas=(0.1, 1000.0))
     assert model.ridge_lambda == 0.1  # a strong pull to zero loses on a real linear signal
+    # pure noise: the strong pull wins
+    model = QualityModel.fit(x, np.random.default_rng(2).normal(size=len(grade)), lambdas=(0.1, 1000.0))
+    assert model.ridge_lambda == 1000.0
+
+
+def test_inner_search_is_grouped_by_fruit() -> None:
+    """Photos of one fruit share a random offset the features cannot see. Folds that split a
+    fruit reward memorising it (weak regularisation); folds by fruit do not."""
+    rng = np.random.default_rng(5)
+    fruit = np.repeat(np.arange(40), 6)
+    identity = rng.normal(size=(40, len(FEATURE_NAMES)))[fruit] * 3 + rng.normal(size=(240, len(FEATURE_NAMES))) * 0.1
+    grade = np.repeat(rng.normal(size=40), 6) * 3 + 5  # the grade is the fruit's, not the features'
+    by_photo = QualityModel.fit(identity, grade, lambdas=(0.1, 1e5))
+    by_fruit = QualityModel.fit(identity, grade, groups=fruit, lambdas=(0.1, 1e5))
+    assert by_photo.ridge_lambda == 0.1
+    assert by_fruit.ridge_lambda == 1e5
+
+
+def test_a_photo_unlike_the_training_set_is_flagged() -> None:
+    x, grade, _ = _linear_data(n=300)
+    model = QualityModel.fit(x, grade)
+    inside = [model.assess_features(row) for row in x[:50]]
+    assert sum(a.out_of_distribution for a in inside) <= 1
+    odd = x[0].copy()
+    odd[[3, 7]] += 12 * np.array(model.scale)[[3, 7]]  # two features far beyond anything seen
+    outside = model.assess_features(odd)
+    assert outside.out_of_distribution and outside.predicted_grade is None
+    assert outside.distance > model.ood_threshold
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
@@ -101,11 +163,20 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "model.json"
     model.save(path)
     data = json.loads(path.read_text())
-    assert data["format_version"] == FORMAT_VERSION
+    assert data["format_version"] == FORMAT_VERSION == 2
     assert data["feature_names"] == list(FEATURE_NAMES)
     assert set(data["normalisation"]) == {"mean", "scale"}
+    assert path.stat().st_size < 40_000  # small enough to read and to mail
     loaded = QualityModel.load(path)
     assert np.allclose(loaded.grade_value(x), model.grade_value(x))
+    assert np.allclose(loaded.distance(x), model.distance(x))
+
+
+def test_a_version_1_model_file_asks_for_retraining(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"format": "gradeline-quality-model", "format_version": 1, "weights": []}))
+    with pytest.raises(QualityModelError, match="train it again"):
+        QualityModel.load(path)
 
 
 @pytest.mark.parametrize(
@@ -138,7 +209,7 @@ def test_unreadable_model_file(tmp_path: Path) -> None:
 def test_cross_validate_on_a_learnable_signal() -> None:
     x, grade, _ = _linear_data(n=300)
     grades = np.clip(np.round(grade), 1, 10)
-    cv = cross_validate(x, grades, folds=5, seed=0)
+    cv = cross_validate(x, grades, test_folds=stratified_folds(grades, 5, seed=0))
     assert len(cv.folds) == 5
     assert cv.mean_spearman > 0.9
     assert all(f.train_count + f.test_count == 300 for f in cv.folds)
@@ -184,14 +255,25 @@ def test_features_have_the_documented_length_and_are_finite() -> None:
 
 def test_wrinkles_raise_texture_features() -> None:
     smooth, wrinkled = _features(_fruit()), _features(_fruit(wrinkles=14))
-    for name in ("log_dog_fine", "log_dog_mid", "log_ridge_1", "log_ridge_2", "log_edge_density"):
+    for name in ("log_dog_fine", "log_dog_mid", "log_ridge_1", "log_ridge_2", "log_gradient_energy"):
         assert _feature(wrinkled, name) > _feature(smooth, name) + 0.3, name
 
 
-def test_dark_spot_raises_dark_and_blemish_shares() -> None:
+def test_dark_spot_raises_the_shares_relative_to_the_own_skin() -> None:
     clean, spotted = _features(_fruit()), _features(_fruit(dark_spot=True))
-    assert _feature(spotted, "log_dark_share") > _feature(clean, "log_dark_share") + 1.0
-    assert _feature(spotted, "log_blemish_share") > _feature(clean, "log_blemish_share") + 1.0
+    for name in ("log_darker_20_share", "log_blemish_share", "log_discoloured_share", "log_largest_patch_share"):
+        assert _feature(spotted, name) > _feature(clean, name) + 1.0, name
+
+
+def test_a_darker_variety_is_not_a_blemish() -> None:
+    """Darkness is judged against the fruit's own skin: a uniformly darker fruit has no more
+    blemish, dark or discoloured surface than a lighter one."""
+    light = _fruit()
+    dark = (light.astype(np.float32) * np.where(light < 250, 0.6, 1.0)).astype(np.uint8)
+    a, b = _features(light), _features(dark)
+    assert _feature(b, "lab_l_mean") < _feature(a, "lab_l_mean") - 10
+    for name in ("log_darker_10_share", "log_blemish_share", "log_discoloured_share", "log_soft_spot_share"):
+        assert np.exp(_feature(b, name)) == pytest.approx(np.exp(_feature(a, name)), abs=0.01), name
 
 
 def test_scattered_highlights_are_counted() -> None:
@@ -203,7 +285,7 @@ def test_scattered_highlights_are_counted() -> None:
 def test_features_do_not_depend_on_photo_resolution() -> None:
     small = _features(_fruit(wrinkles=10, scale=1.0))
     large = _features(_fruit(wrinkles=10, scale=2.0))
-    for name in ("lab_l_mean", "lab_a_mean", "chroma_mean", "log_dog_mid", "log_ridge_2", "solidity"):
+    for name in ("lab_l_mean", "lab_a_p50", "chroma_p50", "log_dog_mid", "log_ridge_2", "solidity"):
         assert _feature(large, name) == pytest.approx(_feature(small, name), rel=0.1, abs=0.15), name
 
 

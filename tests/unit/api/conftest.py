@@ -1,0 +1,87 @@
+"""The app over a real LineRuntime with in-memory devices that deliver no fruit, a real store
+(SQLite in the test's directory), and credentials of every role."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.metrics import build_registry
+from grading.access import TOKEN_ROLES, Role
+from grading.config import LineConfig, load_config
+from grading.runtime import LineRuntime
+from grading.store import RecordWriter, create_store_engine, migrate, open_lot
+from tests.line_fakes import FakeCamera, FakePlc, FakeScale, make_runtime
+
+# Not loopback: /metrics must ask this client for a token, as it would a machine on the plant network.
+REMOTE_CLIENT = ("192.0.2.10", 50000)
+
+
+@dataclass
+class FakeHandle:
+    """What the app uses of ``api.compose.LineHandle``."""
+
+    config: LineConfig
+    runtime: LineRuntime
+    engine: Engine
+    registry: Any
+    sensors: Any = None
+
+
+def line_factory(tmp_path: Path, config: LineConfig | None = None) -> Callable[[], Any]:
+    @asynccontextmanager
+    async def open_line() -> AsyncIterator[FakeHandle]:
+        cfg = config or load_config(None)
+        engine = create_store_engine(f"sqlite:///{tmp_path}/api.db")
+        migrate(engine)
+        lot = open_lot(engine, code="LOT-9", grower="李四", variety="", product="apple", recipe="apple", line="line-1")
+        writer = RecordWriter(engine)
+        writer.start()
+        plc = FakePlc(8.0)  # a moving belt; the camera delivers no frames: these tests need no fruit
+        runtime = make_runtime(
+            writer=writer, lot=lot, plc=plc, camera=FakeCamera(), scales=[FakeScale(plc, 0)], line_name="line-1"
+        )
+        task = asyncio.create_task(runtime.run())
+        try:
+            yield FakeHandle(cfg, runtime, engine, build_registry(runtime))
+        finally:
+            await runtime.shutdown()
+            await task
+            writer.close(10)
+            engine.dispose()
+
+    return open_line
+
+
+@dataclass
+class Api:
+    app: FastAPI
+    client: TestClient
+    tokens: dict[Role, str]  # a valid token per token role
+
+    def bearer(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    @property
+    def access(self) -> Any:
+        return self.app.state.auth.access
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    """The app started (lifespan entered) with one token per role, seen from a non-loopback client."""
+    app = create_app(line_factory(tmp_path), live_interval_s=0.05, live_recheck_s=0.1)
+    with TestClient(app, client=REMOTE_CLIENT) as client:
+        access = app.state.auth.access
+        tokens = {role: access.create_token(f"test-{role.value}", role, "test")[0] for role in TOKEN_ROLES}
+        yield Api(app, client, tokens)
