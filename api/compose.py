@@ -23,6 +23,10 @@ from sqlalchemy import Engine
 from api.metrics import build_registry
 from drivers.interfaces import Camera, Plc, Scale
 from drivers.modbus.sensor import SensorPoller, build_sensor_poller
+from grading.alarms import AlarmEngine
+from grading.coldchain.history import ColdchainStore
+from grading.coldchain.monitor import ColdchainMonitor
+from grading.coldchain.service import ColdchainService
 from grading.config import LineConfig
 from grading.decision import DecisionSettings, DecisionStep
 from grading.grader import Grader
@@ -62,6 +66,10 @@ class LineHandle:
     registry: CollectorRegistry
     simulation: Simulation | None
     sensors: SensorPoller | None
+    # The line's one alarm engine: the cold rooms' alarms and any other source (drift, ...).
+    alarms: AlarmEngine | None = None
+    coldchain: ColdchainMonitor | None = None
+    coldchain_service: ColdchainService | None = None
 
 
 @dataclass
@@ -243,10 +251,22 @@ async def open_line(
         for device in opened:
             await device.open()
             stack.push_async_callback(device.close)
+        alarms = AlarmEngine(
+            clock=clock, flood_alarms=config.coldchain.flood_alarms, flood_window_s=config.coldchain.flood_window_s
+        )
+        monitor: ColdchainMonitor | None = None
         sensors: SensorPoller | None = None
         if config.sensors:
-            sensors, buses = build_sensor_poller(config.sensors, clock=clock)
+            rooms = config.coldchain.rooms_for([s.name for s in config.sensors])
+            monitor = ColdchainMonitor(rooms, alarms, default_product=recipe.product, clock=clock)
+            sensors, buses = build_sensor_poller(config.sensors, clock=clock, on_reading=monitor.on_reading)
             stack.callback(buses.close)
+        coldchain = ColdchainService(
+            engine, alarms, monitor, ColdchainStore(engine), retention_days=config.coldchain.retention_days, clock=clock
+        )
+        coldchain.start()
+        stack.push_async_callback(coldchain.close)  # after the poller has stopped: the last minutes
+        if sensors is not None:
             sensors.start()
             stack.push_async_callback(sensors.stop)
         run_task = asyncio.create_task(runtime.run(), name="line-runtime")
@@ -255,7 +275,9 @@ async def open_line(
                 runtime.start_intake()
             yield LineHandle(
                 config=config, recipe=recipe, runtime=runtime, engine=engine, writer=writer,
-                registry=build_registry(runtime, sensors, clock), simulation=devices.simulation, sensors=sensors,
+                registry=build_registry(runtime, sensors, clock, alarms=alarms, coldchain=monitor),
+                simulation=devices.simulation, sensors=sensors, alarms=alarms, coldchain=monitor,
+                coldchain_service=coldchain,
             )
         finally:
             await runtime.shutdown()

@@ -14,12 +14,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from drivers.modbus.sensor import SensorPoller
+from grading.alarms import HIDDEN_STATES, AlarmEngine, AlarmState
+from grading.coldchain.monitor import ColdchainMonitor
 from grading.runtime import LATENCY_BUCKETS_S, LineRuntime
 
 
 class LineCollector(Collector):
-    def __init__(self, runtime: LineRuntime) -> None:
+    def __init__(
+        self, runtime: LineRuntime, sensors: SensorPoller | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._runtime = runtime
+        self._sensors = sensors
+        self._clock = clock
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         rt = self._runtime
@@ -32,10 +38,10 @@ class LineCollector(Collector):
             return family
 
         fruits = CounterMetricFamily(
-            "gradeline_fruits", "Fruit graded, by quality class.", labels=["line", "quality_class"]
+            "gradeline_fruits", "Fruit graded, by quality class and size class.", labels=["line", "quality", "size"]
         )
-        for quality, n in sorted(c.by_quality.items()):
-            fruits.add_metric([line, quality], n)
+        for (quality, size), n in sorted(c.by_quality_size.items()):
+            fruits.add_metric([line, quality, size], n)
         yield fruits
         sizes = CounterMetricFamily("gradeline_fruits_by_size", "Fruit graded, by size class.", labels=["line", "size_class"])
         for size, n in sorted(c.by_size.items()):
@@ -91,48 +97,114 @@ class LineCollector(Collector):
         rate = GaugeMetricFamily("gradeline_fruit_rate_per_second", "Fruit graded per second (5 s window).", labels=["line"])
         rate.add_metric([line], rt.fruit_per_second())
         yield rate
+        lot_open = GaugeMetricFamily("gradeline_lot_open", "1 while a lot is open on the line.", labels=["line", "lot"])
+        lot_open.add_metric([line, rt.lot.code], 1.0)  # the line always runs on an open lot today
+        yield lot_open
+        up = GaugeMetricFamily("gradeline_device_up", "1 while the device answers (line devices and sensors).", labels=["device"])
+        for device, state in sorted(rt.device_health().items()):
+            up.add_metric([device], 1.0 if state == "ok" else 0.0)
+        if self._sensors is not None:
+            now = self._clock()
+            for name, health in sorted(self._sensors.health.items()):
+                up.add_metric([name], 1.0 if health.is_up(now) else 0.0)
+        yield up
 
 
 class ColdroomCollector(Collector):
-    """Cold-room sensors: last temperature and humidity, freshness and faults per device."""
+    """Cold rooms and their sensors: current temperature and humidity per room (only from a
+    fresh sensor: a stale one's last value is not current and is not exported), each room's band,
+    each sensor's last good read and failed polls."""
 
-    def __init__(self, poller: SensorPoller, clock: Callable[[], float]) -> None:
+    def __init__(self, poller: SensorPoller, monitor: ColdchainMonitor | None, clock: Callable[[], float]) -> None:
         self._poller = poller
+        self._monitor = monitor
         self._clock = clock
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         now = self._clock()
         wall_offset_s = time.time() - now  # monotonic -> Unix time, for the timestamp series
         temperature = GaugeMetricFamily(
-            "gradeline_coldroom_temperature_celsius", "Last temperature read.", labels=["device"]
+            "gradeline_coldroom_temperature_celsius", "Room air temperature now (absent while its sensor is stale).",
+            labels=["room"],
         )
         humidity = GaugeMetricFamily(
-            "gradeline_coldroom_relative_humidity_ratio", "Last relative humidity read (0-1).", labels=["device"]
+            "gradeline_coldroom_relative_humidity_ratio", "Room relative humidity now, 0-1 (absent while stale).",
+            labels=["room"],
         )
-        up = GaugeMetricFamily("gradeline_sensor_up", "1 while the sensor's readings are fresh.", labels=["device"])
+        band_high = GaugeMetricFamily("gradeline_coldroom_band_high_celsius", "Room's upper temperature limit.", labels=["room"])
+        band_low = GaugeMetricFamily("gradeline_coldroom_band_low_celsius", "Room's lower temperature limit.", labels=["room"])
+        setpoint = GaugeMetricFamily("gradeline_coldroom_setpoint_celsius", "Room's setpoint.", labels=["room"])
+        humidity_low = GaugeMetricFamily(
+            "gradeline_coldroom_band_humidity_low_ratio", "Room's lower humidity limit, 0-1.", labels=["room"]
+        )
+        if self._monitor is not None:
+            for room in self._monitor.now():
+                if room.temperature_c is not None:
+                    temperature.add_metric([room.room], room.temperature_c)
+                if room.humidity_ratio is not None:
+                    humidity.add_metric([room.room], room.humidity_ratio)
+                band_high.add_metric([room.room], room.band.temperature_high_c)
+                band_low.add_metric([room.room], room.band.temperature_low_c)
+                setpoint.add_metric([room.room], room.band.setpoint_c)
+                humidity_low.add_metric([room.room], room.band.humidity_low_ratio)
         last = GaugeMetricFamily(
             "gradeline_sensor_last_read_timestamp_seconds", "Unix time of the last good reading.", labels=["device"]
         )
         failures = CounterMetricFamily("gradeline_sensor_poll_failures", "Failed polls.", labels=["device"])
         for name, health in sorted(self._poller.health.items()):
-            reading = health.last_reading
-            if reading is not None and reading.temperature_celsius is not None:
-                temperature.add_metric([name], reading.temperature_celsius)
-            if reading is not None and reading.relative_humidity_ratio is not None:
-                humidity.add_metric([name], reading.relative_humidity_ratio)
-            up.add_metric([name], 1.0 if health.is_up(now) else 0.0)
             if health.last_ok_t is not None:
                 last.add_metric([name], health.last_ok_t + wall_offset_s)
             failures.add_metric([name], health.failures)
-        yield from (temperature, humidity, up, last, failures)
+        yield from (temperature, humidity, band_high, band_low, setpoint, humidity_low, last, failures)
+
+
+class AlarmCollector(Collector):
+    """Every alarm of the line's engine, whatever its source, and flood counts."""
+
+    def __init__(self, alarms: AlarmEngine) -> None:
+        self._alarms = alarms
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        active = GaugeMetricFamily(
+            "gradeline_alarm_active", "1 while the alarm is raised (acknowledged or not); 0 otherwise, also when hidden.",
+            labels=["alarm", "priority"],
+        )
+        unacked = GaugeMetricFamily(
+            "gradeline_alarm_unacknowledged", "1 while the alarm waits for an acknowledgement.", labels=["alarm", "priority"]
+        )
+        hidden = GaugeMetricFamily(
+            "gradeline_alarm_hidden", "1 while shelved, suppressed by design or out of service.", labels=["alarm", "state"]
+        )
+        for a in self._alarms.alarms():
+            labels = [a.alarm_id, a.definition.priority]
+            active.add_metric(labels, 1.0 if a.annunciated else 0.0)
+            unacked.add_metric(
+                labels, 1.0 if a.state in (AlarmState.UNACKNOWLEDGED, AlarmState.RETURNED_UNACKNOWLEDGED) else 0.0
+            )
+            if a.state in HIDDEN_STATES:
+                hidden.add_metric([a.alarm_id, str(a.state)], 1.0)
+        raised = CounterMetricFamily("gradeline_alarms_raised", "Alarms raised since start.")
+        raised.add_metric([], self._alarms.raised_total)
+        floods = CounterMetricFamily("gradeline_alarm_floods", "Alarm floods (over 10 alarms in 10 minutes) since start.")
+        floods.add_metric([], self._alarms.floods_total)
+        rate = GaugeMetricFamily("gradeline_alarm_rate", "Alarms raised within the last flood window (10 minutes).")
+        rate.add_metric([], self._alarms.flood_rate())
+        yield from (active, unacked, hidden, raised, floods, rate)
 
 
 def build_registry(
-    runtime: LineRuntime, sensors: SensorPoller | None = None, clock: Callable[[], float] = time.monotonic
+    runtime: LineRuntime,
+    sensors: SensorPoller | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    alarms: AlarmEngine | None = None,
+    coldchain: ColdchainMonitor | None = None,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(LineCollector(runtime))
+    registry.register(LineCollector(runtime, sensors, clock))
     if sensors is not None:
-        registry.register(ColdroomCollector(sensors, clock))
+        registry.register(ColdroomCollector(sensors, coldchain, clock))
+    if alarms is not None:
+        registry.register(AlarmCollector(alarms))
     ProcessCollector(registry=registry)
     return registry

@@ -163,14 +163,23 @@ class Plc(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SensorReading:
+    """One reading of a climate sensor: air or fruit-core temperature, humidity (0-1), and a
+    door contact where the device has one. ``t_s`` is when it was read, on the line's monotonic
+    clock. What the values mean for a room (bands, alarms) is the cold chain's business
+    (``grading.coldchain``), never the driver's."""
+
     temperature_celsius: float | None
     relative_humidity_ratio: float | None
     t_s: float
+    door_open: bool | None = None
 
 
 @runtime_checkable
 class ClimateSensor(Protocol):
-    """A cold-room temperature / humidity sensor or room controller."""
+    """A cold-room sensor: air temperature / humidity, a fruit-core probe, a door contact, or a
+    room controller giving several of them. The real one is
+    ``drivers.modbus.sensor.ModbusClimateSensor``; the in-memory one for unit tests is
+    ``simulators.coldroom.SimulatedClimateSensor``."""
 
     name: str
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationErro
 from drivers.camera import OpenCvCameraSettings
 from drivers.modbus.settings import ModbusSensorSettings, PlcModbusSettings
 from drivers.scales.settings import SerialScaleSettings
+from grading.coldchain.config import ColdchainSettings
 from simulators.settings import (
     SimulatedCameraSettings,
     SimulatedPlcSettings,
@@ -193,6 +194,9 @@ class LineConfig(_Strict):
     sensors: list[ModbusSensorSettings] = Field(
         default_factory=list, description="Cold-room temperature/humidity sensors polled over Modbus."
     )
+    coldchain: ColdchainSettings = Field(
+        default_factory=ColdchainSettings, description="Cold rooms, their bands and alarms, readings retention."
+    )
     recipe: str = Field("apple", min_length=1, description="Built-in recipe name or path to a recipe TOML file.")
     lot: LotSettings = Field(default_factory=LotSettings, description="The lot the line starts on.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where records are stored.")
@@ -210,6 +214,10 @@ class LineConfig(_Strict):
         names = [s.name for s in self.sensors]
         if len(set(names)) != len(names):
             raise ValueError("sensors: sensor names must be unique")
+        for i, room in enumerate(self.coldchain.rooms):
+            for device in (room.air, room.door_sensor, *room.core_probes):
+                if device is not None and device not in names:
+                    raise ValueError(f"coldchain.rooms.{i}: sensor {device!r} is not one of the [[sensors]]")
         if isinstance(self.scale, SerialScaleSettings) and len(self.scale.ports) != self.line.lanes:
             raise ValueError(f"scale.ports: needs one port per lane ({self.line.lanes}), got {len(self.scale.ports)}")
         stand_ins = [

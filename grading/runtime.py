@@ -119,6 +119,7 @@ class LineCounters:
     camera_errors_total: int = 0
     by_quality: Counter[str] = field(default_factory=Counter)
     by_size: Counter[str] = field(default_factory=Counter)
+    by_quality_size: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_outlet: Counter[int] = field(default_factory=Counter)
     by_lane: Counter[int] = field(default_factory=Counter)
     weight_g_sum: float = 0.0
@@ -504,6 +505,7 @@ class LineRuntime:
             c.weigh_failures[decision.weigh_cause or "timeout"] += 1
         c.by_quality[record.grade.quality_class] += 1
         c.by_size[record.grade.size_class or "none"] += 1
+        c.by_quality_size[(record.grade.quality_class, record.grade.size_class or "none")] += 1
         c.by_outlet[record.outlet] += 1
         c.by_lane[record.lane] += 1
         c.weight_g_sum += record.measurement.weight_g or 0.0

@@ -182,3 +182,55 @@ audit_log = Table(
     Column("detail", Text, nullable=False, server_default=""),
 )
 Index("ix_audit_log_at", audit_log.c.at)
+
+# --------------------------------------------------------------------------------------------
+# Cold chain and alarms (migration 0006_coldchain): the alarm journal (every transition of every
+# alarm, whatever its source), cold-room readings downsampled to one row per minute and
+# quantity, and lots' (or pallets') residence in the rooms. Refers only to ``lots.id``.
+
+alarm_journal = Table(
+    "alarm_journal",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("alarm_id", String(160), nullable=False),
+    Column("from_state", String(32), nullable=False),
+    Column("to_state", String(32), nullable=False),
+    Column("cause", String(32), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("user_name", String(100), nullable=True),
+    Column("reason", Text, nullable=False, server_default=""),
+)
+Index("ix_alarm_journal_alarm_id_at", alarm_journal.c.alarm_id, alarm_journal.c.at)
+
+coldroom_readings = Table(
+    "coldroom_readings",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("room", String(64), nullable=False),
+    # temperature, humidity (a ratio) or core:<probe sensor name>
+    Column("quantity", String(80), nullable=False),
+    Column("minute_at", DateTime(timezone=True), nullable=False),  # start of the minute, UTC
+    Column("min_value", Float, nullable=False),
+    Column("max_value", Float, nullable=False),
+    Column("mean_value", Float, nullable=False),
+    Column("samples", Integer, nullable=False),
+    # seconds of this minute the value was outside the room's band in force then (temperature only)
+    Column("out_of_band_s", Float, nullable=False, server_default="0"),
+    UniqueConstraint("room", "quantity", "minute_at", name="uq_coldroom_readings_minute"),
+)
+Index("ix_coldroom_readings_minute_at", coldroom_readings.c.minute_at)
+
+lot_residence = Table(
+    "lot_residence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lot_id", Integer, ForeignKey("lots.id"), nullable=False),
+    Column("pallet", String(64), nullable=False, server_default=""),  # "" = the whole lot
+    Column("room", String(64), nullable=False),
+    Column("entered_at", DateTime(timezone=True), nullable=False),
+    Column("left_at", DateTime(timezone=True), nullable=True),
+    Column("entered_by", String(100), nullable=False),
+    Column("left_by", String(100), nullable=True),
+)
+Index("ix_lot_residence_lot_id", lot_residence.c.lot_id)

@@ -5,7 +5,10 @@ compressor runs, drifts toward ambient while it is failed, and exchanges air wit
 while its door is open. A scripted scenario (door openings, compressor failure and repair)
 is config. ``ColdroomServer`` serves one Modbus unit id per room, in the register layout of
 a common sensor (XY-MD02 input registers by default, or the SRTH100 holding layout), over
-TCP or RTU on a serial device (a pty for tests). Per-room faults (exception responses,
+TCP or RTU on a serial device (a pty for tests). ``SimulatedClimateSensor`` and
+``SimulatedCoreProbe`` read the model in memory (the ``ClimateSensor`` Protocol without a wire)
+for unit tests; fruit-core probes (Newtonian cooling with a known time constant, and noise) are
+read that way only. Per-room faults (exception responses,
 delays, silence) are injected in the request hook; byte-level faults live in
 ``simulators/modbus_faults.py``.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,11 +37,25 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simdevice import SimAction
 
+from drivers.interfaces import DeviceTimeout, SensorReading
+
 Layout = Literal["xy-md02", "srth100"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CoreProbeSettings(_Strict):
+    """A fruit-core probe in a batch placed in the room at start: the fruit cools toward the
+    room's air by Newton's law with a known time constant (half-cooling time = tau ln 2,
+    seven-eighths-cooling time = tau ln 8), read with Gaussian noise."""
+
+    name: str = Field(min_length=1, max_length=64, description="Probe name.")
+    initial_celsius: float = Field(25.0, ge=-20, le=60, description="Fruit core at harvest.")
+    time_constant_s: float = Field(3600.0, gt=0, description="Cooling time constant tau.")
+    noise_celsius: float = Field(0.05, ge=0, le=5, description="Standard deviation of the probe's noise.")
+    seed: int = Field(0, description="Noise seed.")
 
 
 class RoomSettings(_Strict):
@@ -67,6 +85,9 @@ class RoomSettings(_Strict):
     )
     humidity_time_constant_s: float = Field(
         default=600.0, gt=0, description="How fast humidity returns to the room level."
+    )
+    core_probes: list[CoreProbeSettings] = Field(
+        default_factory=list, description="Fruit-core probes of a batch cooling in the room."
     )
 
 
@@ -129,6 +150,7 @@ class RoomState:
     delay_s: float = 0.0
     requests: int = 0
     config_registers: dict[int, int] = field(default_factory=dict)
+    core_celsius: dict[str, float] = field(default_factory=dict)  # true core temperature per probe
 
     def relax(self, dt_s: float) -> None:
         """Exact solution of the linear room model over ``dt_s`` with constant inputs."""
@@ -147,7 +169,14 @@ class RoomState:
         )
         k = k_cool + k_leak + k_door
         t_eq = (k_cool * cool_target + (k_leak + k_door) * s.ambient_celsius) / k
+        air_before = self.temperature_celsius
         self.temperature_celsius = t_eq + (self.temperature_celsius - t_eq) * math.exp(-k * dt_s)
+        # The core follows the air; over a step the air is taken at its mean (exact while the
+        # room holds its setpoint, as a pre-cooling room does).
+        air = (air_before + self.temperature_celsius) / 2
+        for probe in s.core_probes:
+            core = self.core_celsius.setdefault(probe.name, probe.initial_celsius)
+            self.core_celsius[probe.name] = air + (core - air) * math.exp(-dt_s / probe.time_constant_s)
         k_h = 1.0 / s.humidity_time_constant_s
         kh = k_h + k_door
         h_eq = (k_h * s.humidity_percent + k_door * s.ambient_humidity_percent) / kh
@@ -170,11 +199,15 @@ class ColdroomModel:
                 else r.initial_celsius,
                 humidity_percent=r.humidity_percent,
                 setpoint_celsius=r.setpoint_celsius,
+                core_celsius={p.name: p.initial_celsius for p in r.core_probes},
             )
             for r in settings.rooms
         }
         self._events = sorted(settings.events, key=lambda e: e.at_s)
         self._next_event = 0
+
+    def now(self) -> float:
+        return self._clock()
 
     @property
     def elapsed_s(self) -> float:
@@ -216,6 +249,70 @@ class ColdroomModel:
     def room(self, unit_id: int) -> RoomState:
         self.advance()
         return self.rooms[unit_id]
+
+
+# -- in-memory sensors, for unit tests ---------------------------------------------------------
+
+
+class SimulatedClimateSensor:
+    """A room's air sensor (temperature, humidity, door contact) read straight from the model:
+    a ``drivers.interfaces.ClimateSensor`` without a wire, for unit tests on a fake clock.
+    ``fail`` makes reads raise, as a sensor that stopped answering."""
+
+    def __init__(self, model: ColdroomModel, unit_id: int, name: str | None = None) -> None:
+        self.model = model
+        self.unit_id = unit_id
+        self.name = name or model.rooms[unit_id].settings.name
+        self.fail = False
+
+    async def open(self) -> None:
+        return None
+
+    def read_now(self) -> SensorReading:
+        if self.fail:
+            raise DeviceTimeout(self.name, "no answer (simulated)")
+        room = self.model.room(self.unit_id)
+        return SensorReading(
+            temperature_celsius=round(room.temperature_celsius, 1),  # the register's 0.1 degC
+            relative_humidity_ratio=round(room.humidity_percent, 1) / 100.0,
+            t_s=self.model.now(),
+            door_open=room.door_open,
+        )
+
+    async def read(self) -> SensorReading:
+        return self.read_now()
+
+    async def close(self) -> None:
+        return None
+
+
+class SimulatedCoreProbe:
+    """A fruit-core probe of the model's room, with its configured Gaussian noise."""
+
+    def __init__(self, model: ColdroomModel, unit_id: int, probe: str, name: str | None = None) -> None:
+        self.model = model
+        self.unit_id = unit_id
+        self.probe = probe
+        self.name = name or probe
+        settings = next(p for p in model.rooms[unit_id].settings.core_probes if p.name == probe)
+        self._noise_c = settings.noise_celsius
+        self._rng = random.Random(settings.seed)
+
+    async def open(self) -> None:
+        return None
+
+    def read_now(self) -> SensorReading:
+        core = self.model.room(self.unit_id).core_celsius[self.probe]
+        return SensorReading(
+            temperature_celsius=core + self._rng.gauss(0.0, self._noise_c), relative_humidity_ratio=None,
+            t_s=self.model.now(),
+        )
+
+    async def read(self) -> SensorReading:
+        return self.read_now()
+
+    async def close(self) -> None:
+        return None
 
 
 # -- Modbus face ---------------------------------------------------------------------------

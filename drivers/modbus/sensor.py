@@ -2,8 +2,10 @@
 
 ``ModbusClimateSensor`` implements ``drivers.interfaces.ClimateSensor`` from a register map
 (profile or inline, never code). ``SensorPoller`` polls each sensor at its own interval,
-keeps the last good reading and an up/stale state per device, and logs a fault once when it
-starts and once when it clears, not on every failed poll.
+keeps the last good reading and an up/stale state per device (device health, for the HMI's
+device list), and logs a fault once when it starts and once when it clears, not on every failed
+poll. It raises no alarm and knows no room: readings go to ``on_reading`` (the cold chain's
+``ColdchainMonitor``), which owns bands, the stale-sensor alarm and the rest.
 """
 
 from __future__ import annotations
@@ -131,12 +133,14 @@ class ModbusClimateSensor:
         values = await self.read_values()
         by_name = {s.name: s for s in self.registers}
         humidity = values.get("humidity")
+        door = values.get("door")
         return SensorReading(
             temperature_celsius=values.get("temperature"),
             relative_humidity_ratio=None
             if humidity is None
             else _humidity_ratio(by_name["humidity"], humidity),
             t_s=self._clock(),
+            door_open=None if door is None else bool(door),
         )
 
 

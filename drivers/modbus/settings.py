@@ -49,7 +49,7 @@ class RegisterSpec(_Strict):
     name: str = Field(
         min_length=1,
         max_length=64,
-        description="Quantity name; 'temperature' and 'humidity' feed SensorReading.",
+        description="Quantity name; 'temperature', 'humidity' and 'door' (a bool: the door contact) feed SensorReading.",
     )
     table: RegisterTable = Field(
         description="coil (FC1), discrete (FC2), input (FC4) or holding (FC3)."

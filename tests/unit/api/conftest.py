@@ -36,6 +36,9 @@ class FakeHandle:
     engine: Engine
     registry: Any
     sensors: Any = None
+    alarms: Any = None
+    coldchain: Any = None
+    coldchain_service: Any = None
 
 
 def line_factory(tmp_path: Path, config: LineConfig | None = None) -> Callable[[], Any]:
