@@ -80,10 +80,10 @@ def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: P
                 ):
                     token, _ = app.state.auth.access.create_token("test", Role.integrator, "test")
                     bearer = {"Authorization": f"Bearer {token}"}
-                    rooms_state = (await client.get("/api/v1/coldrooms", headers=bearer)).json()["items"]
+                    rooms_state = (await client.get("/api/v1/coldrooms/sensors", headers=bearer)).json()["items"]
                     metrics = (await client.get("/metrics")).text  # from loopback: no token needed
                 assert [s["state"] for s in rooms_state] == ["up", "up"]
-                assert 'gradeline_coldroom_temperature_celsius{device="room-1"}' in metrics
+                assert 'gradeline_coldroom_temperature_celsius{room="room-1"}' in metrics
                 assert rooms_state[0]["temperature_celsius"] == pytest.approx(2.0, abs=0.2)
 
                 # Lane 0's indicator is switched off mid-run. Cups weighed before that keep their

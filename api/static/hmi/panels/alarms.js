@@ -40,6 +40,13 @@ async function shelve(a) {
   if (ok) await command(a.alarm, "shelve", {reason: t("alarms.shelve_reason"), duration_s: 3600});
 }
 
+// The catalogue's words for the alarm kinds it knows; other sources' alarms show their own message.
+function alarmText(a) {
+  const key = `alarms.kind.${a.kind}`;
+  return has(key) ? t(key, {source: a.source, setpoint: a.setpoint, percent: a.setpoint === null ? "" : Math.round(a.setpoint * 100)})
+    : a.message || a.alarm;
+}
+
 function alarmRow(a) {
   const hidden = ["shelved", "suppressed", "out_of_service"].includes(a.state);
   const cls = `alarm-row prio-${a.priority} state-${a.state}${hidden ? " hidden-alarm" : ""}`;
@@ -53,7 +60,7 @@ function alarmRow(a) {
   }
   return h("tr", {class: cls, "data-alarm": a.alarm, "data-state": a.state},
     h("td", {}, h("span", {class: `prio prio-${a.priority}`, text: t(`alarms.priority.${a.priority}`)})),
-    h("td", {text: a.message || a.alarm}),
+    h("td", {text: alarmText(a)}),
     h("td", {class: "state", text: (UNACKED.includes(a.state) ? "◆ " : "") + t(`alarms.state.${a.state}`)}),
     h("td", {class: "n", text: a.value === null ? "—" : Number(a.value).toFixed(1)}),
     h("td", {text: a.raised_at ? new Date(a.raised_at).toLocaleTimeString() : ""}),
