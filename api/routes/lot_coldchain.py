@@ -18,7 +18,7 @@ from grading.coldchain.history import ColdchainStore
 
 router = APIRouter(prefix="/api/v1/lots", tags=["cold chain"])
 
-LotId = Annotated[int, Path(ge=1, examples=[12], description="The lot's id (lots.id).")]
+LotId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[12], description="The lot's id (lots.id).")]
 
 STAY_EXAMPLE: dict[str, Any] = {
     "residence_id": 3, "room": "预冷-1", "pallet": "", "entered_at": "2026-12-02T08:00:00+00:00",

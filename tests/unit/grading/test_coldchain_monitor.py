@@ -151,3 +151,34 @@ def test_a_sensor_that_stops_answering_raises_its_stale_alarm_and_is_not_current
     monitor.tick()
     assert engine.state("room-2.sensor_stale") == AlarmState.RETURNED_UNACKNOWLEDGED
     assert monitor.now()[0].temperature_c is not None
+
+
+def test_door_open_too_long_raises_unless_the_room_is_being_loaded() -> None:
+    clock = FakeClock()
+    model = ColdroomModel(ColdroomSimSettings.model_validate({
+        "rooms": [{"name": "room-1", "unit_id": 1}],
+        "events": [
+            {"at_s": 100, "unit_id": 1, "action": "door_open"}, {"at_s": 400, "unit_id": 1, "action": "door_close"},
+            {"at_s": 1000, "unit_id": 1, "action": "door_open"}, {"at_s": 1500, "unit_id": 1, "action": "door_close"},
+        ],
+    }), clock)
+    sensor = SimulatedClimateSensor(model, 1)
+    engine = AlarmEngine(clock=clock, wall_clock=clock.wall)
+    room = RoomSettings(name="room-1", door_sensor="room-1", alarms=AlarmTimings(door_open_max_s=240.0))
+    monitor = ColdchainMonitor([room], engine, clock=clock, wall_clock=clock.wall)
+    states: dict[float, AlarmState] = {}
+    while clock.t < 1800:
+        clock.t += POLL_S
+        if clock.t == 900:
+            monitor.set_loading("room-1", True)  # the second opening is a loading
+        if clock.t == 1600:
+            monitor.set_loading("room-1", False)
+        monitor.on_reading(sensor.name, sensor.read_now())
+        monitor.tick()
+        states[clock.t] = engine.state("room-1.door_open")
+    assert states[330] == AlarmState.NORMAL and states[340] == AlarmState.UNACKNOWLEDGED  # open at 100 s, held 240 s
+    assert states[400] == AlarmState.RETURNED_UNACKNOWLEDGED
+    assert all(states[t] == AlarmState.SUPPRESSED for t in range(900, 1600, 10))
+    assert states[1600] == AlarmState.NORMAL  # back in view with the door shut: what the condition calls for
+    causes = [t.cause for t in engine.drain() if t.alarm_id == "room-1.door_open"]
+    assert causes == ["raised", "cleared", "suppressed", "unsuppressed"]
