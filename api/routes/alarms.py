@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import Audit, IntegratorCaller, OperatorCaller, SupervisorCaller
 from api.paging import Cursor, Limit, decode_cursor, encode_cursor
@@ -63,16 +63,16 @@ class AlarmPage(BaseModel):
 
 
 class ShelveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "defrost cycle", "duration_s": 3600}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"reason": "defrost cycle", "duration_s": 3600}]})
 
     reason: str = Field(min_length=1, max_length=200, description="Why (kept in the journal and the audit log).")
     duration_s: float = Field(gt=0, le=8 * 3600, description="Longest it stays shelved (at most one shift, 8 h).")
 
 
 class ServiceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"out_of_service": True, "reason": "probe replaced"}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"out_of_service": True, "reason": "probe replaced"}]})
 
-    out_of_service: bool
+    out_of_service: StrictBool
     reason: str = Field("", max_length=200)
 
 

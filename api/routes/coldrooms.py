@@ -8,17 +8,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import Audit, IntegratorCaller, OperatorCaller
 from api.paging import Cursor, Limit, decode_cursor, encode_cursor
-from api.problems import NotFoundProblem, documented
+from api.problems import InvalidParameter, NotFoundProblem, documented
 from api.routes.deps import get_handle
 from grading.coldchain.history import ColdchainStore
 from grading.coldchain.monitor import ColdchainMonitor, RoomNow
 
 router = APIRouter(prefix="/api/v1/coldrooms", tags=["cold chain"])
 
+# RFC 3339 date-times as text (pydantic would also take a bare number as a Unix time); no zone = UTC.
+Instant = Annotated[str | None, Query(
+    pattern=r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?$",
+    description="RFC 3339 date and time, e.g. 2026-12-02T09:00:00+08:00 (default: see the route).",
+    json_schema_extra={"format": "date-time"},
+)]
 RoomName = Annotated[str, Path(min_length=1, max_length=64, examples=["room-1"], description="The room's name.")]
 
 ROOM_EXAMPLE: dict[str, Any] = {
@@ -154,9 +160,9 @@ class ExcursionsOut(BaseModel):
 
 
 class LoadingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"loading": True}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"loading": True}]})
 
-    loading: bool
+    loading: StrictBool
 
 
 class BatchOut(BaseModel):
@@ -264,16 +270,26 @@ async def sensors(request: Request, _: IntegratorCaller, limit: Limit = 100, cur
     return {"items": page, "next_cursor": encode_cursor(page[-1]["device"]) if len(rows) > limit else None}
 
 
-def _window(since: datetime | None, until: datetime | None, hours: float) -> tuple[datetime, datetime]:
-    end = until or datetime.now(UTC)
-    return since or end - timedelta(hours=hours), end
+def _instant(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidParameter(f"query.{field}", f"not an ISO 8601 date and time: {exc}") from exc
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _window(since: str | None, until: str | None, hours: float) -> tuple[datetime, datetime]:
+    end = _instant(until, "until") or datetime.now(UTC)
+    return _instant(since, "since") or end - timedelta(hours=hours), end
 
 
 @router.get("/{room}/history", response_model=HistoryOut, responses=documented(404))
 async def history(
     request: Request, _: IntegratorCaller, room: RoomName,
-    since: Annotated[datetime | None, Query(description="Start (default: 24 h before `until`).")] = None,
-    until: Annotated[datetime | None, Query(description="End (default: now).")] = None,
+    since: Instant = None,
+    until: Instant = None,
     quantity: Annotated[str, Query(max_length=80, description="temperature, humidity or core:<probe>.")] = "temperature",
 ) -> dict[str, Any]:
     """The room's readings, one row per minute: min, max, mean, samples and seconds out of band."""
@@ -287,8 +303,8 @@ async def history(
 @router.get("/{room}/excursions", response_model=ExcursionsOut, responses=documented(404))
 async def excursions(
     request: Request, _: IntegratorCaller, room: RoomName,
-    since: Annotated[datetime | None, Query(description="Start (default: 7 days before `until`).")] = None,
-    until: Annotated[datetime | None, Query(description="End (default: now).")] = None,
+    since: Instant = None,
+    until: Instant = None,
 ) -> dict[str, Any]:
     """Runs of minutes when the room's temperature was out of its band, with the minutes out of band."""
     _monitor(request, room)

@@ -55,7 +55,7 @@ class LotColdchain(BaseModel):
 
 
 class MoveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"room": "冷库-1", "pallet": ""}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"room": "冷库-1", "pallet": ""}]})
 
     room: str | None = Field(max_length=64, description="The room it goes into; null: out of the cold chain (shipped).")
     pallet: str = Field("", max_length=64, description="A pallet of the lot, or \"\" for the whole lot.")
