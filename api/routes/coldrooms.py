@@ -193,10 +193,14 @@ def _cooling(estimate: Any) -> dict[str, Any] | None:
 
 
 def room_rows(handle: Any, residents: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
-    """Every room now (also pushed on the live feed as ``coldrooms``)."""
+    """Every room now (also pushed on the live feed as ``coldrooms``); residents from the
+    service's cache unless given."""
     monitor: ColdchainMonitor | None = getattr(handle, "coldchain", None)
     if monitor is None:
         return []
+    if residents is None:
+        service = getattr(handle, "coldchain_service", None)
+        residents = service.residents if service is not None else {}
     rows = []
     for room in monitor.now():
         age = room.last_read_age_s

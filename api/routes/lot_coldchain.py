@@ -115,6 +115,9 @@ async def move(request: Request, who: OperatorCaller, audit: Audit, lot_id: LotI
     except ValueError as exc:
         raise Conflict(str(exc)) from exc
     left = ended["room"] if ended else None
+    service = getattr(handle, "coldchain_service", None)
+    if service is not None:
+        await service.refresh_residents()
     if body.room is not None and monitor is not None and monitor.rooms[body.room].settings.purpose == "precooling":
         monitor.start_batch(body.room)  # a batch entering a pre-cooling room: follow it on the room's probes
     await audit(who, "lot.coldchain_move", target=f"{lot_id}{'/' + body.pallet if body.pallet else ''}",

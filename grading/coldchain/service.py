@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -46,6 +47,10 @@ class ColdchainService:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._pruned_s: float | None = None
+        self._residents_s: float | None = None
+        # Lots and pallets in each room now, refreshed every few seconds and after each move,
+        # so the live feed shows them without a query per message.
+        self.residents: dict[str, list[dict[str, Any]]] = {}
 
     def start(self) -> None:
         if self._task is None:
@@ -70,9 +75,18 @@ class ColdchainService:
             self._on_tick()
         await self.flush(everything=everything)
         now = self._clock()
+        if self.monitor is not None and (self._residents_s is None or now - self._residents_s >= 5.0):
+            await self.refresh_residents()
         if self._pruned_s is None or now - self._pruned_s > 3600:
             self._pruned_s = now
             await asyncio.to_thread(self.store.prune, self.retention_days)
+
+    async def refresh_residents(self) -> None:
+        if self.monitor is None:
+            return
+        self._residents_s = self._clock()
+        rooms = list(self.monitor.rooms)
+        self.residents = await asyncio.to_thread(lambda: {room: self.store.residents(room) for room in rooms})
 
     async def flush(self, *, everything: bool = False) -> None:
         """Write what is ready: alarm transitions first (an acknowledgement is durable before it
