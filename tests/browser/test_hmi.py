@@ -140,10 +140,11 @@ def test_log_in_watch_live_counts_stop_start_and_switch_language(base_url: str, 
     _shot(page, screenshots, "line-1280x800")
 
     page.click("#nav-coldrooms")  # polled over Modbus from the simulator process: 2.0 °C, 90 %RH
-    expect(page.locator("#coldrooms tr")).to_have_count(2, timeout=15_000)
-    expect(page.locator("#coldrooms tr").first).to_contain_text("冷库-1")
-    expect(page.locator("#coldrooms tr").first).to_contain_text("2.0 °C")
-    expect(page.locator("#coldrooms tr").first).to_contain_text("90 %RH")
+    expect(page.locator("#coldrooms .room")).to_have_count(2, timeout=15_000)
+    expect(page.locator("#coldrooms .room").first).to_contain_text("冷库-1")
+    expect(page.locator("#coldrooms .room").first).to_contain_text("2.0 °C")
+    expect(page.locator("#coldrooms .room").first).to_contain_text("90 %RH")
+    assert _small_touch_targets(page) == []  # the move form too
     page.click("#nav-line")
 
     page.click("#stop")
