@@ -217,7 +217,7 @@ class LineConfig(_Strict):
         for i, room in enumerate(self.coldchain.rooms):
             for device in (room.air, room.door_sensor, *room.core_probes):
                 if device is not None and device not in names:
-                    raise ValueError(f"coldchain.rooms.{i}: sensor {device!r} is not one of the [[sensors]]")
+                    raise ValueError(f"coldchain.rooms[{i}]: sensor {device!r} is not one of the [[sensors]]")
         if isinstance(self.scale, SerialScaleSettings) and len(self.scale.ports) != self.line.lanes:
             raise ValueError(f"scale.ports: needs one port per lane ({self.line.lanes}), got {len(self.scale.ports)}")
         stand_ins = [

@@ -56,6 +56,14 @@ class RoomSettings(_Strict):
     humidity_low_ratio: float | None = Field(None, ge=0, le=1, description="Overrides the product's low-humidity limit (0-1).")
     alarms: AlarmTimings = Field(default_factory=AlarmTimings, description="Alarm delays, deadbands and priorities.")
 
+    @model_validator(mode="after")
+    def _band_is_ordered(self) -> RoomSettings:
+        try:
+            self.band()
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("band: ")) from None
+        return self
+
     @property
     def air(self) -> str:
         return self.air_sensor or self.name
@@ -88,8 +96,6 @@ class ColdchainSettings(_Strict):
         names = [r.name for r in self.rooms]
         if len(set(names)) != len(names):
             raise ValueError("rooms: room names must be unique")
-        for room in self.rooms:
-            room.band()  # low < setpoint < high
         return self
 
     def rooms_for(self, sensor_names: list[str]) -> list[RoomSettings]:

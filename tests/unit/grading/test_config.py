@@ -87,3 +87,18 @@ def test_the_api_is_safe_by_default() -> None:
     assert api.host == "127.0.0.1"
     assert [str(n) for n in api.trusted_proxies] == ["127.0.0.1/32", "::1/128"]
     assert [str(n) for n in api.metrics_public_networks] == ["127.0.0.0/8", "::1/128"]
+
+
+def test_coldchain_rooms_name_their_sensors_and_keep_their_band_ordered() -> None:
+    sensor = {"name": "冷库-1", "profile": "xy-md02", "transport": {"kind": "tcp", "host": "127.0.0.1"}}
+    with pytest.raises(ConfigError) as unknown:
+        parse_config({"sensors": [sensor], "coldchain": {"rooms": [{"name": "冷库-1", "door_sensor": "门-1"}]}})
+    assert [(i.field, i.message) for i in unknown.value.issues] == [
+        ("coldchain.rooms[0]", "sensor '门-1' is not one of the [[sensors]]"),
+    ]
+    with pytest.raises(ConfigError) as band:
+        parse_config({"sensors": [sensor], "coldchain": {"rooms": [{"name": "冷库-1", "temperature_high_c": -5.0}]}})
+    assert band.value.issues[0].field == "coldchain.rooms[0]" and "low < setpoint < high" in band.value.issues[0].message
+    config = parse_config({"sensors": [sensor], "recipe": "cherry"})
+    rooms = config.coldchain.rooms_for([s.name for s in config.sensors])
+    assert [r.name for r in rooms] == ["冷库-1"] and rooms[0].band("cherry").temperature_high_c == 1.5
