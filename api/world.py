@@ -34,7 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.scales.settings import SerialScaleSettings
 from grading.config import LineConfig
-from simulators.coldroom import LAYOUTS, ColdroomSimSettings, RoomSettings, ScenarioEvent
+from simulators.coldroom import (
+    LAYOUTS,
+    ColdroomSimSettings,
+    CoreProbeSettings,
+    RoomSettings,
+    ScenarioEvent,
+)
 from simulators.settings import SimulatedCameraSettings, SimulatedScaleSettings
 from simulators.world import WorldPlan
 from simulators.world_cycle import WorldConfigError
@@ -106,6 +112,8 @@ class WorldBanner(_Banner):
 
 def _coldrooms(config: LineConfig) -> ColdroomSimSettings | None:
     """Rooms for the config's ``[[sensors]]`` (same names and unit ids), else the demo's N rooms.
+    A sensor listed as a room's core probe (``[[coldchain.rooms]] core_probes``) is a probe in
+    that room, cooling a batch from 25 degC with a 30-minute time constant.
 
     The scenario is the demo's: the first room's door opens at 30 s for a minute, the second
     room's compressor fails at 60 s and is repaired at 1860 s.
@@ -129,7 +137,22 @@ def _coldrooms(config: LineConfig) -> ColdroomSimSettings | None:
             raise WorldConfigError(
                 "sensors", "the simulated rooms share one bus: unit ids must differ"
             )
-        rooms = [RoomSettings(name=s.name, unit_id=s.device_id) for s in config.sensors]
+        # A sensor that a configured room lists as a fruit-core probe is served as that room's
+        # probe (a batch cooling from the hall's temperature); every other sensor is a room.
+        probes_of: dict[str, str] = {}
+        for room in config.coldchain.rooms:
+            for probe in room.core_probes:
+                probes_of[probe] = room.air
+        by_name = {s.name: s for s in config.sensors}
+        rooms = []
+        for s in config.sensors:
+            if s.name in probes_of:
+                continue
+            probes = [
+                CoreProbeSettings(name=p, unit_id=by_name[p].device_id, initial_celsius=25.0, time_constant_s=1800.0)
+                for p, air in probes_of.items() if air == s.name and p in by_name
+            ]
+            rooms.append(RoomSettings(name=s.name, unit_id=s.device_id, core_probes=probes))
     else:
         if world.coldrooms == 0:
             return None

@@ -56,6 +56,11 @@ class CoreProbeSettings(_Strict):
     time_constant_s: float = Field(3600.0, gt=0, description="Cooling time constant tau.")
     noise_celsius: float = Field(0.05, ge=0, le=5, description="Standard deviation of the probe's noise.")
     seed: int = Field(0, description="Noise seed.")
+    unit_id: int | None = Field(
+        None, ge=1, le=247,
+        description="Served over Modbus at this unit id, in the room's register layout (humidity reads 0); "
+        "none: in memory only (SimulatedCoreProbe).",
+    )
 
 
 class RoomSettings(_Strict):
@@ -110,8 +115,9 @@ class ColdroomSimSettings(_Strict):
     @model_validator(mode="after")
     def _check(self) -> ColdroomSimSettings:
         ids = [r.unit_id for r in self.rooms]
-        if len(set(ids)) != len(ids):
-            raise ValueError("rooms: unit ids must be unique")
+        probe_ids = [p.unit_id for r in self.rooms for p in r.core_probes if p.unit_id is not None]
+        if len(set(ids + probe_ids)) != len(ids + probe_ids):
+            raise ValueError("rooms: unit ids (rooms and core probes) must be unique")
         for e in self.events:
             if e.unit_id not in ids:
                 raise ValueError(f"events: no room with unit id {e.unit_id}")
@@ -383,6 +389,12 @@ class ColdroomServer:
             devices.append(
                 SimDevice(id=unit_id, simdata=simdata, action=self._make_action(unit_id))
             )
+            for probe in self.model.rooms[unit_id].settings.core_probes:
+                if probe.unit_id is not None:
+                    probe_data = [SimData(a, values=0, datatype=DataType.REGISTERS) for a in addrs]
+                    devices.append(SimDevice(
+                        id=probe.unit_id, simdata=probe_data, action=self._make_probe_action(unit_id, probe)
+                    ))
         # Unit id 0 catches every id not defined: stay silent like a real RS-485 bus, instead
         # of pymodbus's default exception 4 for an unknown id.
         devices.append(
@@ -430,6 +442,33 @@ class ColdroomServer:
             registers[layout.temperature[1] - start_address] = tenths(state.temperature_celsius)
             registers[layout.humidity[1] - start_address] = tenths(state.humidity_percent)
             for a, v in room.config_registers.items():
+                registers[a - start_address] = v
+            return None
+
+        return action
+
+    def _make_probe_action(self, unit_id: int, probe: CoreProbeSettings) -> SimAction:
+        """A fruit-core probe: the room's layout, temperature = the core (with noise)."""
+        layout = self.layout
+        rng = random.Random(probe.seed)
+        config = dict(layout.config)
+        config[layout.unit_id_address] = probe.unit_id or 0
+
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            table = _FC_TABLE.get(function_code, "")
+            if set_values is not None or not layout.readable(table, address, count):
+                return ExcCodes.ILLEGAL_ADDRESS
+            core = self.model.room(unit_id).core_celsius[probe.name] + rng.gauss(0.0, probe.noise_celsius)
+            registers[layout.temperature[1] - start_address] = tenths(core)
+            registers[layout.humidity[1] - start_address] = 0
+            for a, v in config.items():
                 registers[a - start_address] = v
             return None
 

@@ -366,8 +366,11 @@ class LineWorld:
                 "host": host,
                 "port": coldroom_port,
                 "profile": plan.coldrooms.layout,
-                "unit_ids": [r.unit_id for r in plan.coldrooms.rooms],
-                "names": [r.name for r in plan.coldrooms.rooms],
+                # rooms, then the core probes served over Modbus (each a sensor of the line)
+                "unit_ids": [r.unit_id for r in plan.coldrooms.rooms]
+                + [p.unit_id for r in plan.coldrooms.rooms for p in r.core_probes if p.unit_id is not None],
+                "names": [r.name for r in plan.coldrooms.rooms]
+                + [p.name for r in plan.coldrooms.rooms for p in r.core_probes if p.unit_id is not None],
             }
 
         self._tasks = [

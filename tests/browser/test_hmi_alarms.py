@@ -1,14 +1,13 @@
-"""The alarm list and cold rooms in a real headless Chromium, against `gradeline run` polling the
-cold-room simulator (its own process, over Modbus TCP). Both rooms are configured with a high
-limit below the simulator's 2 degC, so their high-temperature alarms raise after a 1 s on-delay;
-an operator acknowledges one in Chinese and the other in English and sees each state change."""
+"""The alarm list and cold rooms in a real headless Chromium, against `gradeline run --world`
+polling the world's cold rooms over Modbus TCP. Both rooms are configured with a high limit
+below the simulator's 2 degC, so their high-temperature alarms raise after a 1 s on-delay; an
+operator acknowledges one in Chinese and the other in English and sees each state change. The
+first room is a pre-cooling room with a fruit-core probe: moving the lot into it on the screen
+starts a batch, and its cooling progress shows."""
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,25 +21,22 @@ pytestmark = pytest.mark.slow
 
 OPERATOR, OPERATOR_PIN = "wang-wu", "864213"
 ROOMS = ("冷库-1", "冷库-2")
+PROBE = "探针-1"
 
 
 @pytest.fixture(scope="module")
 def alarm_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("hmi-alarms")
-    coldroom = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "sim", "coldroom", "--port", "0", "--rooms", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    assert coldroom.stdout is not None
-    port = int(json.loads(coldroom.stdout.readline())["port"])
+    # --world points these sensors at the world's cold rooms (same names and unit ids)
     sensors = "".join(
         f'[[sensors]]\nname = "{name}"\nprofile = "xy-md02"\ndevice_id = {i}\npoll_interval_s = 0.5\n'
-        f'transport = {{ kind = "tcp", host = "127.0.0.1", port = {port} }}\n\n'
-        for i, name in enumerate(ROOMS, start=1)
+        'transport = { kind = "tcp", host = "127.0.0.1" }\n\n'
+        for i, name in enumerate((*ROOMS, PROBE), start=1)
     )
     rooms = "".join(
         f'[[coldchain.rooms]]\nname = "{name}"\nsetpoint_c = 0.5\ntemperature_low_c = -1.0\ntemperature_high_c = 1.5\n'
-        'alarms = { high_on_delay_s = 1.0, off_delay_s = 5.0 }\n\n'
+        'alarms = { high_on_delay_s = 1.0, off_delay_s = 5.0 }\n'
+        + (f'purpose = "precooling"\ncore_probes = ["{PROBE}"]\n' if name == ROOMS[0] else "") + "\n"
         for name in ROOMS
     )
     config = tmp / "line.toml"
@@ -52,8 +48,6 @@ def alarm_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         line.send_signal(signal.SIGINT)
         line.wait(timeout=30)
-        coldroom.terminate()
-        coldroom.wait(timeout=10)
 
 
 def test_acknowledge_an_alarm_in_chinese_and_in_english(alarm_line: str, browser: Browser, screenshots: Path) -> None:  # noqa: F811
@@ -67,6 +61,16 @@ def test_acknowledge_an_alarm_in_chinese_and_in_english(alarm_line: str, browser
     expect(room).to_contain_text("°C", timeout=15_000)
     expect(room).to_contain_text("范围 -1 ~ 1.5 °C")
     expect(room.locator(".big .alarm")).to_be_visible()
+
+    # the lot goes into the pre-cooling room: it shows there, and its batch's cooling progress
+    page.fill("form.move input[name=lot]", "1")
+    page.select_option("form.move select", "冷库-1")
+    page.click("form.move button[type=submit]")
+    expect(page.locator("form.move + p")).to_have_text("批次 1 已移至 冷库-1")
+    precooling = page.locator('.room[data-room="冷库-1"]')
+    expect(precooling).to_contain_text("库内批次：DEMO-LOT-1", timeout=10_000)
+    expect(precooling.locator(".cooling")).to_contain_text("探针-1：果心", timeout=15_000)
+    expect(precooling.locator(".cooling progress")).to_have_count(1)
     _shot(page, screenshots, "coldrooms-zh")
 
     page.click("#nav-alarms")
