@@ -67,8 +67,15 @@ function alarmRow(a) {
     h("td", {class: "actions"}, ...buttons));
 }
 
+// ISA-18.2 list order: waiting for acknowledgement first, then by priority, newest first.
+const PRIORITY = ["urgent", "high", "medium", "low"];
+const order = a => [UNACKED.includes(a.state) ? 0 : ["shelved", "suppressed", "out_of_service"].includes(a.state) ? 2 : 1, PRIORITY.indexOf(a.priority)];
+
 function render() {
-  const shown = alarms.filter(a => a.state !== "normal");
+  const shown = alarms.filter(a => a.state !== "normal").sort((a, b) => {
+    const [x, y] = [order(a), order(b)];
+    return x[0] - y[0] || x[1] - y[1] || String(b.raised_at || "").localeCompare(String(a.raised_at || ""));
+  });
   list.replaceChildren(...(shown.length ? shown.map(alarmRow) : [h("tr", {}, h("td", {class: "note", i18n: "alarms.no_alarms"}))]));
   rows(active, faults.length ? faults : [null], device => [
     device === null ? h("td", {i18n: "alarms.none"}) : h("td", {class: "fault", text: t("event.device_fault", {device})}),
