@@ -177,3 +177,18 @@ def test_line_config_for_a_simulated_demo_config() -> None:
     assert all(s.profile == "srth100" for s in line.sensors)
     with pytest.raises(ValueError, match="lanes"):
         line_config_for_world(LineConfig(), banner())  # 4 lanes against a 2-lane world
+
+
+def test_a_rooms_core_probe_sensor_is_served_as_its_probe() -> None:
+    sensor = {"profile": "xy-md02", "transport": {"kind": "tcp", "host": "127.0.0.1"}}
+    config = parse_config({
+        "sensors": [{**sensor, "name": "预冷-1", "device_id": 1}, {**sensor, "name": "冷库-1", "device_id": 2},
+                    {**sensor, "name": "探针-1", "device_id": 3}],
+        "coldchain": {"rooms": [{"name": "预冷-1", "purpose": "precooling", "core_probes": ["探针-1"]}, {"name": "冷库-1"}]},
+    })
+    rooms = world_plan(config).coldrooms
+    assert rooms is not None
+    assert [(r.name, r.unit_id, [(p.name, p.unit_id) for p in r.core_probes]) for r in rooms.rooms] == [
+        ("预冷-1", 1, [("探针-1", 3)]), ("冷库-1", 2, []),
+    ]
+    assert config_to_toml(config)  # still writable for the world's process
