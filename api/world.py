@@ -113,15 +113,23 @@ class WorldBanner(_Banner):
 def _coldrooms(config: LineConfig) -> ColdroomSimSettings | None:
     """Rooms for the config's ``[[sensors]]`` (same names and unit ids), else the demo's N rooms.
     A sensor listed as a room's core probe (``[[coldchain.rooms]] core_probes``) is a probe in
-    that room, cooling a batch from 25 degC with a 30-minute time constant.
+    that room, cooling a batch from 25 degC with a 30-minute time constant; a room's
+    ``door_sensor`` (profile ``door-contact``) is its door contact.
 
     The scenario is the demo's: the first room's door opens at 30 s for a minute, the second
     room's compressor fails at 60 s and is repaired at 1860 s.
     """
     world = config.simulation.world
     if config.sensors:
-        layouts = {s.profile for s in config.sensors}
-        if any(s.registers is not None for s in config.sensors) or len(layouts) != 1:
+        doors_of = {r.door_sensor: r.air for r in config.coldchain.rooms if r.door_sensor is not None}
+        for s in config.sensors:
+            if s.name in doors_of and (s.profile != "door-contact" or s.registers is not None):
+                raise WorldConfigError(
+                    "sensors", f"{s.name}: the simulated world serves door contacts as profile 'door-contact'"
+                )
+        measuring = [s for s in config.sensors if s.name not in doors_of]
+        layouts = {s.profile for s in measuring}
+        if any(s.registers is not None for s in measuring) or len(layouts) != 1:
             raise WorldConfigError(
                 "sensors",
                 "the simulated world serves rooms of one built-in profile; these sensors mix "
@@ -145,14 +153,19 @@ def _coldrooms(config: LineConfig) -> ColdroomSimSettings | None:
                 probes_of[probe] = room.air
         by_name = {s.name: s for s in config.sensors}
         rooms = []
-        for s in config.sensors:
+        door_of = {air: by_name[door] for door, air in doors_of.items() if door in by_name}
+        for s in measuring:
             if s.name in probes_of:
                 continue
             probes = [
                 CoreProbeSettings(name=p, unit_id=by_name[p].device_id, initial_celsius=25.0, time_constant_s=1800.0)
                 for p, air in probes_of.items() if air == s.name and p in by_name
             ]
-            rooms.append(RoomSettings(name=s.name, unit_id=s.device_id, core_probes=probes))
+            rooms.append(RoomSettings(
+                name=s.name, unit_id=s.device_id, core_probes=probes,
+                door_unit_id=door_of[s.name].device_id if s.name in door_of else None,
+                door_name=door_of[s.name].name if s.name in door_of else None,
+            ))
     else:
         if world.coldrooms == 0:
             return None

@@ -94,6 +94,14 @@ class RoomSettings(_Strict):
     core_probes: list[CoreProbeSettings] = Field(
         default_factory=list, description="Fruit-core probes of a batch cooling in the room."
     )
+    door_unit_id: int | None = Field(
+        default=None, ge=1, le=247,
+        description="The door contact, served at this unit id as a digital-input module "
+        "(profile door-contact: discrete input 0, true = open).",
+    )
+    door_name: str | None = Field(
+        default=None, min_length=1, max_length=64, description="The door contact's device name."
+    )
 
 
 class ScenarioEvent(_Strict):
@@ -116,6 +124,7 @@ class ColdroomSimSettings(_Strict):
     def _check(self) -> ColdroomSimSettings:
         ids = [r.unit_id for r in self.rooms]
         probe_ids = [p.unit_id for r in self.rooms for p in r.core_probes if p.unit_id is not None]
+        probe_ids += [r.door_unit_id for r in self.rooms if r.door_unit_id is not None]
         if len(set(ids + probe_ids)) != len(ids + probe_ids):
             raise ValueError("rooms: unit ids (rooms and core probes) must be unique")
         for e in self.events:
@@ -389,6 +398,12 @@ class ColdroomServer:
             devices.append(
                 SimDevice(id=unit_id, simdata=simdata, action=self._make_action(unit_id))
             )
+            door_id = self.model.rooms[unit_id].settings.door_unit_id
+            if door_id is not None:
+                devices.append(SimDevice(
+                    id=door_id, simdata=[SimData(0, values=0, datatype=DataType.REGISTERS)],
+                    action=self._make_door_action(unit_id),
+                ))
             for probe in self.model.rooms[unit_id].settings.core_probes:
                 if probe.unit_id is not None:
                     probe_data = [SimData(a, values=0, datatype=DataType.REGISTERS) for a in addrs]
@@ -443,6 +458,24 @@ class ColdroomServer:
             registers[layout.humidity[1] - start_address] = tenths(state.humidity_percent)
             for a, v in room.config_registers.items():
                 registers[a - start_address] = v
+            return None
+
+        return action
+
+    def _make_door_action(self, unit_id: int) -> SimAction:
+        """The room's door contact: discrete input 0 (bit 0 of the module's one word)."""
+
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            if _FC_TABLE.get(function_code) != "discrete" or address != 0 or count != 1:
+                return ExcCodes.ILLEGAL_ADDRESS
+            registers[0] = 1 if self.model.room(unit_id).door_open else 0
             return None
 
         return action

@@ -368,9 +368,11 @@ class LineWorld:
                 "profile": plan.coldrooms.layout,
                 # rooms, then the core probes served over Modbus (each a sensor of the line)
                 "unit_ids": [r.unit_id for r in plan.coldrooms.rooms]
-                + [p.unit_id for r in plan.coldrooms.rooms for p in r.core_probes if p.unit_id is not None],
+                + [p.unit_id for r in plan.coldrooms.rooms for p in r.core_probes if p.unit_id is not None]
+                + [r.door_unit_id for r in plan.coldrooms.rooms if r.door_unit_id is not None],
                 "names": [r.name for r in plan.coldrooms.rooms]
-                + [p.name for r in plan.coldrooms.rooms for p in r.core_probes if p.unit_id is not None],
+                + [p.name for r in plan.coldrooms.rooms for p in r.core_probes if p.unit_id is not None]
+                + [r.door_name or f"{r.name}-door" for r in plan.coldrooms.rooms if r.door_unit_id is not None],
             }
 
         self._tasks = [

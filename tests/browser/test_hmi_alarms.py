@@ -7,6 +7,7 @@ starts a batch, and its cooling progress shows."""
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.slow
 OPERATOR, OPERATOR_PIN = "wang-wu", "864213"
 ROOMS = ("冷库-1", "冷库-2")
 PROBE = "探针-1"
+DOOR = "冷库-1-门"
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +34,14 @@ def alarm_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f'[[sensors]]\nname = "{name}"\nprofile = "xy-md02"\ndevice_id = {i}\npoll_interval_s = 0.5\n'
         'transport = { kind = "tcp", host = "127.0.0.1" }\n\n'
         for i, name in enumerate((*ROOMS, PROBE), start=1)
+    ) + (  # the first room's door contact, a digital-input module on the same bus
+        f'[[sensors]]\nname = "{DOOR}"\nprofile = "door-contact"\ndevice_id = 4\npoll_interval_s = 0.5\n'
+        'transport = { kind = "tcp", host = "127.0.0.1" }\n\n'
     )
     rooms = "".join(
         f'[[coldchain.rooms]]\nname = "{name}"\nsetpoint_c = 0.5\ntemperature_low_c = -1.0\ntemperature_high_c = 1.5\n'
         'alarms = { high_on_delay_s = 1.0, off_delay_s = 5.0 }\n'
-        + (f'purpose = "precooling"\ncore_probes = ["{PROBE}"]\n' if name == ROOMS[0] else "") + "\n"
+        + (f'purpose = "precooling"\ncore_probes = ["{PROBE}"]\ndoor_sensor = "{DOOR}"\n' if name == ROOMS[0] else "") + "\n"
         for name in ROOMS
     )
     config = tmp / "line.toml"
@@ -68,6 +73,7 @@ def test_acknowledge_an_alarm_in_chinese_and_in_english(alarm_line: str, browser
     page.click("form.move button[type=submit]")
     expect(page.locator("form.move + p")).to_have_text("批次 1 已移至 冷库-1")
     precooling = page.locator('.room[data-room="冷库-1"]')
+    expect(precooling).to_contain_text(re.compile("库门(关闭|开启)"))  # read from the contact (the world opens it at 30 s)
     expect(precooling).to_contain_text("库内批次：DEMO-LOT-1", timeout=10_000)
     expect(precooling.locator(".cooling")).to_contain_text("探针-1：果心", timeout=15_000)
     expect(precooling.locator(".cooling progress")).to_have_count(1)

@@ -110,3 +110,53 @@ def test_compressor_failure_alarm_through_modbus_metrics_and_api(tmp_path: Path,
             await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_door_contact_over_modbus_raises_and_is_suppressed_while_loading(tmp_path: Path, until) -> None:  # type: ignore[no-untyped-def]
+    """The door contact is a digital-input module (profile door-contact) on the same bus: a door
+    open longer than its limit raises the door alarm; while the room is being loaded it is
+    suppressed by design; when loading ends with the door still open it shows again; once the
+    door shuts it waits for an acknowledgement."""
+    door = "room-1.door_open"
+
+    async def scenario() -> None:
+        t0 = time.monotonic()
+        sim = ColdroomModel(ColdroomSimSettings.model_validate({
+            "rooms": [{"name": "room-1", "unit_id": 1, "door_unit_id": 3, "door_name": "door-1"}],
+            "events": [{"at_s": 0, "unit_id": 1, "action": "door_open"}, {"at_s": 900, "unit_id": 1, "action": "door_close"}],
+        }), clock=lambda: t0 + (time.monotonic() - t0) * SPEED)
+        server = ColdroomServer(sim)
+        port = await server.start_tcp()
+        bus = {"kind": "tcp", "host": "127.0.0.1", "port": port}
+        config = parse_config({
+            "line": {"lanes": 1}, "vision": {"workers": 1}, "camera": {"geometry": {"height_px": 160, "fps": 5.0}},
+            "sensors": [
+                {"name": "room-1", "transport": bus, "device_id": 1, "profile": "xy-md02", "poll_interval_s": POLL_S},
+                {"name": "door-1", "transport": bus, "device_id": 3, "profile": "door-contact", "poll_interval_s": POLL_S},
+            ],
+            "coldchain": {"rooms": [{"name": "room-1", "door_sensor": "door-1", "alarms": {"door_open_max_s": 1.0}}]},
+            "database": {"url": f"sqlite:///{tmp_path}/line.db"},
+        })
+        try:
+            async with open_line(config, start=False) as handle:
+                app = create_app(lambda: _already_open(handle))
+                transport = httpx.ASGITransport(app=app)
+                async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://l") as client:
+                    operator = {"Authorization": f"Bearer {app.state.auth.access.create_token('shift', Role.operator, 'test')[0]}"}
+                    state = lambda: handle.alarms.state(door)  # noqa: E731
+                    await until(lambda: state() == "unacknowledged", 20, "the door alarm")
+                    loading = await client.post("/api/v1/coldrooms/room-1/loading", json={"loading": True}, headers=operator)
+                    assert loading.status_code == 200 and loading.json()["door_open"] is True and loading.json()["loading"]
+                    assert state() == "suppressed"
+                    await client.post("/api/v1/coldrooms/room-1/loading", json={"loading": False}, headers=operator)
+                    assert state() == "unacknowledged"  # still open: back in view
+                    await until(lambda: state() == "returned_unacknowledged", 30, "the door to shut")
+                    ack = await client.post(f"/api/v1/alarms/{door}/acknowledge", headers=operator)
+                    assert ack.json()["state"] == "normal"
+                await handle.coldchain_service.flush()
+                causes = [r["cause"] for r in journal_page(handle.engine, 50, alarm_id=door)]
+                assert causes == ["acknowledged", "cleared", "unsuppressed", "suppressed", "raised"]
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())

@@ -192,3 +192,15 @@ def test_a_rooms_core_probe_sensor_is_served_as_its_probe() -> None:
         ("预冷-1", 1, [("探针-1", 3)]), ("冷库-1", 2, []),
     ]
     assert config_to_toml(config)  # still writable for the world's process
+
+
+def test_a_rooms_door_contact_is_served_as_its_digital_input() -> None:
+    sensor = {"transport": {"kind": "tcp", "host": "127.0.0.1"}}
+    config = parse_config({
+        "sensors": [{**sensor, "name": "冷库-1", "profile": "xy-md02", "device_id": 1},
+                    {**sensor, "name": "冷库-1-门", "profile": "door-contact", "device_id": 9}],
+        "coldchain": {"rooms": [{"name": "冷库-1", "door_sensor": "冷库-1-门"}]},
+    })
+    rooms = world_plan(config).coldrooms
+    assert rooms is not None
+    assert [(r.name, r.door_unit_id, r.door_name) for r in rooms.rooms] == [("冷库-1", 9, "冷库-1-门")]
