@@ -124,6 +124,8 @@ def test_profiles() -> None:
     srth = {r.name: r for r in load_profile("srth100")}
     assert (srth["temperature"].table, srth["temperature"].address) == ("holding", 0)
     assert (srth["humidity"].table, srth["humidity"].address) == ("holding", 1)
+    door = load_profile("door-contact")
+    assert [(r.name, r.table, r.address, r.type) for r in door] == [("door", "discrete", 0, "bool")]
     with pytest.raises(ModbusConfigError, match="unknown Modbus profile"):
         load_profile("no-such-sensor")
 
