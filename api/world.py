@@ -99,6 +99,9 @@ class WorldBanner(_Banner):
     camera: CameraEndpoint
     coldrooms: ColdroomEndpoint | None
     cache: dict[str, Any]
+    faults: dict[str, Any] = Field(
+        default_factory=dict, description="The simulated device faults and when they start (simulation.faults)."
+    )
 
 
 # -- config -> world -------------------------------------------------------------------------
