@@ -16,7 +16,12 @@ from datetime import timedelta
 import pytest
 
 from grading.drift import DriftAlarm, DriftDetector, DriftSettings
-from simulators.settings import CameraLaneFault, SimulatedFaults, SimulationSettings
+from simulators.settings import (
+    CameraLaneFault,
+    ScaleDriftFault,
+    SimulatedFaults,
+    SimulationSettings,
+)
 from tests import drift_replay
 
 pytestmark = pytest.mark.slow
@@ -70,3 +75,25 @@ def test_a_darkening_lane_raises_the_drift_alarm_within_500_fruit() -> None:
     assert first.kind == "lane" and first.lane == FAULT_LANE
     assert fruit_since_fault <= 500
     print(f"drift alarm after {fruit_since_fault} fruit: {first.describe()}")
+
+
+def test_a_drifting_scale_raises_the_drift_alarm_on_its_lane(clean_cycle: list[drift_replay.MeasuredCup]) -> None:
+    # Same frames as the clean run (the camera is fine); lane 3's load cell gains 5 g per 100
+    # cups from cup 600 on. The alarm must name lane 3 and weight against size, and come
+    # before the drift reaches 10 % of an apple's weight (about 20 g, 400 cups).
+    drift = ScaleDriftFault(lane=3, from_cup=600, drift_g_per_100_cups=5.0)
+    simulation = SimulationSettings(seed=SEED, faults=SimulatedFaults(scale_drift=[drift]))
+    detector = DriftDetector(DriftSettings(), clock=lambda: drift_replay.START)
+    first: DriftAlarm | None = None
+    for record in drift_replay.records(clean_cycle, simulation, LANES, CYCLE_CUPS, laps=10):
+        events = [e for e in detector.observe(record) if e.raised]
+        if record.cup_index < drift.from_cup:
+            assert events == []
+        if events:
+            first = events[0]
+            break
+    assert first is not None
+    assert (first.kind, first.measure, first.lane) == ("lane", "weight_per_volume", 3)
+    cups_after = record.cup_index - drift.from_cup
+    assert 0 < cups_after <= 400
+    print(f"scale drift alarm {cups_after} cups after the drift started ({drift.offset_g(record.cup_index):.1f} g): {first.describe()}")

@@ -103,3 +103,10 @@ def test_the_world_serves_the_faulted_frames_from_the_faults_trigger_on() -> Non
     frame = trigger_frames(clean, faulted, fault_from_trigger=4)
     assert [frame(m) for m in range(7)] == [(0, b"c0"), (1, b"c1"), (2, b"c2"), (0, b"c0"), (1, b"f1"), (2, b"f2"), (0, b"f0")]
     assert [trigger_frames(clean)(m) for m in (3, 4)] == [(0, b"c0"), (1, b"c1")]
+
+
+def test_the_world_refuses_a_product_it_cannot_grow() -> None:
+    from api.world import world_plan
+
+    with pytest.raises(WorldConfigError, match="recipe: the simulated world grows apple"):
+        world_plan(parse_config({"recipe": "kiwifruit"}))
