@@ -157,3 +157,17 @@ def test_cli_new_keeps_comments_and_marks_copies_unverified(tmp_path: Path, caps
     # It never overwrites.
     assert main(["recipe", "new", "--from", "apple", "--product", "durian", "--out", str(out)]) == 2
     assert "not overwritten" in capsys.readouterr().err
+
+
+def test_cli_check_json_and_a_bad_product_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    bad = tmp_path / "gap.toml"
+    bad.write_text(with_band(MINIMAL, "big", 75.0, None), encoding="utf-8")
+    assert main(["recipe", "check", "--json", str(bad)]) == 2
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["ok"] is False
+    assert report["problems"] == [{"path": "size_classes[0].max", "message": report["problems"][0]["message"], "kind": "gap"}]
+    assert main(["recipe", "new", "--from", "apple", "--product", "Dragon Fruit", "--out", str(tmp_path / "x.toml")]) == 2
+    assert "--product" in capsys.readouterr().err
+    assert not (tmp_path / "x.toml").exists()
