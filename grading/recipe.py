@@ -39,6 +39,8 @@ Status = Literal["verified", "secondary", "unverified"]
 #: vision pipeline then uses generic defaults and measures the recipe's own colour classes.
 SIMULATED_PRODUCTS: tuple[str, ...] = ("apple", "cherry", "mango", "pomegranate")
 PRODUCT_PATTERN = r"^[a-z][a-z0-9_]*$"
+#: A product id (was the four products' Literal; kept so existing imports still work).
+Product = str
 SizeAxis = Literal["diameter_mm", "weight_g"]
 
 #: Measures a rule may test, besides ``colour.<class name>``. Each is a field of
