@@ -150,7 +150,9 @@ def build_devices(config: LineConfig, recipe: Recipe, clock: Callable[[], float]
             width_px=g.width_px, height_px=g.height_px, lanes=config.line.lanes,
             mm_per_px=g.mm_per_px, cup_pitch_mm=config.line.cup_pitch_mm,
         )
-        renderer = SceneRenderer(geometry, config.camera.device, seed=config.simulation.seed)
+        renderer = SceneRenderer(
+            geometry, config.camera.device, seed=config.simulation.seed, faults=config.simulation.faults.camera_darken
+        )
         camera = SimulatedCamera(conveyor, renderer, plc_model, clock=clock)
     else:
         from drivers.camera import OpenCvCamera

@@ -105,6 +105,9 @@ class WorldBanner(_Banner):
     camera: CameraEndpoint
     coldrooms: ColdroomEndpoint | None
     cache: dict[str, Any]
+    faults: dict[str, Any] = Field(
+        default_factory=dict, description="The simulated device faults and when they start (simulation.faults)."
+    )
 
 
 # -- config -> world -------------------------------------------------------------------------
@@ -194,8 +197,15 @@ def world_plan(config: LineConfig, *, host: str = "127.0.0.1") -> WorldPlan:
         protocol, noise_g = "mt-sics", scale.noise_g
     else:
         protocol, noise_g = scale.kind, config.simulation.world.scale_noise_g
+    from simulators.fruit import PRODUCTS
+
+    product = load_recipe(config.recipe).product
+    if product not in PRODUCTS:
+        raise WorldConfigError(
+            "recipe", f"the simulated world grows {', '.join(PRODUCTS)} only; the recipe's product is {product!r}"
+        )
     return WorldPlan(
-        product=load_recipe(config.recipe).product,
+        product=product,
         lanes=config.line.lanes,
         cup_pitch_mm=config.line.cup_pitch_mm,
         cups_per_second=config.line.cups_per_second,

@@ -20,12 +20,27 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from grading.config import ConfigIssue
 
 Status = Literal["verified", "secondary", "unverified"]
-Product = Literal["apple", "cherry", "mango", "pomegranate"]
+#: Products the fruit simulator and the vision defaults know (``simulators.fruit``,
+#: ``vision.pipeline.settings_for_product``). A recipe may name any other product id: the
+#: vision pipeline then uses generic defaults and measures the recipe's own colour classes.
+SIMULATED_PRODUCTS: tuple[str, ...] = ("apple", "cherry", "mango", "pomegranate")
+PRODUCT_PATTERN = r"^[a-z][a-z0-9_]*$"
+#: A product id (was the four products' Literal; kept so existing imports still work).
+Product = str
 SizeAxis = Literal["diameter_mm", "weight_g"]
 
 #: Measures a rule may test, besides ``colour.<class name>``. Each is a field of
@@ -160,6 +175,15 @@ class QualityClassSpec(_Strict):
 
 
 @dataclass(frozen=True)
+class ReferenceProblem:
+    """A problem found across fields of a valid-looking recipe, at a dotted path."""
+
+    path: str
+    message: str
+    kind: str = "reference"
+
+
+@dataclass(frozen=True)
 class Threshold:
     """One threshold of a recipe with its provenance, for the HMI's warning badge."""
 
@@ -180,7 +204,12 @@ class Recipe(_Strict):
 
     format_version: Literal[1] = Field(1, description="Recipe file format version.")
     name: str = Field(min_length=1, max_length=64, description="Recipe name.")
-    product: Product = Field(description="apple, cherry, mango or pomegranate.")
+    product: str = Field(
+        min_length=1,
+        max_length=32,
+        pattern=PRODUCT_PATTERN,
+        description="Product id, e.g. apple, mango, kiwifruit (lower case, digits, underscores).",
+    )
     variety: str = Field("", max_length=100, description="Variety or variety group the numbers are for.")
     description: str = Field("", description="What this recipe is for and the choices behind it.")
     size_axis: SizeAxis = Field(description="diameter_mm (largest diameter) or weight_g.")
@@ -199,17 +228,27 @@ class Recipe(_Strict):
     )
 
     @model_validator(mode="after")
-    def _check_references(self) -> Recipe:
+    def _check_references(self, info: ValidationInfo) -> Recipe:
         # Collect every cross-reference problem so one load reports them all; the issues are
-        # joined with newlines and split again into one "FILE: field: message" each.
-        problems: list[str] = []
+        # joined with newlines and split again into one "FILE: field: message" each. A caller
+        # that wants them typed (``grading.recipe_check``) passes a context list to collect
+        # them in instead, and gets the recipe back.
+        problems = self.reference_problems()
+        sink = info.context.get("reference_problems") if isinstance(info.context, dict) else None
+        if isinstance(sink, list):
+            sink.extend(problems)
+            return self
+        if problems:
+            raise ValueError("\n".join(f"{p.path}: {p.message}" for p in problems))
+        return self
+
+    def reference_problems(self) -> list[ReferenceProblem]:
+        """Duplicates, overlapping size bands and references to undefined classes."""
+        problems: list[ReferenceProblem] = []
         problems += _duplicates("colour_classes", [c.name for c in self.colour_classes], "name")
         problems += _duplicates("size_classes", [s.id for s in self.size_classes], "id")
         problems += _duplicates("quality_classes", [q.id for q in self.quality_classes], "id")
-        bands = sorted(enumerate(self.size_classes), key=lambda item: item[1].min)
-        for (_, lower), (index, upper) in zip(bands, bands[1:], strict=False):
-            if lower.max is None or lower.max > upper.min:
-                problems.append(f"size_classes[{index}].min: size class {upper.id!r} overlaps {lower.id!r}")
+        problems += [p for p in size_band_problems([(s.id, s.min, s.max) for s in self.size_classes]) if p.kind == "overlap"]
         colours = {c.name for c in self.colour_classes}
         sizes = {s.id for s in self.size_classes}
         has_quality_rule = False
@@ -218,22 +257,27 @@ class Recipe(_Strict):
                 where = f"quality_classes[{qi}].rules[{ri}]"
                 colour = rule.measure.removeprefix(COLOUR_PREFIX)
                 if rule.measure.startswith(COLOUR_PREFIX) and colour not in colours:
-                    problems.append(f"{where}.measure: no colour class named {colour!r}")
+                    problems.append(ReferenceProblem(f"{where}.measure", f"no colour class named {colour!r}"))
                 for sci, size_id in enumerate(rule.size_classes):
                     if size_id not in sizes:
-                        problems.append(f"{where}.size_classes[{sci}]: no size class {size_id!r}")
+                        problems.append(ReferenceProblem(f"{where}.size_classes[{sci}]", f"no size class {size_id!r}"))
                 has_quality_rule = has_quality_rule or rule.measure == "quality_score"
         if has_quality_rule and self.quality_model is None:
-            problems.append("quality_model: rules on quality_score need a quality model file")
+            problems.append(ReferenceProblem("quality_model", "rules on quality_score need a quality model file"))
         classes = {q.id for q in self.quality_classes}
         for flag, action in self.flags.items():
             if action not in FLAG_ACTIONS and action not in classes:
-                problems.append(f"flags.{flag}: {action!r} is not recheck, cull, ignore or a quality class id")
+                problems.append(
+                    ReferenceProblem(f"flags.{flag}", f"{action!r} is not recheck, cull, ignore or a quality class id")
+                )
         if self.flags.get("double", "recheck") not in ("recheck", "cull"):
-            problems.append("flags.double: two fruit in one cup cannot be graded; use recheck or cull")
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
+            problems.append(ReferenceProblem("flags.double", "two fruit in one cup cannot be graded; use recheck or cull"))
+        return problems
+
+    @computed_field(description="Thresholds not checked against the standard's text (status secondary or unverified), for the HMI's warning badge.")  # type: ignore[prop-decorator]
+    @property
+    def unverified(self) -> list[Threshold]:
+        return self.unverified_thresholds()
 
     def quality_class_ids(self) -> list[str]:
         return [q.id for q in self.quality_classes]
@@ -290,14 +334,44 @@ class Recipe(_Strict):
         return [t for t in self.thresholds() if t.status != "verified"]
 
 
-def _duplicates(field: str, values: list[str], key: str) -> list[str]:
+def _duplicates(field: str, values: list[str], key: str) -> list[ReferenceProblem]:
     seen: set[str] = set()
     found = []
     for index, value in enumerate(values):
         if value in seen:
-            found.append(f"{field}[{index}].{key}: duplicate {value!r}")
+            found.append(ReferenceProblem(f"{field}[{index}].{key}", f"duplicate {value!r}"))
         seen.add(value)
     return found
+
+
+def size_band_problems(bands: list[tuple[str, float, float | None]]) -> list[ReferenceProblem]:
+    """Overlaps and gaps between size bands given as ``(id, min, max)`` in file order.
+
+    Bands are half-open ``[min, max)``, so ``[60, 65)`` and ``[65, 70)`` neither overlap nor
+    leave a gap. Each problem is placed on the later band's ``min`` (overlap) or the earlier
+    band's ``max`` (gap) and names both bands by index and id.
+    """
+    problems: list[ReferenceProblem] = []
+    ordered = sorted(enumerate(bands), key=lambda item: item[1][1])
+    for (li, (lid, _, lmax)), (ui, (uid, umin, _)) in zip(ordered, ordered[1:], strict=False):
+        if lmax is None or lmax > umin:
+            problems.append(
+                ReferenceProblem(
+                    f"size_classes[{ui}].min",
+                    f"size class {uid!r} (size_classes[{ui}]) overlaps {lid!r} (size_classes[{li}])",
+                    "overlap",
+                )
+            )
+        elif lmax < umin:
+            problems.append(
+                ReferenceProblem(
+                    f"size_classes[{li}].max",
+                    f"gap between size class {lid!r} (size_classes[{li}], max {lmax:g}) and "
+                    f"{uid!r} (size_classes[{ui}], min {umin:g}): fruit in between get no size class",
+                    "gap",
+                )
+            )
+    return problems
 
 
 class RecipeError(Exception):
@@ -313,7 +387,8 @@ class RecipeError(Exception):
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w]*(?:\[\d+\])?(?:\.[\w<>+\-]+(?:\[\d+\])?)*): (.+)$", re.S)
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
+def dotted_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a dotted path: ``("size_classes", 2, "max")`` -> ``size_classes[2].max``."""
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int) and parts:
@@ -323,21 +398,27 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def _issues(exc: ValidationError, file: str) -> list[ConfigIssue]:
-    issues = []
+def error_locations(exc: ValidationError) -> list[tuple[str, str, str]]:
+    """``(dotted path, message, pydantic error type)`` of every error, cross-field ones split
+    into one per field they name."""
+    found = []
     for err in exc.errors():
-        field = _dotted(tuple(err["loc"]))
+        field = dotted_path(tuple(err["loc"]))
         message = err["msg"]
         if err["type"] != "value_error":
-            issues.append(ConfigIssue(file, field or "(top level)", message))
+            found.append((field or "(top level)", message, err["type"]))
             continue
         for line in message.removeprefix("Value error, ").split("\n"):
             match = _FIELD_PREFIX.match(line)
             if match:
-                issues.append(ConfigIssue(file, ".".join(p for p in (field, match.group(1)) if p), match.group(2)))
+                found.append((".".join(p for p in (field, match.group(1)) if p), match.group(2), "value_error"))
             else:
-                issues.append(ConfigIssue(file, field or "(top level)", line))
-    return issues
+                found.append((field or "(top level)", line, "value_error"))
+    return found
+
+
+def _issues(exc: ValidationError, file: str) -> list[ConfigIssue]:
+    return [ConfigIssue(file, field, message) for field, message, _ in error_locations(exc)]
 
 
 def parse_recipe(data: dict[str, object], file: str = "<recipe>", base_dir: Path | None = None) -> Recipe:
@@ -364,13 +445,15 @@ def builtin_recipe_names() -> list[str]:
     return sorted(p.stem for p in _builtin_dir().glob("*.toml"))
 
 
+def builtin_recipe_path(name: str) -> Path:
+    """The file of a built-in recipe (``name`` from ``builtin_recipe_names()``)."""
+    return _builtin_dir() / f"{name}.toml"
+
+
 def load_recipe(ref: str | Path) -> Recipe:
     """Load a built-in recipe by name (``apple``...) or a recipe TOML file by path."""
     ref_text = str(ref)
-    if ref_text in builtin_recipe_names():
-        path = _builtin_dir() / f"{ref_text}.toml"
-    else:
-        path = Path(ref_text)
+    path = builtin_recipe_path(ref_text) if ref_text in builtin_recipe_names() else Path(ref_text)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -117,6 +117,9 @@ class SimulatedScale:
         self._cell = LaneLoadCell(
             lambda cup: conveyor.cup(lane, cup).weight_g,
             lane=lane, scale_offset_cups=scale_offset_cups, noise_g=settings.noise_g, seed=seed,
+            fault_offset_g=(lambda cup: conveyor.settings.faults.scale_offset_g(lane, cup))
+            if conveyor.settings.faults.scale_drift
+            else None,
         )
         self._settings = settings
         self._clock = clock

@@ -44,6 +44,7 @@ class LaneLoadCell:
         noise_g: float,
         seed: int,
         plateau_half_width_cups: float = 0.3,
+        fault_offset_g: Callable[[int], float] | None = None,
     ) -> None:
         if not 0 < plateau_half_width_cups < 0.5:
             raise ValueError("plateau_half_width_cups must be between 0 and 0.5")
@@ -55,6 +56,8 @@ class LaneLoadCell:
         self.seed = seed
         self.plateau_half_width_cups = plateau_half_width_cups
         self._cup_weight_g = cup_weight_g
+        # A simulated fault (a drifting cell, ``ScaleDriftFault``): grams added to a cup's reading.
+        self._fault_offset_g = fault_offset_g
         # A poll or stream samples the same few cups many times over; each error is a draw.
         self._error_g = lru_cache(maxsize=4096)(self._draw_error_g)
 
@@ -77,8 +80,10 @@ class LaneLoadCell:
         return self._error_g(cup)
 
     def plateau_weight_g(self, cup: int) -> float:
-        """What the cell carries while ``cup`` rests on it alone: its fruit plus its error."""
-        return self._cup_weight_g(cup) + self._error_g(cup)
+        """What the cell reads while ``cup`` rests on it alone: its fruit plus its error (and a
+        simulated fault's offset, if any)."""
+        offset = 0.0 if self._fault_offset_g is None else self._fault_offset_g(cup)
+        return self._cup_weight_g(cup) + self._error_g(cup) + offset
 
     def load(self, position_cups: float) -> tuple[float, bool]:
         """Load in grams at this belt position, and whether it is still."""

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from simulators.fruit import STALK_LAB, CupTruth, FruitTruth, paint_surface
-from simulators.settings import SimulatedCameraSettings
+from simulators.settings import CameraLaneFault, SimulatedCameraSettings
 
 _BELT_BGR = (46.0, 42.0, 40.0)  # dark grey-blue demo belt
 _DIVIDER_BGR = (70.0, 68.0, 66.0)  # lane dividers between the cup rows
@@ -62,10 +62,17 @@ class SceneGeometry:
 class SceneRenderer:
     """Renders frames deterministically in (seed, position) and the cups it is given."""
 
-    def __init__(self, geometry: SceneGeometry, camera: SimulatedCameraSettings, seed: int) -> None:
+    def __init__(
+        self,
+        geometry: SceneGeometry,
+        camera: SimulatedCameraSettings,
+        seed: int,
+        faults: Sequence[CameraLaneFault] = (),
+    ) -> None:
         self.geometry = geometry
         self.camera = camera
         self.seed = seed
+        self.faults = tuple(faults)
         self._background = self._make_background()
         self._textures: OrderedDict[tuple[float, ...], np.ndarray] = OrderedDict()
         self._drift_phase = float(np.random.default_rng([seed, 7]).uniform(0, 2 * np.pi))
@@ -103,7 +110,16 @@ class SceneRenderer:
                 fy = cy + fruit.offset_mm[1] / g.mm_per_px
                 spin = fruit.spin_phase_rad + 2 * np.pi * fruit.spin_rev_per_cup * position_cups
                 self._draw_fruit(image, fruit, fx, fy, spin)
+        self._darken_faulty_lanes(image, position_cups)
         return self._finish(image, position_cups)
+
+    def _darken_faulty_lanes(self, image: np.ndarray, position_cups: float) -> None:
+        # Less light reaches the sensor from that lane's band; the sensor noise is added after
+        # (in ``_finish``), so it does not darken with it.
+        for fault in self.faults:
+            if position_cups >= fault.from_cup and fault.lane < self.geometry.lanes:
+                y0, y1 = self.geometry.lane_band(fault.lane)
+                image[y0:y1] *= np.float32(fault.gain)
 
     def _make_background(self) -> np.ndarray:
         g = self.geometry
@@ -275,9 +291,14 @@ class RealisticSceneRenderer(SceneRenderer):
     """
 
     def __init__(
-        self, geometry: SceneGeometry, camera: SimulatedCameraSettings, seed: int, optics: RealisticOptics | None = None
+        self,
+        geometry: SceneGeometry,
+        camera: SimulatedCameraSettings,
+        seed: int,
+        faults: Sequence[CameraLaneFault] = (),
+        optics: RealisticOptics | None = None,
     ) -> None:
-        super().__init__(geometry, camera, seed)
+        super().__init__(geometry, camera, seed, faults)
         self.optics = optics or RealisticOptics()
         self._light = self._illumination()
 
@@ -379,10 +400,16 @@ class RealisticSceneRenderer(SceneRenderer):
         return super()._finish(image, position_cups)
 
 
-def scene_renderer(scene: str, geometry: SceneGeometry, camera: SimulatedCameraSettings, seed: int) -> SceneRenderer:
+def scene_renderer(
+    scene: str,
+    geometry: SceneGeometry,
+    camera: SimulatedCameraSettings,
+    seed: int,
+    faults: Sequence[CameraLaneFault] = (),
+) -> SceneRenderer:
     """The renderer of a named scene: ``plain`` (``SceneRenderer``) or ``realistic``."""
     if scene == "plain":
-        return SceneRenderer(geometry, camera, seed)
+        return SceneRenderer(geometry, camera, seed, faults)
     if scene == "realistic":
-        return RealisticSceneRenderer(geometry, camera, seed)
+        return RealisticSceneRenderer(geometry, camera, seed, faults)
     raise ValueError(f"unknown scene {scene!r}; expected plain or realistic")

@@ -143,6 +143,56 @@ class WorldSettings(_Strict):
         return value
 
 
+class CameraLaneFault(_Strict):
+    """One lane's view darkens from a belt position on: a dirty lens, a failing lamp over it."""
+
+    lane: int = Field(ge=0, le=63, description="Lane whose view darkens (0 = the first lane).")
+    from_cup: int = Field(
+        0,
+        ge=0,
+        description="The fault is on in every frame taken once this cup has reached the inspection "
+        "point (belt position >= from_cup); earlier frames are clean.",
+    )
+    gain: float = Field(0.6, ge=0.05, le=1.0, description="Brightness factor over the lane's band while on.")
+
+
+class ScaleDriftFault(_Strict):
+    """One lane's load cell creeps from a cup on: a failing cell or a fouled cup carrier."""
+
+    lane: int = Field(ge=0, le=63, description="Lane whose scale drifts (0 = the first lane).")
+    from_cup: int = Field(0, ge=0, description="First cup weighed with the drift.")
+    drift_g_per_100_cups: float = Field(
+        2.0,
+        ge=-100,
+        le=100,
+        description="Grams the reading gains per 100 cups after from_cup (negative = reads low).",
+    )
+    max_offset_g: float = Field(
+        50.0, gt=0, le=1000, description="Largest offset the drift reaches (it stays there)."
+    )
+
+    def offset_g(self, cup: int) -> float:
+        """The error this fault adds to ``cup``'s weighing."""
+        if cup < self.from_cup:
+            return 0.0
+        offset = self.drift_g_per_100_cups * (cup - self.from_cup) / 100.0
+        return max(-self.max_offset_g, min(self.max_offset_g, offset))
+
+
+class SimulatedFaults(_Strict):
+    """Device faults of the simulated world that the line should notice (e.g. the drift alarm)."""
+
+    camera_darken: list[CameraLaneFault] = Field(
+        default_factory=list, description="Lanes whose camera view darkens, and from when."
+    )
+    scale_drift: list[ScaleDriftFault] = Field(
+        default_factory=list, description="Lanes whose load cell drifts, and from when."
+    )
+
+    def scale_offset_g(self, lane: int, cup: int) -> float:
+        return sum(f.offset_g(cup) for f in self.scale_drift if f.lane == lane)
+
+
 class SimulationSettings(_Strict):
     """The simulated product flow: what fruit arrive, and how often cups are odd."""
 
@@ -150,6 +200,10 @@ class SimulationSettings(_Strict):
     empty_cup_rate: float = Field(0.02, ge=0, le=1, description="Share of cups without fruit.")
     double_fruit_rate: float = Field(0.005, ge=0, le=1, description="Share of cups with two fruit.")
     defect_rate: float = Field(0.15, ge=0, le=1, description="Share of fruit with skin defects.")
+    faults: SimulatedFaults = Field(
+        default_factory=SimulatedFaults,
+        description="Device faults to provoke: a lane's camera view darkening, a lane's scale drifting.",
+    )
     world: WorldSettings = Field(
         default_factory=WorldSettings,
         description="The simulated world process (gradeline sim line): cycle, camera stream, "

@@ -52,6 +52,7 @@ from simulators.world_cycle import (
     PrerenderedCycle,
     RenderSpec,
     WorldConfigError,
+    camera_fault_spec,
     load_or_render_cycle,
     plan_cycle,
 )
@@ -61,6 +62,21 @@ log = logging.getLogger(__name__)
 BANNER_VERSION = 1
 PLC_DEVICE_ID = 1
 STALL_REPORT_S = 0.02
+
+
+def trigger_frames(
+    parts: list[bytes], fault_parts: list[bytes] | None = None, fault_from_trigger: int = 0
+) -> Callable[[int], tuple[int, bytes]]:
+    """Trigger number -> (cycle frame, MJPEG part): frame ``m mod F`` of the clean cycle, or of
+    the faulted cycle (same positions and fruit, the faulty lanes darkened) from trigger
+    ``fault_from_trigger`` on, when a simulated camera fault is configured."""
+    frames = len(parts)
+
+    def frame_for_trigger(m: int) -> tuple[int, bytes]:
+        chosen = fault_parts if fault_parts is not None and m >= fault_from_trigger else parts
+        return m % frames, chosen[m % frames]
+
+    return frame_for_trigger
 
 
 @dataclass(frozen=True)
@@ -178,6 +194,8 @@ class LineWorld:
         # drivers use time.monotonic too, which all processes on the machine share.
         self._clock = clock
         self.spec = plan.render_spec()  # checks the cycle before anything starts
+        self._fault_spec = camera_fault_spec(self.spec)
+        self.fault_cycle: PrerenderedCycle | None = None
         self.unit, self.decimals = plan.indicator_format()
         self.cycle: PrerenderedCycle | None = None
         self.model: PlcModel | None = None
@@ -196,6 +214,13 @@ class LineWorld:
         self.stalls = 0
 
     # -- truth ---------------------------------------------------------------------------
+
+    def _scale_fault(self, lane: int) -> Callable[[int], float] | None:
+        """The simulated drift of this lane's load cell, if the plan asks for one."""
+        faults = self.plan.simulation.faults
+        if not any(f.lane == lane for f in faults.scale_drift):
+            return None
+        return functools.partial(faults.scale_offset_g, lane)
 
     def cup_weight_g(self, lane: int, cup_index: int) -> float:
         assert self.cycle is not None
@@ -272,8 +297,12 @@ class LineWorld:
     # -- lifecycle -----------------------------------------------------------------------
 
     def prerender(self) -> PrerenderedCycle:
-        """The camera cycle, loaded from the cache or rendered into it (blocking)."""
-        return load_or_render_cycle(self.spec, self.cache_dir, workers=self.plan.simulation.world.render_workers)
+        """The camera cycle, loaded from the cache or rendered into it (blocking); with a
+        simulated camera fault, its faulted cycle too (``self.fault_cycle``)."""
+        workers = self.plan.simulation.world.render_workers
+        if self._fault_spec is not None:
+            self.fault_cycle = load_or_render_cycle(self._fault_spec[0], self.cache_dir, workers=workers)
+        return load_or_render_cycle(self.spec, self.cache_dir, workers=workers)
 
     async def start(self) -> dict[str, Any]:
         plan, world = self.plan, self.plan.simulation.world
@@ -322,6 +351,7 @@ class LineWorld:
                 noise_g=noise_g,
                 seed=plan.simulation.seed,
                 plateau_half_width_cups=world.scale_plateau_half_width_cups,
+                fault_offset_g=self._scale_fault(lane),
             )
             source = BeltLoadCell(cell, model.position_cups, world.scale_resolution_g)
             simulator = ScaleSimulator(
@@ -348,10 +378,16 @@ class LineWorld:
         await self.camera_server.start(host, 0)
         frames = self.spec.frames
         parts = self._parts
+        fault_parts: list[bytes] | None = None
+        fault_from_trigger = 0
+        if self._fault_spec is not None and self.fault_cycle is not None:
+            fault_parts = [mjpeg_part(jpeg) for jpeg in self.fault_cycle.frames]
+            fault_from_trigger = math.ceil(self._fault_spec[1] / float(pitch))
+        frame_for_trigger = trigger_frames(parts, fault_parts, fault_from_trigger)
         self.camera = TriggeredCamera(
             model,
             self.camera_server,
-            lambda m: (m % frames, parts[m % frames]),
+            frame_for_trigger,
             latency_s=world.camera_latency_s,
             on_frame=self._log_frame,
             clock=self._clock,
@@ -393,6 +429,8 @@ class LineWorld:
             "camera_trigger_pitch": str(pitch),
             "cycle_cups": self.spec.cycle_cups,
             "frames_per_cycle": frames,
+            # The simulated device faults and when they start: the truth a drift test scores against.
+            "faults": plan.simulation.faults.model_dump(mode="json"),
             "plc": {"host": host, "port": plc_port, "device_id": PLC_DEVICE_ID},
             "scale": {
                 "kind": plan.scale_protocol,

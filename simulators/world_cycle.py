@@ -40,7 +40,7 @@ import simulators.fruit as fruit_module
 import simulators.scene as scene_module
 from simulators.fruit import CupTruth, generate_cup
 from simulators.scene import SceneGeometry, SceneRenderer
-from simulators.settings import SimulatedCameraSettings, SimulationSettings
+from simulators.settings import CameraLaneFault, SimulatedCameraSettings, SimulationSettings
 
 # Register 5 of the PLC contract carries the pitch as cups x 10000 in a UINT16.
 MAX_TRIGGER_PITCH_CUPS = 0xFFFF / 10000
@@ -138,6 +138,9 @@ class RenderSpec:
     cycle_cups: int
     frames: int
     jpeg_quality: int
+    # Lanes drawn darkened in every frame of this cycle (a camera fault's cycle; the world
+    # serves it instead of the clean one once the fault is on). Empty = the clean cycle.
+    darkened_lanes: tuple[tuple[int, float], ...] = ()
 
     @property
     def cycle(self) -> CameraCycle:
@@ -148,7 +151,8 @@ class RenderSpec:
     def cache_key(self) -> str:
         # Only the settings that change the fruit or the pixels: the world's own knobs (ports,
         # latency, indicator resolution) must not invalidate a cache that is still right.
-        flow = self.simulation.model_dump(mode="json", exclude={"world"})
+        # The faults are not pixels of the clean cycle: a fault's cycle adds its darkened lanes.
+        flow = self.simulation.model_dump(mode="json", exclude={"world", "faults"})
         inputs = {
             "format": CACHE_FORMAT,
             "product": self.product,
@@ -160,6 +164,7 @@ class RenderSpec:
             "cycle_cups": self.cycle_cups,
             "frames": self.frames,
             "jpeg_quality": self.jpeg_quality,
+            **({"darkened_lanes": [list(d) for d in self.darkened_lanes]} if self.darkened_lanes else {}),
             "opencv": cv2.__version__,
             "numpy": np.__version__,
         }
@@ -245,7 +250,33 @@ def cycle_renderer(spec: RenderSpec) -> tuple[SceneRenderer, CycleFruit]:
         mm_per_px=spec.mm_per_px,
         cup_pitch_mm=spec.cup_pitch_mm,
     )
-    return SceneRenderer(geometry, spec.camera, seed=spec.simulation.seed), CycleFruit(spec)
+    faults = [CameraLaneFault(lane=lane, from_cup=0, gain=gain) for lane, gain in spec.darkened_lanes]
+    return SceneRenderer(geometry, spec.camera, seed=spec.simulation.seed, faults=faults), CycleFruit(spec)
+
+
+def camera_fault_spec(spec: RenderSpec) -> tuple[RenderSpec, int] | None:
+    """The cycle to serve once the simulation's camera faults are on, and the belt position
+    (cups) from which on; None without camera faults.
+
+    The world prerenders frames, so it serves one faulted cycle: every darkened lane is on in
+    it, from the faults' common ``from_cup`` (faults starting at different cups are refused).
+    """
+    faults = spec.simulation.faults.camera_darken
+    if not faults:
+        return None
+    starts = {f.from_cup for f in faults}
+    if len(starts) > 1:
+        raise WorldConfigError(
+            "simulation.faults.camera_darken",
+            f"the simulated world switches its camera faults on together; give them one from_cup (got {sorted(starts)})",
+        )
+    for index, fault in enumerate(faults):
+        if fault.lane >= spec.lanes:
+            raise WorldConfigError(
+                f"simulation.faults.camera_darken[{index}].lane", f"lane {fault.lane} of a {spec.lanes}-lane line"
+            )
+    darkened = tuple(sorted((f.lane, f.gain) for f in faults))
+    return replace(spec, darkened_lanes=darkened), starts.pop()
 
 
 def _init_worker(spec: RenderSpec) -> None:

@@ -47,17 +47,21 @@ __all__ = ["DefectView", "FramePipeline", "FruitView", "QualityScoring", "Vision
 # Widest protrusion at the stem pole to cut off the silhouette: stalks are a few millimetres
 # thick; the pomegranate's calyx crown is a stub about a centimetre wide.
 _STALK_WIDTH_MM = {"apple": 4.5, "cherry": 4.5, "mango": 4.5, "pomegranate": 14.0}
+_DEFAULT_STALK_WIDTH_MM = 4.5
 
 
 def settings_for_product(product: str, mm_per_px: float, lanes: int) -> VisionSettings:
-    """Defaults for one of the four products: canonical colour classes and stalk width."""
-    if product not in CANONICAL_CLASSES:
-        raise ValueError(f"unknown product {product!r}; expected one of {sorted(CANONICAL_CLASSES)}")
+    """Defaults for a product: canonical colour classes and stalk width.
+
+    The four products of the first recipes have their own; any other product (a recipe may
+    name one, e.g. kiwifruit) gets the fruit-family colour classes and a thin stalk. The line
+    replaces the colour classes with the recipe's anyway (``api.compose``).
+    """
     return VisionSettings(
         mm_per_px=mm_per_px,
         lanes=lanes,
-        colour_classes=CANONICAL_CLASSES[product],
-        stalk_width_mm=_STALK_WIDTH_MM[product],
+        colour_classes=CANONICAL_CLASSES.get(product, CANONICAL_CLASSES["apple"]),
+        stalk_width_mm=_STALK_WIDTH_MM.get(product, _DEFAULT_STALK_WIDTH_MM),
     )
 
 

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         bench_crash,
         bench_line,
         grading,
+        recipe,
         run,
         sim_line,
         sim_modbus,
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
     )
     for module in (
-        run, access, grading, bench_line, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line
+        run, access, grading, recipe, bench_line, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line
     ):
         module.register(groups)
     return parser

@@ -17,8 +17,12 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.cli import CliParsers
+
+if TYPE_CHECKING:
+    from grading.config import LineConfig
 
 
 def register(parsers: CliParsers) -> None:
@@ -53,8 +57,59 @@ def register(parsers: CliParsers) -> None:
         action="store_true",
         help="Render the camera cycle into the cache (or find it there) and exit; make does this for the demo.",
     )
+    p.add_argument(
+        "--darken-lane",
+        action="append",
+        default=[],
+        metavar="LANE[:FROM_CUP[:GAIN]]",
+        help="Fault: this lane's camera view darkens (brightness x GAIN, default 0.6) once cup FROM_CUP "
+        "(default 0) reaches the inspection point; lanes count from 0. Adds to simulation.faults.camera_darken.",
+    )
+    p.add_argument(
+        "--scale-drift",
+        action="append",
+        default=[],
+        metavar="LANE[:FROM_CUP[:G_PER_100_CUPS]]",
+        help="Fault: this lane's load cell reads G_PER_100_CUPS grams more (default 2) per 100 cups from cup "
+        "FROM_CUP (default 0) on. Adds to simulation.faults.scale_drift.",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_run)
+
+
+def with_fault_options(config: LineConfig, darken: list[str], drift: list[str]) -> LineConfig:
+    """The config with the ``--darken-lane`` / ``--scale-drift`` faults added to its simulation.
+
+    Raises ``ValueError`` naming the option for a malformed value.
+    """
+    from pydantic import ValidationError
+
+    from simulators.settings import CameraLaneFault, ScaleDriftFault
+
+    def parse(option: str, text: str, keys: tuple[str, str, str]) -> dict[str, float]:
+        parts = text.split(":")
+        if not 1 <= len(parts) <= 3:
+            raise ValueError(f"{option} {text!r}: expected LANE[:FROM_CUP[:VALUE]]")
+        try:
+            return {key: float(part) if key == keys[2] else int(part) for key, part in zip(keys, parts, strict=False)}
+        except ValueError as exc:
+            raise ValueError(f"{option} {text!r}: {exc}") from exc
+
+    if not darken and not drift:
+        return config
+    faults = config.simulation.faults
+    try:
+        camera = [CameraLaneFault.model_validate(parse("--darken-lane", t, ("lane", "from_cup", "gain"))) for t in darken]
+        scale = [
+            ScaleDriftFault.model_validate(parse("--scale-drift", t, ("lane", "from_cup", "drift_g_per_100_cups")))
+            for t in drift
+        ]
+    except ValidationError as exc:
+        raise ValueError(f"fault option: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    new_faults = faults.model_copy(
+        update={"camera_darken": [*faults.camera_darken, *camera], "scale_drift": [*faults.scale_drift, *scale]}
+    )
+    return config.model_copy(update={"simulation": config.simulation.model_copy(update={"faults": new_faults})})
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -76,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         except PermissionError:
             logging.getLogger("simulators.world").warning("cannot run at nice %d; the world may stall on a busy PC", args.nice)
     try:
-        config = load_config(args.config)
+        config = with_fault_options(load_config(args.config), args.darken_lane, args.scale_drift)
         world = LineWorld(
             world_plan(config, host=args.host), args.truth_dir, cache_dir=args.cache_dir
         )
@@ -86,6 +141,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     except WorldConfigError as exc:
         print(f"{source}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
 
     if args.prerender_only:

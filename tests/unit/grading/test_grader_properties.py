@@ -21,13 +21,27 @@ RANGES = {
     "cherry": {"d": (14.0, 36.0), "w": (4.0, 18.0), "defect": 0.6},
     "mango": {"d": (60.0, 130.0), "w": (150.0, 1000.0), "defect": 9.0},
     "pomegranate": {"d": (60.0, 110.0), "w": (150.0, 650.0), "defect": 4.0},
+    "avocado": {"d": (55.0, 110.0), "w": (100.0, 450.0), "defect": 8.0},
+    "dragon_fruit": {"d": (60.0, 120.0), "w": (120.0, 700.0), "defect": 6.0},
+    "grape": {"d": (60.0, 200.0), "w": (80.0, 900.0), "defect": 3.0},
+    "kiwifruit": {"d": (40.0, 80.0), "w": (55.0, 180.0), "defect": 3.0},
+    "longan": {"d": (17.0, 32.0), "w": (4.0, 18.0), "defect": 2.0},
+    "loquat": {"d": (30.0, 60.0), "w": (15.0, 75.0), "defect": 1.5},
+    "lychee": {"d": (17.0, 38.0), "w": (8.0, 35.0), "defect": 0.8},
+    "mandarin": {"d": (40.0, 90.0), "w": (40.0, 300.0), "defect": 3.0},
+    "orange": {"d": (48.0, 95.0), "w": (80.0, 400.0), "defect": 3.0},
+    "passion_fruit": {"d": (40.0, 75.0), "w": (30.0, 120.0), "defect": 3.0},
+    "peach": {"d": (45.0, 100.0), "w": (60.0, 400.0), "defect": 4.0},
+    "pear": {"d": (45.0, 100.0), "w": (80.0, 500.0), "defect": 4.0},
+    "pepper": {"d": (30.0, 120.0), "w": (40.0, 300.0), "defect": 3.0},
+    "persimmon": {"d": (50.0, 100.0), "w": (80.0, 400.0), "defect": 3.0},
+    "plum": {"d": (25.0, 65.0), "w": (10.0, 100.0), "defect": 1.5},
+    "potato": {"d": (40.0, 120.0), "w": (30.0, 500.0), "defect": 20.0},
+    "tomato": {"d": (30.0, 110.0), "w": (30.0, 500.0), "defect": 4.0},
+    "walnut": {"d": (22.0, 40.0), "w": (6.0, 25.0), "defect": 5.0},
 }
-COLOURS = {
-    "apple": ("red", "yellow", "green"),
-    "cherry": ("dark_red", "red", "yellow"),
-    "mango": ("red", "yellow", "green"),
-    "pomegranate": ("red", "yellow", "green"),
-}
+# The recipe's own colour classes (the first three; every built-in declares three).
+COLOURS = {name: tuple(c.name for c in recipe.colour_classes[:3]) for name, recipe in RECIPES.items()}
 
 
 def rank(recipe: Recipe, result: GradeResult) -> int:

@@ -66,7 +66,44 @@ def write(tmp_path: Path, text: str, name: str = "r.toml") -> Path:
 
 
 def test_builtin_names() -> None:
-    assert builtin_recipe_names() == ["apple", "cherry", "mango", "pomegranate"]
+    names = builtin_recipe_names()
+    assert {"apple", "cherry", "mango", "pomegranate"} <= set(names)
+    assert len(names) >= 20
+
+
+@pytest.mark.parametrize("name", builtin_recipe_names())
+def test_every_builtin_has_the_three_classes_and_flags_every_threshold(name: str) -> None:
+    recipe = load_recipe(name)
+    assert recipe.name == name
+    assert recipe.quality_class_ids() == ["extra", "class_i", "class_ii"]
+    assert recipe.size_class_ids()
+    thresholds = recipe.thresholds()
+    assert all(t.source.strip() for t in thresholds)
+    # No shipped number was checked against a standard's text (DOMAIN.md tags none [verified]).
+    assert recipe.unverified_thresholds() == thresholds
+
+
+def test_unverified_thresholds_are_in_the_json_form() -> None:
+    recipe = load_recipe("kiwifruit")
+    data = recipe.model_dump(mode="json")
+    assert data["unverified"] == [
+        {"where": t.where, "summary": t.summary, "source": t.source, "status": t.status}
+        for t in recipe.unverified_thresholds()
+    ]
+    assert data["unverified"][0]["where"] == "size_classes[0]"
+    assert '"unverified":[' in recipe.model_dump_json()
+
+
+def test_a_verified_threshold_is_left_out_of_the_json_form(tmp_path: Path) -> None:
+    recipe = load_recipe(str(write(tmp_path, MINIMAL.replace('status = "secondary"', 'status = "verified"'))))
+    assert [t["where"] for t in recipe.model_dump(mode="json")["unverified"]] == ["size_classes[0]"]
+
+
+def test_any_product_id_loads_but_not_a_malformed_one(tmp_path: Path) -> None:
+    assert load_recipe(str(write(tmp_path, MINIMAL.replace('product = "apple"', 'product = "durian"')))).product == "durian"
+    with pytest.raises(RecipeError) as info:
+        load_recipe(str(write(tmp_path, MINIMAL.replace('product = "apple"', 'product = "Durian Fruit"'))))
+    assert info.value.issues[0].field == "product"
 
 
 @pytest.mark.parametrize("name", ["apple", "cherry", "mango", "pomegranate"])
@@ -154,7 +191,7 @@ def test_bad_status_and_unknown_measure(tmp_path: Path) -> None:
         ("min = 60.0\nsource", "min = 60.0\nmax = 55.0\nsource", "quality_classes[0].rules[0].max", "below min"),
         ('id = "extra"', 'id = "cull"', "quality_classes[0].id", "grader outcome"),
         ("max = 70.0", "max = 40.0", "size_classes[0].max", "must be above min"),
-        ('product = "apple"', 'product = "kiwi"', "product", "Input should be"),
+        ('product = "apple"', 'product = "Kiwi Fruit"', "product", "String should match pattern"),
         ('lab_hi = [100.01, 128.0, 128.0]', 'lab_hi = [100.01, 10.0, 128.0]', "colour_classes[0].lab_hi",
          "a upper bound"),
     ],
@@ -176,7 +213,7 @@ def test_overlapping_size_classes_rejected(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as info:
         load_recipe(str(write(tmp_path, text)))
     assert [(i.field, i.message) for i in info.value.issues] == [
-        ("size_classes[1].min", "size class 'big' overlaps 'small'")
+        ("size_classes[1].min", "size class 'big' (size_classes[1]) overlaps 'small' (size_classes[0])")
     ]
 
 
@@ -207,9 +244,9 @@ def test_toml_syntax_error_and_missing_file(tmp_path: Path) -> None:
     assert info.value.issues[0].field == "(toml)"
     assert info.value.issues[0].file == str(path)
     with pytest.raises(RecipeError) as info:
-        load_recipe("plum")
+        load_recipe("durian")
     assert info.value.issues[0].field == "(file)"
-    assert "built-in recipes: apple, cherry, mango, pomegranate" in info.value.issues[0].message
+    assert "built-in recipes: apple, avocado, cherry," in info.value.issues[0].message
 
 
 def test_quality_model_resolved_relative_to_recipe(tmp_path: Path) -> None:
