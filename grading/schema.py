@@ -182,3 +182,12 @@ audit_log = Table(
     Column("detail", Text, nullable=False, server_default=""),
 )
 Index("ix_audit_log_at", audit_log.c.at)
+
+# Durable counters (grading.trace.serials): a carton serial or SSCC serial reference is taken
+# from here in a committed transaction before any label shows it, so none is used twice.
+trace_counters = Table(
+    "trace_counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_value", BigInteger, nullable=False),
+)

@@ -1,0 +1,58 @@
+"""``gradeline trace ...``: read GS1 codes from the command line.
+
+``trace parse TEXT`` prints the AIs of an element string (bracketed, unbracketed, or as a
+scanner sends it) or a GS1 Digital Link URI as JSON, and exits 2 with the reason when the input
+breaks a GS1 rule (grading.trace.gs1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from api.cli import CliParsers
+from grading.trace.gs1 import GS1Error, parse
+
+
+def _unescape(text: str) -> str:
+    # a shell cannot easily pass ASCII 29: accept the \x1d and \u001d spellings too
+    return text.replace("\\x1d", "\x1d").replace("\\x1D", "\x1d").replace("\\u001d", "\x1d")
+
+
+def _parse(args: argparse.Namespace) -> int:
+    text = sys.stdin.read().rstrip("\r\n") if args.text == "-" else _unescape(args.text)
+    try:
+        parsed = parse(text)
+    except GS1Error as exc:
+        print(json.dumps({"valid": False, "reason": str(exc)}, ensure_ascii=False))
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 2
+    out: dict[str, Any] = {
+        "valid": True,
+        "form": parsed.form,
+        "elements": [{"ai": e.ai, "title": e.title, "value": e.value} for e in parsed.elements],
+    }
+    if parsed.symbology:
+        out["symbology"] = parsed.symbology
+    if (link := parsed.digital_link) is not None:
+        out["digital_link"] = {
+            "domain": link.domain, "path_prefix": link.path_prefix, "primary_key": link.primary_key.ai,
+            "qualifiers": [q.ai for q in link.qualifiers], "attributes": [a.ai for a in link.attributes],
+            "other_query": dict(link.other_query),
+        }
+    print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def register(parsers: CliParsers) -> None:
+    group = parsers.root.add_parser("trace", help="GS1 codes: parse and check.").add_subparsers(dest="trace", required=True)
+    p = group.add_parser(
+        "parse", help="Parse an element string or GS1 Digital Link URI; exit 2 with the reason if invalid.",
+        description="TEXT: (01)...(10)... bracketed; 01...10...<GS>21... unbracketed, with GS (ASCII 29, or "
+        "written \\x1d, ^, {GS} or <GS>) after variable-length values; an optional symbology identifier "
+        "(]C1, ]d2, ]Q3, ]e0, ]J1, ]Q1); or https://domain/01/... Use - to read one line from stdin.",
+    )
+    p.add_argument("text", help="The code to parse, or - for stdin.")
+    p.set_defaults(func=_parse)
