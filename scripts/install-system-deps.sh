@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests use as real peers: mbpoll (an independent Modbus master), chromium
-# (the HMI is tested in a real headless browser) and a CJK font so the HMI renders its Chinese.
+# (the HMI is tested in a real headless browser), a CJK font so the HMI and the carton labels
+# render their Chinese (grading/trace/labels.py), and zbar-tools (zbarimg reads the labels' QR
+# codes back in tests).
 # Installs only what is missing; needs root or sudo.
 set -euo pipefail
-packages=(mbpoll chromium fonts-wqy-microhei)
+packages=(mbpoll chromium fonts-wqy-microhei zbar-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -8,6 +8,7 @@ breaks a GS1 rule (grading.trace.gs1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
@@ -56,3 +57,29 @@ def register(parsers: CliParsers) -> None:
     )
     p.add_argument("text", help="The code to parse, or - for stdin.")
     p.set_defaults(func=_parse)
+    register_sim(parsers)
+
+
+def _sim_printer(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from simulators.printer_server import PrinterSimulator
+
+    async def run() -> None:
+        sim = PrinterSimulator(Path(args.out), host=args.host, port=args.port)
+        port = await sim.start()
+        print(f"printer simulator listening on {args.host}:{port}, jobs to {args.out}", flush=True)
+        await sim.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def register_sim(parsers: CliParsers) -> None:
+    p = parsers.sim.add_parser("printer", help="A raw-TCP (9100) ZPL label printer that keeps each job as a file.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9100, help="TCP port (0 = a free port, printed).")
+    p.add_argument("--out", required=True, help="Folder the jobs are written to (job-00001.zpl, ...).")
+    p.set_defaults(func=_sim_printer)

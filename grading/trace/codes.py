@@ -62,6 +62,15 @@ class PrivacyLevel(StrEnum):
     hidden = "hidden"  # nothing
 
 
+def present_grower(name: str | None, level: PrivacyLevel) -> str | None:
+    """The grower as a label or the consumer page shows them: 张三丰 -> 张三丰, 张**, or None."""
+    if not name or level is PrivacyLevel.hidden:
+        return None
+    if level is PrivacyLevel.masked:
+        return name[0] + "*" * max(1, len(name) - 1)
+    return name
+
+
 class ProductGtin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -95,8 +104,6 @@ class TraceConfig(BaseModel):
             if key in seen:
                 raise ValueError(f"gtins[{index}]: {key} is listed twice")
             seen.add(key)
-        if not self.packing_center_gln.startswith(self.company_prefix[:3]):
-            pass  # a GLN may come from another prefix of the same member: not an error
         return self
 
     def gtin_for(self, product: str, quality_class: str, size_class: str) -> str:
@@ -125,6 +132,10 @@ class CartonCode:
             Element("10", self.lot),
             Element("21", self.serial),
         )
+
+    def elements_in_order(self) -> tuple[Element, ...]:
+        """The elements as the element string and HRI carry them (predefined lengths first)."""
+        return self.elements  # already in that order: (01) (3103) (13), then (10) (21)
 
     def element_string(self) -> str:
         return element_string(self.elements)
