@@ -95,6 +95,12 @@ class TraceConfig(BaseModel):
     grower_privacy: PrivacyLevel = Field(PrivacyLevel.masked, description="Grower name on labels and the consumer page.")
     origin: str = Field("", description="Origin printed on labels, e.g. 云南省玉溪市华宁县.")
     gtins: list[ProductGtin] = Field(default_factory=list, description="GTIN per product x quality class x size class.")
+    printer_host: str | None = Field(None, min_length=1, description="ZPL label printer (raw TCP); none: no printing.")
+    printer_port: int = Field(9100, ge=1, le=65535, description="The label printer's raw TCP port.")
+    serial_block: int = Field(
+        1, ge=1, le=1000,
+        description="Carton serials reserved per database commit; the unused rest of a block is skipped after a crash.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> TraceConfig:

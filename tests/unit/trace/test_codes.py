@@ -4,6 +4,7 @@ and the carton's element string and Digital Link parsed back by an independent p
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import biip
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from grading.config import ConfigError, load_config
 from grading.trace.codes import TraceConfig, carton_code, gln_element, sscc
 from grading.trace.gs1 import GS, GS1Error, parse
 from grading.trace.linters import CSET82, check_digit, check_pair, has_valid_check_digit
@@ -118,3 +120,20 @@ def test_carton_codes_parse_back_here_and_in_biip(gtin: str, lot: str, serial: s
     assert dl_message.element_strings.get(ai="01").value == gtin
     assert dl_message.element_strings.get(ai="10").value == lot
     assert dl_message.element_strings.get(ai="21").value == serial
+
+
+def test_line_toml_names_the_file_and_the_trace_field(tmp_path: Path) -> None:
+    config = tmp_path / "line.toml"
+    config.write_text(
+        '[trace]\ncompany_prefix = "6901234"\npacking_center_gln = "6901234000017"\n'
+        'digital_link_base = "https://trace.example.cn"\n'
+        '[[trace.gtins]]\nproduct = "沃柑"\nquality_class = "特级"\nsize_class = "L"\ngtin = "16901234567898"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    text = str(caught.value)
+    assert str(config) in text and "trace.packing_center_gln" in text and "trace.gtins[0].gtin" in text
+    config.write_text(config.read_text().replace("6901234000017", "6901234000016").replace("567898", "567899"))
+    loaded = load_config(config).trace
+    assert loaded is not None and loaded.gtin_for("沃柑", "特级", "L") == "16901234567899"

@@ -6,9 +6,12 @@ leniencies. The expected verdicts follow from the dictionary's text, not from th
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grading.trace.ais import ai_table, matches
 from grading.trace.gs1 import GS, Element, GS1Error, check_message, element_string, parse
+from grading.trace.linters import CSET82
 from tests.unit.trace.dictionary_cases import partners, valid_value
 
 TABLE = ai_table()
@@ -246,3 +249,35 @@ def test_digital_link_values_are_percent_decoded() -> None:
 def test_invalid_digital_links(uri: str, reason: str) -> None:
     with pytest.raises(GS1Error, match=reason):
         parse(uri)
+
+
+# --- properties -------------------------------------------------------------------------------
+
+_printable = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=80)
+_gs1ish = st.text(alphabet="0123456789()[]^%/?&=:" + GS + "AZaz-", max_size=80)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(_printable, _gs1ish, _gs1ish.map(lambda t: "]d2" + t), _gs1ish.map(lambda t: "https://t.cn/01/" + t)))
+def test_any_input_is_parsed_or_refused_with_a_gs1_error(text: str) -> None:
+    try:
+        parsed = parse(text)
+    except GS1Error as exc:
+        assert str(exc)
+        return
+    # whatever is accepted is a valid message: checking its elements again must pass
+    assert check_message(list(parsed.elements))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ais=st.lists(st.sampled_from(["01", "3103", "13", "10", "21", "422", "7007", "11", "17", "240"]),
+                    min_size=1, max_size=6, unique=True),
+       lot=st.text(alphabet=CSET82, min_size=1, max_size=20))
+def test_built_messages_round_trip_in_every_form(ais: list[str], lot: str) -> None:
+    elements = [Element("01", "16901234567899")] + [
+        Element(ai, lot if TABLE[ai].components[0].cset == "X" and len(lot) <= TABLE[ai].max_length
+                else valid_value(TABLE[ai])) for ai in ais if ai != "01"
+    ]
+    want = {e.ai: e.value for e in elements}
+    for text in (element_string(elements), "]C1" + element_string(elements, "^"), _bracketed(elements)):
+        assert {e.ai: e.value for e in parse(text).elements} == want
