@@ -225,7 +225,7 @@ LINTERS: dict[str, Linter] = {
     "csum": _csum,
     "csumalpha": _csumalpha,
     "gcppos1": _gcppos,
-    "gcppos2": _gcppos,  # the dictionary puts it on the component that starts at the GCP's position
+    "gcppos2": lambda d: _gcppos(d[1:]),  # the prefix starts at the second character (after an indicator digit)
     "hasnondigit": lambda d: None if any(not c.isdigit() for c in d) else "must contain a non-digit",
     "yymmdd": _yymmdd(day_zero=False),
     "yymmd0": _yymmdd(day_zero=True),
