@@ -20,15 +20,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from grading.trace.ais import AiEntry, ai_table, lookup_prefix, matches
 from grading.trace.linters import LINTERS, cset_error
 
 GS = "\x1d"
-# FNC1 in first position, as scanners announce it: GS1-128, GS1 DataMatrix, GS1 QR, GS1 DataBar,
-# GS1 DotCode (AIM symbology identifiers).
-SYMBOLOGY_IDENTIFIERS = ("]C1", "]d2", "]Q3", "]e0", "]J1")
+# AIM symbology identifiers that announce GS1 AI data (FNC1 in first position): GS1-128, GS1
+# DataMatrix, GS1 QR, GS1 DataBar / composite. ]E0 (EAN-13, UPC) and ]E4 (EAN-8) carry a bare
+# GTIN; ]Q1 and ]d1 carry plain data, which is GS1 only as a Digital Link URI.
+SYMBOLOGY_IDENTIFIERS = ("]C1", "]d2", "]Q3", "]e0")
+_PLAIN_IDENTIFIERS = ("]Q1", "]d1")
+_GTIN_IDENTIFIERS = {"]E0": 13, "]E4": 8}
 _SEPARATOR_SPELLINGS = ("{GS}", "<GS>", "^")
 # what a Digital Link value may carry unencoded: RFC 3986 unreserved characters
 _DL_SAFE = "-._~"
@@ -151,6 +154,12 @@ def check_message(elements: Sequence[Element]) -> tuple[Element, ...]:
             if not any(all(any(matches(p, ai) for ai in present) for p in alternative) for alternative in group):
                 wanted = " or ".join("+".join(f"({p})" for p in alternative) for alternative in group)
                 raise GS1Error(f"AI ({element.ai}) requires {wanted}")
+    if "8030" in seen:
+        # a digital signature must sign a serialised key: (253), (255) and (8003) with their
+        # optional serial component present
+        for ai in ("253", "255", "8003"):
+            if ai in seen and len(seen[ai]) == _entry(ai).min_length:
+                raise GS1Error(f"AI ({ai}) must carry its serial component when used with AI (8030)")
     return tuple(unique)
 
 
@@ -202,8 +211,6 @@ def parse_unbracketed(data: str) -> list[Element]:
             end = len(data) if end < 0 else end
             value = data[start:end]
             position = end + 1 if end < len(data) else end
-            if end == len(data) - 1 and data.endswith(GS):
-                raise GS1Error("separator at the end of the data")
         elements.append(Element(entry.ai, value))
     if not elements:
         raise GS1Error("no data")
@@ -219,13 +226,21 @@ def parse(text: str) -> Parsed:
     symbology = None
     if text.startswith("]") and len(text) >= 3:
         symbology, text = text[:3], text[3:]
-        if symbology == "]Q1" or text.startswith(("http://", "https://", "HTTP://", "HTTPS://")):
+        if symbology in _PLAIN_IDENTIFIERS:
+            if not text.startswith(_SCHEMES):
+                raise GS1Error(f"{symbology} carries plain data, not GS1 data (nor a Digital Link URI)")
             link = parse_digital_link(text)
             return Parsed("digital_link", link.elements, symbology=symbology, digital_link=link)
+        if symbology in _GTIN_IDENTIFIERS:
+            digits = _GTIN_IDENTIFIERS[symbology]
+            if len(text) != digits or not (text.isascii() and text.isdigit()):
+                raise GS1Error(f"{symbology} carries a {digits}-digit GTIN")
+            element = Element("01", text.zfill(14))
+            return Parsed("scanner", check_message([element]), symbology=symbology)
         if symbology not in SYMBOLOGY_IDENTIFIERS:
-            raise GS1Error(f"symbology identifier {symbology} does not announce GS1 data")
+            raise GS1Error(f"unsupported symbology identifier {symbology}")
         return Parsed("scanner", check_message(parse_unbracketed(text)), symbology=symbology)
-    if text.lower().startswith(("http://", "https://")):
+    if text.lower().startswith(("http://", "https://")):  # the parser refuses a mixed-case scheme
         link = parse_digital_link(text)
         return Parsed("digital_link", link.elements, digital_link=link)
     if text.startswith("("):
@@ -235,91 +250,127 @@ def parse(text: str) -> Parsed:
 
 # --- Digital Link --------------------------------------------------------------------------
 
-_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# characters a URI may contain at all (RFC 3986), and those a domain may not
+_URI_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
+)
+_BAD_DOMAIN_CHARACTERS = frozenset("_~?#@!$&'()*+,;=%")
+_SCHEMES = ("https://", "HTTPS://", "http://", "HTTP://")  # mixed case is not accepted
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
-def _decode(text: str, what: str) -> str:
-    if _PCT.search(text):
-        raise GS1Error(f"{what}: invalid percent-encoding")
-    try:
-        return unquote(text, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as exc:
-        raise GS1Error(f"{what}: percent-encoding is not UTF-8") from exc
+def _decode(text: str, what: str, *, query: bool = False) -> str:
+    """Percent-decoding as GS1's syntax engine does it: a ``%`` not followed by two hex digits
+    stays a literal ``%`` (a CSET 82 character); ``+`` is a space in the query string; a
+    decoded NUL is refused. Bytes decode one to one, so anything non-ASCII then fails the
+    character-set check."""
+    if query:
+        text = text.replace("+", " ")
+    decoded = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    if "\x00" in decoded:
+        raise GS1Error(f"{what}: decoded value contains NUL")
+    return decoded
 
 
 def _is_ai(segment: str) -> bool:
     return segment.isascii() and segment.isdigit() and segment in ai_table()
 
 
-def _check_qualifiers(key: Element, qualifiers: Sequence[Element]) -> None:
-    entry = _entry(key.ai)
-    assert entry.dl_qualifiers is not None
-    got = [q.ai for q in qualifiers]
+def _valid_sequence(key: str, qualifiers: Sequence[str]) -> bool:
+    """Whether ``qualifiers`` follow ``key`` in one of its dictionary orders (any may be left out)."""
+    entry = ai_table().get(key)
+    if entry is None or entry.dl_qualifiers is None:
+        return False
     for sequence in entry.dl_qualifiers:
         position = 0
-        for ai in got:
+        for ai in qualifiers:
             try:
                 position = sequence.index(ai, position) + 1
             except ValueError:
                 break
         else:
-            return
-    allowed = " | ".join("/".join(seq) or "none" for seq in entry.dl_qualifiers)
-    raise GS1Error(f"key qualifiers {'/'.join(got)} not allowed after ({key.ai}) (in order: {allowed})")
+            return True
+    return False
+
+
+def _check_qualifiers(key: Element, qualifiers: Sequence[Element]) -> None:
+    if not _valid_sequence(key.ai, [q.ai for q in qualifiers]):
+        entry = _entry(key.ai)
+        allowed = " | ".join("/".join(seq) or "none" for seq in entry.dl_qualifiers or ())
+        got = "/".join(q.ai for q in qualifiers)
+        raise GS1Error(f"key qualifiers {got} not allowed after ({key.ai}) (in order: {allowed})")
 
 
 def parse_digital_link(uri: str) -> DigitalLink:
     """Parse and validate a GS1 Digital Link URI (uncompressed form)."""
-    parts = urlsplit(uri)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise GS1Error("a Digital Link URI needs an http or https scheme and a domain")
-    raw_segments = parts.path.split("/")[1:] if parts.path.startswith("/") else []
-    if not raw_segments or any(s == "" for s in raw_segments):
-        raise GS1Error("Digital Link path is empty or has an empty segment")
-    # walk back in (AI, value) pairs from the end; the leftmost primary key found starts the key
+    if any(c not in _URI_CHARACTERS for c in uri):
+        raise GS1Error("URI contains characters that are not allowed in a URI")
+    scheme = next((s for s in _SCHEMES if uri.startswith(s)), None)
+    if scheme is None:
+        raise GS1Error("a Digital Link URI starts with http:// or https://")
+    rest = uri[len(scheme):]
+    slash = rest.find("/")
+    if slash < 1:
+        raise GS1Error("Digital Link URI has no domain or no path")
+    domain, rest = rest[:slash], rest[slash:]
+    if any(c in _BAD_DOMAIN_CHARACTERS for c in domain):
+        raise GS1Error("domain contains characters that are not allowed in a domain")
+    rest = rest.split("#", 1)[0]  # a fragment ends the data
+    path, _, query = rest.partition("?")
+    segments = path.split("/")[1:]
+    # walk back in (AI, value) pairs from the end of the path; the first primary key met is
+    # the root of the Digital Link path (anything before it is the resolver's own path)
     start = None
-    i = len(raw_segments) - 2
-    while i >= 0 and _is_ai(raw_segments[i]):
-        if _entry(raw_segments[i]).is_dl_primary_key:
+    i = len(segments) - 2
+    while i >= 0 and _is_ai(segments[i]):
+        if _entry(segments[i]).is_dl_primary_key:
             start = i
+            break
         i -= 2
     if start is None:
         raise GS1Error("no GS1 Digital Link primary key in the path")
-    pairs = [
-        Element(raw_segments[j], _decode(raw_segments[j + 1], f"AI ({raw_segments[j]})"))
-        for j in range(start, len(raw_segments), 2)
-    ]
+    pairs = []
+    for j in range(start, len(segments), 2):
+        ai, raw = segments[j], segments[j + 1]
+        if raw == "":
+            raise GS1Error(f"AI ({ai}): empty value in the path")
+        pairs.append(Element(ai, _decode(raw, f"AI ({ai})")))
     key, qualifiers = pairs[0], pairs[1:]
-    _check_qualifiers(key, qualifiers)
-    path_ais = {e.ai for e in pairs}
-    key_qualifiers = {ai for seq in (_entry(key.ai).dl_qualifiers or ()) for ai in seq}
     attributes: list[Element] = []
     other: list[tuple[str, str]] = []
-    if parts.query:
-        for item in parts.query.split("&"):
-            if not item:
-                continue
-            raw_key, has_value, raw_value = item.partition("=")
-            name = _decode(raw_key, "query parameter")
-            value = _decode(raw_value, f"query parameter {name!r}")
-            if not (name.isascii() and name.isdigit()):
-                other.append((name, value))
-                continue
-            entry = ai_table().get(name)
-            if entry is None:
-                raise GS1Error(f"unknown AI ({name}) in the query string")
-            if name in key_qualifiers or entry.is_dl_primary_key:
-                raise GS1Error(f"AI ({name}) belongs in the path, not the query string")
-            if not entry.dl_attribute:
-                raise GS1Error(f"AI ({name}) is not allowed as a Digital Link data attribute")
-            if name in path_ais or any(a.ai == name for a in attributes):
-                raise GS1Error(f"AI ({name}) appears twice")
-            if not has_value:
-                raise GS1Error(f"AI ({name}): no data")
-            attributes.append(Element(name, value))
+    for item in query.split("&"):
+        if not item:
+            continue
+        name, has_value, raw_value = item.partition("=")
+        if not has_value or not (name.isascii() and name.isdigit()):
+            other.append((_decode(name, "query parameter", query=True),
+                          _decode(raw_value, "query parameter", query=True)))
+            continue
+        entry = ai_table().get(name)
+        if entry is None:
+            raise GS1Error(f"unknown AI ({name}) in the query string")
+        if raw_value == "":
+            raise GS1Error(f"AI ({name}): empty value in the query string")
+        value = _decode(raw_value, f"AI ({name})", query=True)
+        if name == "01" and len(value) in (8, 12, 13):
+            value = value.zfill(14)  # a GTIN-8/12/13 as an attribute is written as a GTIN-14
+        attributes.append(Element(name, value))
+    _check_qualifiers(key, qualifiers)
+    path_ais = [e.ai for e in pairs]
+    seen = set(path_ais)
+    for attribute in attributes:
+        if attribute.ai in seen:
+            raise GS1Error(f"AI ({attribute.ai}) appears more than once")
+        seen.add(attribute.ai)
+        if not _entry(attribute.ai).dl_attribute:
+            raise GS1Error(f"AI ({attribute.ai}) is not allowed as a Digital Link data attribute")
+        for position in range(1, len(path_ais) + 1):
+            trial = [*path_ais[1:position], attribute.ai, *path_ais[position:]]
+            if _valid_sequence(key.ai, trial):
+                raise GS1Error(f"AI ({attribute.ai}) is a key qualifier: it belongs in the path, not the query string")
     check_message([*pairs, *attributes])
     return DigitalLink(
-        domain=parts.netloc, path_prefix="/" + "/".join(raw_segments[:start]) if start else "",
+        domain=domain, path_prefix="/" + "/".join(segments[:start]) if start else "",
         primary_key=key, qualifiers=tuple(qualifiers), attributes=tuple(attributes), other_query=tuple(other),
     )
 

@@ -173,7 +173,11 @@ def test_the_carton_example_in_every_form(text: str) -> None:
 
 @pytest.mark.parametrize(("text", "reason"), [
     ("0116901234567899" + "10YN2509A21000123456789", "too long"),  # separator dropped: the lot runs on
-    ("]C1" + "0116901234567899" + "10ABC" + GS, "separator at the end"),
+    ("]C1" + "0116901234567899" + "10ABC" + GS + GS, "unexpected separator"),
+    ("]J1" + "0116901234567899", "symbology"),
+    ("]Q1" + "0116901234567899", "plain data"),
+    ("]E0" + "690123456789", "13-digit GTIN"),
+    ("]E0" + "6901234567893", "check digit"),
     ("]X0" + "0116901234567899", "symbology"),
     ("0116901234567899" + GS + GS + "10A", "unexpected separator"),
     ("011690123456789", "too short"),
@@ -213,11 +217,37 @@ DL = "https://trace.example.cn/01/16901234567899/10/YN2509A/21/000123?13=250915&
     "https://id.gs1.org/00/069012340000000016",
     "https://id.gs1.org/414/6901234567892/254/DOCK1",
     "]Q1" + DL,
+    "HTTPS://trace.example.cn/01/16901234567899",
+    "https://t.cn/01/16901234567899/10/A%2",  # a % without two hex digits is a literal % (CSET 82)
+    "https://t.cn/01/16901234567899#fragment",
+    "https://t.cn/00/faux/01/16901234567899",  # the rightmost primary key is the root
+    "https://t.cn/01/16901234567899?&&linkType=all&singleton",
+    "https://[2001:db8::1]:8443/01/16901234567899",
 ])
 def test_valid_digital_links(uri: str) -> None:
     link = parse(uri).digital_link
     assert link is not None
     assert link.primary_key.ai in ("01", "00", "414")
+
+
+def test_query_plus_is_a_space_and_a_short_gtin_attribute_is_padded() -> None:
+    with pytest.raises(GS1Error, match="CSET 82"):
+        parse("https://t.cn/00/069012340000000016?403=A+B")
+    with pytest.raises(GS1Error, match=r"AI \(02\): data too short"):  # only (01) is padded
+        parse("https://t.cn/00/069012340000000016?02=6901234567892&37=12")
+    padded = parse("https://t.cn/414/6901234000016?01=6901234567892").digital_link
+    assert padded is not None and padded.get("01") == "06901234567892"
+
+
+def test_trailing_separator_is_tolerated() -> None:
+    assert parse("]d2" + "0116901234567899" + "10ABC" + GS).get("10") == "ABC"
+    assert parse("]E0" + "6901234567892").get("01") == "06901234567892"
+
+
+def test_a_digital_signature_needs_a_serialised_key() -> None:
+    with pytest.raises(GS1Error, match="serial component"):
+        parse("(8003)01234567890128(8030)AbCd")
+    assert parse("(8003)01234567890128SER1(8030)AbCd").get("8030") == "AbCd"
 
 
 def test_digital_link_values_are_percent_decoded() -> None:
@@ -232,16 +262,22 @@ def test_digital_link_values_are_percent_decoded() -> None:
     ("https://t.cn/01/6901234567892", "too short"),  # 13-digit GTIN: biip pads it
     ("https://t.cn/01/16901234567899?10=ABC", "path"),  # biip takes a lot from the query
     ("https://t.cn/01/16901234567899?21=ABC", "path|attribute"),
-    ("https://t.cn/01/16901234567899?3103=012500&3103=012500", "twice"),
+    ("https://t.cn/01/16901234567899?3103=012500&3103=012500", "more than once"),
     ("https://t.cn/01/16901234567898/10/A", "check digit"),
     ("https://t.cn/gtin/16901234567899/lot/A", "primary key"),  # convenience aliases were removed
     ("https://t.cn/10/A", "primary key"),
-    ("https://t.cn/01/16901234567899/10/", "empty segment"),
-    ("https://t.cn/01/16901234567899/10/A%2", "percent"),
+    ("https://t.cn/01/16901234567899/10/", "empty value"),
+    ("https://t.cn/01/16901234567899/10/A%00", "NUL"),
+    ("https://t.cn/01/16901234567899/10/A%E4%B8%AD", "CSET 82"),
+    ("https://t.cn/01/16901234567899/10/A B", "not allowed in a URI"),
+    ("HtTpS://t.cn/01/16901234567899", "http"),
+    ("https://t_cn/01/16901234567899", "domain"),
+    ("https://t.cn/01/16901234567899/21/A?10=B", "belongs in the path"),  # would fit between 01 and 21
+    ("https://t.cn/01/16901234567899?22=B", "not allowed as a Digital Link data attribute"),
+    ("https://t.cn/01/16901234567899/10/A/21/B?01=16901234567899", "more than once"),
     ("https://t.cn/01/16901234567899/10/LOT%201", "CSET 82"),
     ("https://t.cn/01/16901234567899?13=250230", "day"),
     ("https://t.cn/01/16901234567899?23=x", "unknown AI"),
-    ("https://t.cn/01/16901234567899?00=069012340000000016", "path"),  # a primary key as attribute
     ("ftp://t.cn/01/16901234567899", "unknown AI|scheme"),
     ("https:///01/16901234567899", "scheme|domain"),
     ("https://t.cn/01/16901234567899/10/A?3102=000100&3103=000100", "together"),
