@@ -18,7 +18,19 @@ from fastapi import FastAPI
 from api.auth import build_auth_state, secure_routes
 from api.live import LiveHub
 from api.problems import install_problem_handlers, problem_openapi
-from api.routes import audit, auth, coldrooms, health, hmi, line, live, metrics, resolver, users
+from api.routes import (
+    audit,
+    auth,
+    coldrooms,
+    epcis,
+    health,
+    hmi,
+    line,
+    live,
+    metrics,
+    resolver,
+    users,
+)
 from api.routes.deps import LineUnavailable
 
 __all__ = ["LineUnavailable", "create_app"]
@@ -85,7 +97,7 @@ def create_app(
         docs_url=None, redoc_url=None, openapi_url=None,
     )
     install_problem_handlers(app)
-    for router in (health, line, coldrooms, auth, users, audit, live, metrics, hmi, resolver):
+    for router in (health, line, coldrooms, auth, users, audit, live, metrics, epcis, hmi, resolver):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     secure_routes(app)

@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 GS1_ID = "https://id.gs1.org"
@@ -341,6 +341,26 @@ def validation_errors(doc: Mapping[str, Any], schema: Mapping[str, Any]) -> list
 # --- query -----------------------------------------------------------------------------------
 
 
+class EpcisEventSource(Protocol):
+    """Where the EPCIS query route reads captured events (the store, once cartons exist)."""
+
+    def events(self) -> Sequence[Event]:
+        ...
+
+
+class InMemoryEventSource:
+    """Events kept in a list, for tests and demos."""
+
+    def __init__(self, events: Sequence[Event] = ()) -> None:
+        self._events: list[Event] = list(events)
+
+    def add(self, event: Event) -> None:
+        self._events.append(event)
+
+    def events(self) -> Sequence[Event]:
+        return list(self._events)
+
+
 @dataclass(frozen=True)
 class EventQuery:
     """The REST binding's ``/events`` parameters gradeline supports."""
@@ -355,10 +375,10 @@ class EventQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.per_page <= 1000:
             raise EpcisError("perPage: must be 1 to 1000")
-        for name in ("ge_event_time", "lt_event_time"):
+        for name, rest_name in (("ge_event_time", "GE_eventTime"), ("lt_event_time", "LT_eventTime")):
             value = getattr(self, name)
             if value is not None and value.utcoffset() is None:
-                raise EpcisError(f"{name}: needs a time zone")
+                raise EpcisError(f"{rest_name}: needs a time zone")
 
 
 @dataclass(frozen=True)
