@@ -28,7 +28,7 @@ import zint
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
-from grading.trace.codes import CartonCode, PrivacyLevel, present_grower
+from grading.trace.codes import CartonCode, PrivacyLevel, TraceConfig, carton_code, present_grower
 from grading.trace.gs1 import GS
 
 DOTS_PER_MM = 8
@@ -96,6 +96,26 @@ class CartonLabel:
     @property
     def net_weight_g(self) -> int:
         return self.code.net_weight_g
+
+
+def carton_label(
+    config: TraceConfig, *, product: str, quality_class: str, size_class: str, lot: str, serial: int | str,
+    pack_date: date, net_weight_g: int, certificate: ComplianceCertificate, fruit_count: int | None = None,
+    grower: str | None = None, origin: str | None = None, platform_trace_code: str | None = None,
+    packing_center: str = "",
+) -> CartonLabel:
+    """A carton's label from the line's ``[trace]`` config: the GTIN of its product, class and
+    size, its Digital Link on the configured resolver, the configured origin and privacy."""
+    code = carton_code(
+        gtin=config.gtin_for(product, quality_class, size_class), lot=lot, serial=serial,
+        pack_date=pack_date, net_weight_g=net_weight_g,
+    )
+    return CartonLabel(
+        code=code, digital_link=code.digital_link(config.digital_link_base), product=product,
+        quality_class=quality_class, size_class=size_class, origin=origin if origin is not None else config.origin,
+        grower=grower, grower_privacy=config.grower_privacy, certificate=certificate, fruit_count=fruit_count,
+        platform_trace_code=platform_trace_code, packing_center=packing_center,
+    )
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,27 @@ def test_trace_code_is_printed_only_when_the_lot_has_one() -> None:
     with_code = np.asarray(render(carton_label()).image)
     without = np.asarray(render(carton_label(trace_code=None)).image)
     assert not np.array_equal(with_code, without)
+
+
+def test_label_from_the_line_config(tmp_path: Path) -> None:
+    from datetime import date
+
+    from grading.trace.codes import TraceConfig
+    from grading.trace.labels import carton_label as from_config
+
+    config = TraceConfig.model_validate({
+        "company_prefix": "6901234", "packing_center_gln": "6901234000016",
+        "digital_link_base": "https://trace.example.cn/r", "grower_privacy": "hidden", "origin": "云南省华宁县",
+        "gtins": [{"product": "沃柑", "quality_class": "一级", "size_class": "M", "gtin": "16901234567899"}],
+    })
+    label = from_config(config, product="沃柑", quality_class="一级", size_class="M", lot="L1", serial=7,
+                        pack_date=date(2025, 9, 15), net_weight_g=10000, grower="张三丰",
+                        certificate=carton_label().certificate)
+    assert label.digital_link == "https://trace.example.cn/r/01/16901234567899/10/L1/21/7?13=250915&3103=010000"
+    assert label.origin == "云南省华宁县" and label.grower_privacy is PrivacyLevel.hidden
+    path = tmp_path / "l.png"
+    path.write_bytes(render(label).png())
+    assert _zbar(path) == [label.digital_link]
+    with pytest.raises(KeyError, match="no GTIN configured"):
+        from_config(config, product="沃柑", quality_class="特级", size_class="M", lot="L1", serial=7,
+                    pack_date=date(2025, 9, 15), net_weight_g=10000, certificate=carton_label().certificate)
