@@ -38,11 +38,12 @@ def _not_found(request: Request) -> Response:
 
 
 def _request_uri(request: Request) -> str:
-    # the raw path keeps the percent-encoding the code was written with
+    # The raw path keeps the percent-encoding the code was written with. The domain does not
+    # name the carton, so a fixed one stands in: a Host header the URI grammar dislikes (a
+    # proxy's "line_1:8080") must not turn a valid code into a 404.
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     query = request.scope.get("query_string") or b""
-    host = request.headers.get("host") or "localhost"
-    uri = f"{request.url.scheme}://{host}{raw_path.decode('latin-1')}"
+    uri = f"https://resolver.invalid{raw_path.decode('latin-1')}"
     return uri + (f"?{query.decode('latin-1')}" if query else "")
 
 

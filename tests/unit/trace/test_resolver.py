@@ -50,6 +50,11 @@ def test_every_valid_form_gives_that_cartons_page(carton: tuple[str, str], extra
     assert (body["gtin"], body["lot"], body["serial"]) == (GTIN, lot, serial)
 
 
+def test_an_odd_host_header_does_not_hide_a_valid_code() -> None:
+    response = CLIENT.get(f"/01/{GTIN}/10/YN2509A/21/123", headers={"Host": "line_1:8080", "Accept": "application/json"})
+    assert response.status_code == 200 and response.json()["serial"] == "123"
+
+
 def test_gtin_only_and_gtin_lot_forms() -> None:
     lot_view = CLIENT.get(f"/01/{GTIN}/10/YN2509A", headers={"Accept": "application/json"}).json()
     assert lot_view["lot"] == "YN2509A" and lot_view["serial"] is None and lot_view["temperatures"]
