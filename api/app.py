@@ -23,12 +23,14 @@ from api.routes import (
     audit,
     auth,
     coldrooms,
+    epcis,
     health,
     hmi,
     line,
     live,
     lot_coldchain,
     metrics,
+    resolver,
     users,
 )
 from api.routes.deps import LineUnavailable
@@ -98,7 +100,9 @@ def create_app(
         docs_url=None, redoc_url=None, openapi_url=None,
     )
     install_problem_handlers(app)
-    for router in (health, line, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics, hmi):
+    for router in (
+        health, line, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics, epcis, hmi, resolver,
+    ):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     secure_routes(app)

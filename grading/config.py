@@ -19,6 +19,7 @@ from drivers.camera import OpenCvCameraSettings
 from drivers.modbus.settings import ModbusSensorSettings, PlcModbusSettings
 from drivers.scales.settings import SerialScaleSettings
 from grading.coldchain.config import ColdchainSettings
+from grading.trace.codes import TraceConfig
 from simulators.settings import (
     SimulatedCameraSettings,
     SimulatedPlcSettings,
@@ -204,6 +205,9 @@ class LineConfig(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="HMI logins, PIN lock-out, credential checks.")
     simulation: SimulationSettings = Field(
         default_factory=SimulationSettings, description="Simulated fruit flow (used by simulated devices only)."
+    )
+    trace: TraceConfig | None = Field(
+        None, description="GS1 codes, labels and the consumer resolver (docs/traceability.md); none: no codes."
     )
 
     @model_validator(mode="after")

@@ -234,3 +234,12 @@ lot_residence = Table(
     Column("left_by", String(100), nullable=True),
 )
 Index("ix_lot_residence_lot_id", lot_residence.c.lot_id)
+
+# Durable counters (grading.trace.serials): a carton serial or SSCC serial reference is taken
+# from here in a committed transaction before any label shows it, so none is used twice.
+trace_counters = Table(
+    "trace_counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_value", BigInteger, nullable=False),
+)

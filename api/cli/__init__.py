@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         sim_line,
         sim_modbus,
         sim_scale,
+        trace,
         vision,
         vision_bench,
     )
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
     )
     for module in (
-        run, access, grading, recipe, bench_line, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line
+        run, access, grading, recipe, bench_line, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line, trace
     ):
         module.register(groups)
     return parser

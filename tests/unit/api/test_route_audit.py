@@ -41,6 +41,7 @@ EXPECTED = {
     ("POST", "/api/v1/alarms/{alarm_id}/service"): Role.supervisor,
     ("GET", "/api/v1/lots/{lot_id}/coldchain"): Role.integrator,
     ("POST", "/api/v1/lots/{lot_id}/coldchain/moves"): Role.operator,
+    ("GET", "/api/v1/epcis/events"): Role.integrator,
     ("POST", "/api/v1/auth/login"): Role.public,
     ("GET", "/api/v1/auth/session"): Role.integrator,
     ("POST", "/api/v1/auth/logout"): Role.integrator,
@@ -53,6 +54,7 @@ EXPECTED = {
     ("GET", "/assets/{name}"): Role.public,
     ("GET", "/openapi.json"): Role.public,
     ("GET", "/docs"): Role.public,
+    ("GET", "/01/{rest}"): Role.public,  # the GS1 Digital Link resolver: consumers scan it
 }
 
 
