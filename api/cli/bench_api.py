@@ -23,6 +23,7 @@ import asyncio
 import json
 import math
 import multiprocessing
+import queue
 import statistics
 import tempfile
 import time
@@ -181,7 +182,14 @@ def run_bench(
                 )
                 loader.start()
                 load_started = counters()
-                load: dict[str, Any] = results.get(True, seconds + 120)
+                try:
+                    load: dict[str, Any] = results.get(True, seconds + 120)
+                except queue.Empty:
+                    raise RuntimeError(
+                        f"the load process gave no result (its exit code {loader.exitcode}, the line's "
+                        f"{line.process.poll() if line.process else None}, at {line.base_url}); the line's log:\n"
+                        f"{line.log_tail()}"
+                    ) from None
                 load_ended = counters()
                 loader.join(30)
             finally:

@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -73,6 +74,12 @@ class LineProcess:
                 received += os.read(self.process.stdout.fileno(), 4096)
             time.sleep(0.02)
         self.base_url = match.group(1).decode()
+        # Keep draining its stdout (uvicorn's access log goes there): a pipe nobody reads fills
+        # after about 64 KB, and the line's event loop then blocks on the write.
+        os.set_blocking(self.process.stdout.fileno(), True)
+        threading.Thread(
+            target=_drain, args=(self.process.stdout, self.log_path, received), name="line-stdout", daemon=True
+        ).start()
         while True:
             with contextlib.suppress(OSError, LineProcessError):
                 if self.get("/api/v1/health").get("line") in ("stopped", "running"):
@@ -149,6 +156,15 @@ class LineProcess:
         """User + system CPU of the line process and every live descendant (vision workers)."""
         process = self._require()
         return sum(_cpu_seconds(pid) for pid in [process.pid, *_descendants(process.pid)])
+
+
+def _drain(stream: Any, log_path: Path, already: bytes) -> None:
+    """Copy a process's stdout into its log file until the pipe closes."""
+    with log_path.open("ab") as log, contextlib.suppress(OSError, ValueError):
+        log.write(already)
+        while chunk := stream.read1(65536):
+            log.write(chunk)
+            log.flush()
 
 
 def bench_token(database_url: str, role_name: str = "admin", name: str = "bench") -> str:
