@@ -52,7 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from drivers.health import Backoff, FaultState, HealthState
-from grading.schema import events, fruit, lots, quarantine
+from grading.schema import coldroom_readings, events, fruit, lots, quarantine
 from grading.store import StoreError, migrate
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ FORWARDED = ForwardRegistry(
         ForwardedTable(events, key=("uid",), references={"lot_id": ("lots", "code")}),
         ForwardedTable(fruit, key=("uid",), references={"lot_id": ("lots", "code")}),
         ForwardedTable(quarantine, key=("line_id", "origin_id"), update=(), origin_id="origin_id"),
+        # one row per room, quantity and minute, updated while its minute lasts
+        ForwardedTable(coldroom_readings, key=("room", "quantity", "minute_at")),
     ]
 )
 
@@ -246,7 +248,7 @@ class Forwarder:
         """Stop the thread, after forwarding for at most ``drain_timeout_s`` what is queued.
         What is still queued stays in the journal and is forwarded after the next start."""
         deadline = time.monotonic() + drain_timeout_s
-        while drain_timeout_s > 0 and time.monotonic() < deadline and self.depth() > 0 and self._fault.state != "down":
+        while drain_timeout_s > 0 and time.monotonic() < deadline and self.depth() > 0:
             self.wake()
             time.sleep(0.05)
         with self._cond:

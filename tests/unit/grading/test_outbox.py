@@ -16,7 +16,14 @@ from sqlalchemy import Engine, func, insert, select
 
 from grading.grader import GradeResult
 from grading.measurement import FruitMeasurement
-from grading.outbox import FORWARDED, ForwardedTable, Forwarder, ForwardRegistry, install_outbox, outbox_changes
+from grading.outbox import (
+    FORWARDED,
+    ForwardedTable,
+    Forwarder,
+    ForwardRegistry,
+    install_outbox,
+    outbox_changes,
+)
 from grading.records import EventRecord, FruitRecord
 from grading.schema import events, fruit, lots, quarantine
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
