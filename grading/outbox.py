@@ -152,11 +152,21 @@ _NOW_UNIX_S = "(julianday('now') - 2440587.5) * 86400.0"
 
 
 def install_outbox(engine: Engine, registry: ForwardRegistry = FORWARDED) -> None:
-    """Create the journal and its triggers in the local SQLite database (idempotent)."""
+    """Create the journal and its triggers in the local SQLite database (idempotent). When the
+    journal is new, every row already in a registered table is queued (in registry, then id order)."""
     if engine.dialect.name != "sqlite":
         raise StoreError(f"the outbox must be a local SQLite database, not {engine.dialect.name}")
+    with engine.begin() as conn:
+        new = not engine.dialect.has_table(conn, outbox_changes.name)
     _journal_metadata.create_all(engine)
     with engine.begin() as conn:
+        if new:  # a store that becomes an outbox: what it holds already is forwarded too, first
+            for entry in registry:
+                pk = _primary_key(entry.table)
+                conn.exec_driver_sql(
+                    f"INSERT INTO outbox_changes (table_name, row_id, queued_at_s) "
+                    f'SELECT \'{entry.name}\', "{pk}", {_NOW_UNIX_S} FROM "{entry.name}" ORDER BY "{pk}"'
+                )
         for entry in registry:
             pk = _primary_key(entry.table)
             for op in ("INSERT", "UPDATE"):

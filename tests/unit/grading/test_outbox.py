@@ -193,3 +193,27 @@ def test_the_outbox_must_be_sqlite(postgres_url: str) -> None:
             install_outbox(engine)
     finally:
         engine.dispose()
+
+
+def test_a_store_that_becomes_an_outbox_forwards_what_it_held(tmp_path: Path, sqlite_url: str) -> None:
+    local = create_store_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(local)
+    lot = open_lot(local, code="OLD", grower="", variety="", product="apple", recipe="apple", line="l9")
+    writer = RecordWriter(local, line_id="l9")
+    writer.start()
+    earlier = [_fruit(lot.id, cup) for cup in range(5)]
+    writer.commit(earlier).result(10)
+    install_outbox(local)
+    install_outbox(local)  # idempotent: queued once
+    later = [_fruit(lot.id, cup) for cup in range(5, 8)]
+    writer.commit(later).result(10)
+    writer.close(10)
+    central = create_store_engine(sqlite_url)
+    try:
+        forwarder = Forwarder(local, central)
+        _drain(forwarder)
+        forwarder.close()
+        assert [r["uid"] for r in _rows(central, fruit)] == [r.uid for r in earlier + later]
+    finally:
+        central.dispose()
+        local.dispose()
