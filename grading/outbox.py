@@ -29,13 +29,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -47,6 +48,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     select,
     text,
 )
@@ -55,7 +57,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from drivers.health import Backoff, FaultState, HealthState
 from grading.schema import coldroom_readings, events, fruit, lots, quarantine
-from grading.store import StoreError, migrate
+from grading.store import (
+    StoreError,
+    _describe,
+    _payload_json,
+    _refused_by_row,
+    _safe_text,
+    _write_transaction,
+    migrate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -353,19 +363,19 @@ class Forwarder:
             ).all()
         if not changes:
             return 0
-        wanted: dict[str, list[int]] = {}
+        wanted: dict[str, dict[int, None]] = {}  # ordered sets
         for _seq, table_name, row_id in changes:
-            ids = wanted.setdefault(table_name, [])
-            if row_id not in ids:
-                ids.append(row_id)
+            wanted.setdefault(table_name, {})[row_id] = None
         rows = self._read_local(wanted)
         forwarded = 0
-        with self._central.begin() as central:
+        refused: list[_Refused] = []
+        with _write_transaction(self._central) as central:
             for entry in self._registry:
                 table_rows = rows.get(entry.name)
                 if table_rows:
-                    self._upsert(central, entry, table_rows)
-                    forwarded += len(table_rows)
+                    forwarded += self._upsert(central, entry, table_rows, refused)
+            if refused:
+                self._quarantine(central, refused)
         last_seq = changes[-1][0]
         with self._journal.begin() as conn:
             conn.execute(delete(outbox_changes).where(outbox_changes.c.seq <= last_seq))
@@ -373,7 +383,7 @@ class Forwarder:
         self._last_forwarded_s = self._wall_clock()
         return len(changes)
 
-    def _read_local(self, wanted: Mapping[str, Sequence[int]]) -> dict[str, list[dict[str, Any]]]:
+    def _read_local(self, wanted: Mapping[str, Iterable[int]]) -> dict[str, list[dict[str, Any]]]:
         """The current local values of the wanted rows, in id order, references made natural keys."""
         out: dict[str, list[dict[str, Any]]] = {}
         with self._local.connect() as conn:
@@ -385,6 +395,7 @@ class Forwarder:
                     continue
                 table = entry.table
                 pk = table.c[_primary_key(table)]
+                ids = list(ids)
                 found: list[dict[str, Any]] = []
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
@@ -402,11 +413,15 @@ class Forwarder:
                 out[name] = [_aware(table, r) for r in found]
         return out
 
-    def _upsert(self, central: Any, entry: ForwardedTable, rows: list[dict[str, Any]]) -> None:
+    def _upsert(self, central: Connection, entry: ForwardedTable, rows: list[dict[str, Any]], refused: list[_Refused]) -> int:
+        """Upsert ``rows`` of ``entry``; a row the central database refuses is bisected out into
+        ``refused`` (under savepoints, in this transaction) so it never blocks the rows after it."""
         table = entry.table
         pk = _primary_key(table)
         resolved: dict[tuple[str, str, Any], Any] = {}
+        ready: list[dict[str, Any]] = []
         for r in rows:
+            missing = None
             for column, value in list(r.items()):
                 if isinstance(value, _Ref):
                     ident = (value.table, value.key, value.value)
@@ -414,11 +429,17 @@ class Forwarder:
                         ref = self._registry[value.table].table
                         resolved[ident] = central.execute(
                             select(ref.c[_primary_key(ref)]).where(ref.c[value.key] == value.value)
-                        ).scalar_one()
+                        ).scalar_one_or_none()
+                    if resolved[ident] is None:
+                        missing = f"its {value.table} row {value.key}={value.value!r} is not in the central database"
                     r[column] = resolved[ident]
             if entry.origin_id is not None:
                 r[entry.origin_id] = r[pk]
             del r[pk]  # the central database numbers its own rows
+            if missing is not None:
+                refused.append(_Refused(entry.name, r, missing))
+            else:
+                ready.append(r)
         statement = self._insert(table)
         updates = entry.update_columns()
         if updates:
@@ -427,7 +448,58 @@ class Forwarder:
             )
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(entry.key))
-        central.execute(statement, rows)
+        return self._isolating(central, entry.name, statement, ready, refused)
+
+    def _isolating(
+        self, central: Connection, name: str, statement: Any, rows: list[dict[str, Any]], refused: list[_Refused]
+    ) -> int:
+        if not rows:
+            return 0
+        try:
+            with central.begin_nested():
+                central.execute(statement, rows)
+        except Exception as exc:
+            if not _refused_by_row(exc):
+                raise
+            if len(rows) == 1:
+                refused.append(_Refused(name, rows[0], f"central database refused it: {_describe(exc)}"))
+                return 0
+            mid = len(rows) // 2
+            return self._isolating(central, name, statement, rows[:mid], refused) + self._isolating(
+                central, name, statement, rows[mid:], refused
+            )
+        return len(rows)
+
+    def _quarantine(self, central: Connection, refused: list[_Refused]) -> None:
+        """Keep refused rows in the central quarantine, once each (a replay finds them there)."""
+        at = datetime.now(UTC)
+        for item in refused:
+            uid = item.row.get("uid")
+            uid_text = None if uid is None else _safe_text(str(uid))
+            line_id = str(item.row.get("line_id") or "")
+            log.error("outbox: %s row %s not forwarded: %s", item.table_name, uid_text, item.reason)
+            self._fault.error(f"{item.table_name} row {uid_text} not forwarded: {item.reason}")
+            there = central.execute(
+                select(func.count()).select_from(quarantine).where(
+                    quarantine.c.table_name == item.table_name, quarantine.c.uid == uid_text,
+                    quarantine.c.line_id == line_id, quarantine.c.origin_id.is_(None),
+                )
+            ).scalar_one()
+            if there:
+                continue
+            central.execute(
+                insert(quarantine).values(
+                    at=at, table_name=item.table_name, uid=uid_text, reason=_safe_text(item.reason),
+                    payload=_payload_json(item.row), line_id=line_id,
+                )
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    table_name: str
+    row: dict[str, Any]
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,3 +217,32 @@ def test_a_store_that_becomes_an_outbox_forwards_what_it_held(tmp_path: Path, sq
     finally:
         central.dispose()
         local.dispose()
+
+
+def test_a_row_the_central_database_refuses_is_quarantined_there_and_blocks_nothing(
+    postgres_url: str, make_line: Any
+) -> None:
+    """SQLite stores an event kind longer than its column; PostgreSQL refuses it."""
+    central = create_store_engine(postgres_url)
+    line = make_line("l1")
+    forwarder = Forwarder(line.engine, central)
+    try:
+        too_long = _event(line.lot_id, kind="k" * 50)
+        fine = [_event(line.lot_id, n=n) for n in range(4)]
+        line.writer.commit([_fruit(line.lot_id, 1)], [fine[0], fine[1], too_long, fine[2], fine[3]]).result(10)
+        _drain(forwarder)
+        assert [e["uid"] for e in _rows(central, events)] == [e.uid for e in fine]
+        assert len(_rows(central, fruit)) == 1
+        (q,) = _rows(central, quarantine)
+        assert q["uid"] == too_long.uid and q["table_name"] == "events" and "refused" in q["reason"]
+        assert q["line_id"] == "l1" and '"kind": "' + "k" * 50 in q["payload"]
+        assert forwarder.health().state != "down"
+        # sent again: still once
+        with line.engine.begin() as conn:
+            ids = conn.execute(select(events.c.id)).scalars().all()
+            conn.execute(insert(outbox_changes), [{"table_name": "events", "row_id": i, "queued_at_s": 0.0} for i in ids])
+        _drain(forwarder)
+        assert len(_rows(central, quarantine)) == 1 and len(_rows(central, events)) == 4
+    finally:
+        forwarder.close()
+        central.dispose()
