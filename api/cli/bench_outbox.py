@@ -5,7 +5,9 @@ commit's latency is on the decision path. This commits the same paced stream of 
 fruit records, one every ``--interval-ms``) through the record writer twice: to a plain local
 SQLite store, and to a local outbox (its journal triggers, and the forwarder reading the journal,
 copying to a central database and deleting what it forwarded, all at the same time). It prints
-the commit latency of each (p50, p99, max) and what the forwarder moved; JSON last.
+the commit latency of each (p50, p99, max) and what the forwarder moved. Then the catch-up after
+an outage: ``--backlog-frames`` frames committed with no forwarder (the central database away),
+and the time the forwarder takes to empty the outbox once it is back. JSON last.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def register(parsers: CliParsers) -> None:
     bench.add_argument("--frames", type=int, default=1500, help="Units committed per run.")
     bench.add_argument("--fruit-per-frame", type=int, default=8)
     bench.add_argument("--interval-ms", type=float, default=20.0, help="Time between frames (a line at 50 frames/s).")
+    bench.add_argument("--backlog-frames", type=int, default=2500, help="Frames queued during the simulated outage.")
     bench.add_argument("--central-url", help="Central database the forwarder writes (default: a fresh SQLite file).")
     bench.add_argument("--json", action="store_true", help="Print only the JSON line.")
     bench.set_defaults(func=_bench)
@@ -35,7 +38,7 @@ def register(parsers: CliParsers) -> None:
 def _bench(args: argparse.Namespace) -> int:
     result = run_bench(
         frames=args.frames, fruit_per_frame=args.fruit_per_frame, interval_s=args.interval_ms / 1000.0,
-        central_url=args.central_url,
+        central_url=args.central_url, backlog_frames=args.backlog_frames,
     )
     if not args.json:
         for key, value in result.items():
@@ -111,11 +114,45 @@ def _run(work: Path, mode: str, frames: int, per_frame: int, interval_s: float, 
     return out
 
 
-def run_bench(*, frames: int, fruit_per_frame: int, interval_s: float, central_url: str | None = None) -> dict[str, Any]:
+def _catch_up(work: Path, frames: int, per_frame: int, central_url: str) -> dict[str, Any]:
+    from grading.outbox import Forwarder, install_outbox
+    from grading.store import RecordWriter, create_store_engine, migrate, open_lot
+
+    local = create_store_engine(f"sqlite:///{work / 'backlog'}.db")
+    migrate(local)
+    install_outbox(local)
+    lot = open_lot(local, code=f"BENCH-{uuid.uuid4().hex[:8]}", grower="", variety="", product="apple",
+                   recipe="apple", line="bench")
+    writer = RecordWriter(local, line_id="bench")
+    writer.start()
+    for frame in range(frames):
+        writer.commit([_record(lot.id, frame * per_frame + k) for k in range(per_frame)])
+    writer.close(120)
+    central = create_store_engine(central_url)
+    forwarder = Forwarder(local, central)
+    backlog = forwarder.depth()
+    t0 = time.perf_counter()
+    while forwarder.forward_once():
+        pass
+    elapsed_s = time.perf_counter() - t0
+    forwarder.close()
+    local.dispose()
+    central.dispose()
+    return {
+        "backlog_rows": backlog, "catch_up_s": round(elapsed_s, 2),
+        "catch_up_rows_per_s": round(backlog / elapsed_s) if elapsed_s > 0 else None,
+    }
+
+
+def run_bench(
+    *, frames: int, fruit_per_frame: int, interval_s: float, central_url: str | None = None, backlog_frames: int = 2500
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gradeline-bench-outbox-") as tmp:
         work = Path(tmp)
         url = central_url or f"sqlite:///{work / 'central.db'}"
         result: dict[str, Any] = {"frames": frames, "fruit_per_frame": fruit_per_frame, "central": url.split(":")[0]}
         for mode in ("direct", "outbox"):
             result.update(_run(work, mode, frames, fruit_per_frame, interval_s, url))
+        if backlog_frames > 0:
+            result.update(_catch_up(work, backlog_frames, fruit_per_frame, url))
         return result
