@@ -443,8 +443,10 @@ class Forwarder:
         statement = self._insert(table)
         updates = entry.update_columns()
         if updates:
+            # only a row of the same line is updated: another line's row is never overwritten
+            same_line = table.c.line_id == statement.excluded.line_id if "line_id" in table.c else None
             statement = statement.on_conflict_do_update(
-                index_elements=list(entry.key), set_={c: statement.excluded[c] for c in updates}
+                index_elements=list(entry.key), set_={c: statement.excluded[c] for c in updates}, where=same_line
             )
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(entry.key))

@@ -246,3 +246,21 @@ def test_a_row_the_central_database_refuses_is_quarantined_there_and_blocks_noth
     finally:
         forwarder.close()
         central.dispose()
+
+
+def test_a_row_of_another_line_is_never_overwritten(database_url: str, make_line: Any) -> None:
+    central = create_store_engine(database_url)
+    a, b = make_line("line-a"), make_line("line-b")
+    forwarders = [Forwarder(a.engine, central), Forwarder(b.engine, central)]
+    try:
+        record = _fruit(a.lot_id, 1)
+        a.writer.commit([record]).result(10)
+        _drain(forwarders[0])
+        b.writer.commit([dataclasses.replace(record, lot_id=b.lot_id, outlet=4, cup_index=99)]).result(10)
+        _drain(forwarders[1])
+        (row,) = _rows(central, fruit)
+        assert (row["line_id"], row["outlet"], row["cup_index"]) == ("line-a", 2, 1)
+    finally:
+        for forwarder in forwarders:
+            forwarder.close()
+        central.dispose()
