@@ -81,6 +81,9 @@ class ForwardedTable:
     only, a conflicting central row is left as it is.
     ``origin_id``: for a table without a natural key of its own, the column that receives the
     row's local id (with the line id it is then the key, e.g. quarantine's).
+
+    The table needs a one-column integer primary key (the journal names rows by it; the central
+    database numbers its own) and a unique constraint or index on ``key`` in both databases.
     """
 
     table: Table
@@ -94,6 +97,8 @@ class ForwardedTable:
         missing = [c for c in named if c not in self.table.c]
         if missing:
             raise ValueError(f"{self.table.name}: no column {', '.join(missing)}")
+        if len(self.table.primary_key.columns) != 1:
+            raise ValueError(f"{self.table.name}: needs a one-column primary key to be forwarded")
 
     @property
     def name(self) -> str:
@@ -118,7 +123,7 @@ class ForwardRegistry:
         if entry.name in self._tables:
             raise ValueError(f"table {entry.name} is registered already")
         for column, (ref_table, _ref_key) in entry.references.items():
-            if ref_table not in self._tables and ref_table != entry.name:
+            if ref_table not in self._tables:
                 raise ValueError(f"{entry.name}.{column} refers to {ref_table}, which must be registered first")
         self._tables[entry.name] = entry
 
