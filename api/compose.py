@@ -30,6 +30,7 @@ from grading.coldchain.service import ColdchainService
 from grading.config import LineConfig
 from grading.decision import DecisionSettings, DecisionStep
 from grading.grader import Grader
+from grading.outbox import Forwarder, install_outbox
 from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
@@ -70,6 +71,8 @@ class LineHandle:
     alarms: AlarmEngine | None = None
     coldchain: ColdchainMonitor | None = None
     coldchain_service: ColdchainService | None = None
+    # Set when [database] outbox is: replicates the local outbox (``engine``) to the central database.
+    forwarder: Forwarder | None = None
 
 
 @dataclass
@@ -194,17 +197,29 @@ async def open_line(
     ``build_devices(config)`` (tests hand in their own).
     """
     recipe = load_recipe(config.recipe)
-    engine = create_store_engine(config.database.url)
+    # With an outbox the line writes and reads its local SQLite file; the forwarder copies it on.
+    engine = create_store_engine(config.database.line_url)
     async with AsyncExitStack() as stack:
         stack.callback(engine.dispose)
         await asyncio.to_thread(migrate, engine)
+        forwarder: Forwarder | None = None
+        if config.database.outbox is not None:
+            await asyncio.to_thread(install_outbox, engine)
+            central = create_store_engine(config.database.url, connect_timeout_s=3.0)
+            stack.callback(central.dispose)
+            forwarder = Forwarder(engine, central, batch_size=config.database.forward_batch_rows)
+            forwarder.start()
+            # after the writer has committed its last rows (callbacks run in reverse): a short
+            # drain, and whatever is left is forwarded after the next start
+            stack.callback(forwarder.close, 5.0)
         lot = await asyncio.to_thread(
             open_lot, engine, code=config.lot.code, grower=config.lot.grower, variety=config.lot.variety,
             product=recipe.product, recipe=recipe.name, line=config.line.name,
         )
         resume_after = await asyncio.to_thread(last_recorded_cups, engine, config.line.name)
         writer = RecordWriter(
-            engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s, clock=clock
+            engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s, clock=clock,
+            line_id=config.line.id,
         )
         writer.start()
         stack.callback(writer.close, 30.0)  # runs after the runtime and devices have stopped
@@ -248,6 +263,7 @@ async def open_line(
             lot=lot,
             clock=clock,
             resume_after_cups=resume_after,
+            outbox=forwarder.health if forwarder is not None else None,
         )
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
         for device in opened:
@@ -279,7 +295,7 @@ async def open_line(
                 config=config, recipe=recipe, runtime=runtime, engine=engine, writer=writer,
                 registry=build_registry(runtime, sensors, clock, alarms=alarms, coldchain=monitor),
                 simulation=devices.simulation, sensors=sensors, alarms=alarms, coldchain=monitor,
-                coldchain_service=coldchain,
+                coldchain_service=coldchain, forwarder=forwarder,
             )
         finally:
             await runtime.shutdown()

@@ -83,6 +83,17 @@ class LineCollector(Collector):
             gauge.add_metric([line], value)
             yield gauge
         yield counter("gradeline_writer_retries", "Store transactions retried after a transient error.", writer.retries_total)
+        if rt.outbox_health is not None:
+            outbox = rt.outbox_health()
+            for name, doc, value in (
+                ("gradeline_outbox_depth", "Rows in the local outbox not yet forwarded to the central database.", outbox.depth),
+                ("gradeline_outbox_oldest_age_seconds", "Age of the oldest row not yet forwarded.", outbox.oldest_age_s),
+                ("gradeline_central_database_up", "1 while forwarding to the central database works.", 1.0 if outbox.state != "down" else 0.0),
+            ):
+                gauge = GaugeMetricFamily(name, doc, labels=["line"])
+                gauge.add_metric([line], value)
+                yield gauge
+            yield counter("gradeline_outbox_forwarded_rows", "Rows forwarded to the central database.", outbox.forwarded_total)
         latency = HistogramMetricFamily(
             "gradeline_decision_latency_seconds",
             "From a frame's exposure to the PLC's acknowledgement of its decisions.",

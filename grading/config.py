@@ -7,6 +7,7 @@ means the built-in demo line: every device simulated, SQLite under ``./var/``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -32,8 +33,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _line_id_from(name: str) -> str:
+    """A line id from a line name: lower case, runs of other characters as one "-", at most 12."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:12].strip("-")
+    return slug or "line"
+
+
 class LineSettings(_Strict):
     name: str = Field("line-1", min_length=1, max_length=64, description="Line name, used in metrics and records.")
+    id: str = Field(
+        "line-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,11}$",
+        description="The line's id, unique among the lines sharing one database: written on every record, part of "
+        "its counters' names and of its carton serials (AI 21). Default: the name in lower case, other characters "
+        "as '-'.",
+    )
+    number: int = Field(
+        1, ge=1, le=9,
+        description="The line's digit, unique among the lines sharing one database: the first digit of its SSCC "
+        "serial references. Default: the last digit of the id (1 if it has none or it is 0).",
+    )
     lanes: int = Field(4, ge=1, le=16, description="Number of singulated lanes.")
     cup_pitch_mm: float = Field(110.0, gt=10, le=500, description="Distance between cups along a lane.")
     cups_per_second: float = Field(
@@ -59,6 +77,18 @@ class LineSettings(_Strict):
         description="A cup whose stable readings differ by more than this gets no weight (recheck): "
         "they cannot all be its own.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_id(cls, data: object) -> object:
+        if isinstance(data, dict):
+            data = dict(data)
+            if "id" not in data:
+                data["id"] = _line_id_from(str(data.get("name", "line-1")))
+            if "number" not in data:
+                digits = re.findall(r"[1-9]", str(data["id"])[-1:])
+                data["number"] = int(digits[0]) if digits else 1
+        return data
 
 
 class CameraGeometry(_Strict):
@@ -142,6 +172,24 @@ class DatabaseSettings(_Strict):
     )
     batch_size: int = Field(200, ge=1, le=10000, description="Rows per insert batch.")
     flush_interval_s: float = Field(0.25, gt=0, le=10, description="Longest time a row waits before it is written.")
+    outbox: str | None = Field(
+        None, min_length=1,
+        description="Path of the line's local SQLite outbox. When set, records are committed there first and "
+        "forwarded to the central database at url (PostgreSQL, shared by several lines) in order; during an outage "
+        "the line keeps running on the outbox (docs/operations.md). Unset: records go to url directly.",
+    )
+    forward_batch_rows: int = Field(500, ge=1, le=10000, description="Outbox rows forwarded per central transaction.")
+
+    @property
+    def line_url(self) -> str:
+        """The database the line itself writes and reads: its outbox if it has one, else ``url``."""
+        return self.url if self.outbox is None else f"sqlite:///{self.outbox}"
+
+    @model_validator(mode="after")
+    def _check_outbox(self) -> DatabaseSettings:
+        if self.outbox is not None and self.outbox.startswith(("sqlite:", "postgresql")):
+            raise ValueError("outbox: a file path (e.g. var/outbox.db), not a URL")
+        return self
 
 
 def _networks(*cidrs: str) -> list[IPv4Network | IPv6Network]:

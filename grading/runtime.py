@@ -45,6 +45,7 @@ from grading.store import Lot, RecordWriter
 from grading.weighing import WEIGH_CAUSES, WeightLedger
 
 if TYPE_CHECKING:
+    from grading.outbox import OutboxHealth
     from vision.pipeline import FruitView
     from vision.tracking import FusedFruit
 
@@ -145,6 +146,7 @@ class LineRuntime:
         clock: Callable[[], float],
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resume_after_cups: Mapping[int, int] | None = None,
+        outbox: Callable[[], OutboxHealth] | None = None,
     ) -> None:
         if len(scales) != settings.lanes:
             raise ValueError(f"need one scale per lane ({settings.lanes}), got {len(scales)}")
@@ -165,6 +167,8 @@ class LineRuntime:
         # After a restart the cups still in the camera's field were recorded before it; the
         # last recorded cup per lane (from the store) is not recorded again.
         self._resume_after: dict[int, int] = dict(resume_after_cups or {})
+        # The backlog of a line that forwards its records from a local outbox (grading.outbox).
+        self.outbox_health = outbox
 
         self.counters = LineCounters()
         self.stages = StageTimes()
@@ -289,10 +293,20 @@ class LineRuntime:
                 "quarantined_total": writer.quarantined_total,
                 "oldest_pending_age_s": writer.oldest_pending_age_s,
             },
+            "outbox": self._outbox_snapshot(),
             "latency_from_exposure": self.stages.summary(),
             "belt_speed_cups_per_s": status.belt_speed_cups_per_s if status else None,
             "cup_counter": status.cup_counter if status else None,
             "devices": self.device_health(),
+        }
+
+    def _outbox_snapshot(self) -> dict[str, Any] | None:
+        if self.outbox_health is None:
+            return None
+        h = self.outbox_health()
+        return {
+            "state": h.state, "depth": h.depth, "oldest_age_s": round(h.oldest_age_s, 3),
+            "forwarded_total": h.forwarded_total, "last_error": h.last_error,
         }
 
     # ----------------------------------------------------------------- PLC and scales

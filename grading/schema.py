@@ -74,6 +74,8 @@ fruit = Table(
     Column("decision_latency_ms", Float, nullable=True),
     # belt position of the frame the decision was made on (its camera trigger's position)
     Column("frame_position_cups", Float, nullable=True),
+    # the [line] id of the line that wrote it (several lines may share one database; 0008_outbox)
+    Column("line_id", String(64), nullable=False, server_default=""),
 )
 Index("ix_fruit_lot_graded_at", fruit.c.lot_id, fruit.c.graded_at)
 
@@ -88,6 +90,7 @@ events = Table(
     Column("lot_id", Integer, ForeignKey("lots.id"), nullable=True),
     Column("message", Text, nullable=False, server_default=""),
     Column("payload", JSON, nullable=False),
+    Column("line_id", String(64), nullable=False, server_default=""),
     UniqueConstraint("uid", name="uq_events_uid"),
 )
 Index("ix_events_at", events.c.at)
@@ -104,8 +107,12 @@ quarantine = Table(
     Column("uid", Text, nullable=True),
     Column("reason", Text, nullable=False),
     Column("payload", Text, nullable=False),
+    Column("line_id", String(64), nullable=False, server_default=""),
+    # its id in the writing line's local outbox, set when forwarded: a replay is a no-op (0008_outbox)
+    Column("origin_id", BigInteger, nullable=True),
 )
 Index("ix_quarantine_at", quarantine.c.at)
+Index("ux_quarantine_line_origin", quarantine.c.line_id, quarantine.c.origin_id, unique=True)
 Index("ix_quarantine_uid", quarantine.c.uid)
 
 # --------------------------------------------------------------------------------------------

@@ -132,11 +132,17 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+_MIGRATING = threading.Lock()  # Alembic's migration context is process-global
+_MIGRATION_LOCK_KEY = 0x67726164  # a PostgreSQL advisory lock: lines sharing a database migrate one at a time
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (the newest by default), in one transaction."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with _write_transaction(engine) as connection:
+    with _MIGRATING, _write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
@@ -476,6 +482,8 @@ class RecordWriter:
 
     ``clock`` decides when events are due, the backoff and the ages in ``health()``; the
     thread sleeps in real time until then, so a fake clock that does not move holds them.
+
+    ``line_id`` is written on every row (fruit, events, quarantine): which line wrote it.
     """
 
     def __init__(
@@ -487,6 +495,7 @@ class RecordWriter:
         clock: Callable[[], float] = time.monotonic,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 2.0,
+        line_id: str = "",
     ) -> None:
         if batch_size < 1 or flush_interval_s <= 0:
             raise ValueError("need batch_size >= 1 and flush_interval_s > 0")
@@ -497,6 +506,7 @@ class RecordWriter:
         else:
             raise StoreError(f"the record writer supports SQLite and PostgreSQL, not {engine.dialect.name}")
         self._engine = engine
+        self._line_id = line_id  # stamped on every row: several lines may share one database
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._clock = clock
@@ -725,6 +735,7 @@ class RecordWriter:
                 reason = f"cannot map record: {type(exc).__name__}: {exc}"
                 unit.unmappable.append(_Refusal(table_name, uid if isinstance(uid, str) else None, record, reason, unit))
             else:
+                values["line_id"] = self._line_id
                 unit.rows.append(_Row(table_name, values["uid"], values, unit))
         unit.prepared = True
 
@@ -748,6 +759,7 @@ class RecordWriter:
                             "uid": None if refusal.uid is None else _safe_text(refusal.uid),
                             "reason": _safe_text(refusal.reason),
                             "payload": _payload_json(refusal.payload),
+                            "line_id": self._line_id,
                         }
                         for refusal in outcome.refused
                     ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,6 +20,7 @@ from drivers.interfaces import DeviceTimeout, Frame, OutletDecision, PlcStatus, 
 from grading.config import OutletSettings
 from grading.decision import DecisionSettings, DecisionStep
 from grading.grader import Grader
+from grading.outbox import OutboxHealth
 from grading.outlets import OutletAssigner
 from grading.recipe import load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
@@ -176,6 +177,7 @@ def make_runtime(
     script: dict[int, list[Fused]] | None = None,
     resume_after_cups: dict[int, int] | None = None,
     line_name: str = "t",
+    outbox: Callable[[], OutboxHealth] | None = None,
 ) -> LineRuntime:
     tracker = ScriptedTracker(script)
     ledger = WeightLedger(len(scales), SCALE_OFFSET)
@@ -187,5 +189,5 @@ def make_runtime(
         settings=RuntimeSettings(line_name=line_name, lanes=len(scales), plc_poll_interval_s=0.005),
         camera=camera, scales=scales, plc=plc, vision=InstantVision(),
         tracker_factory=lambda: tracker, decider=decider, writer=writer, lot=lot, clock=time.monotonic,
-        resume_after_cups=resume_after_cups,
+        resume_after_cups=resume_after_cups, outbox=outbox,
     )

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         bench_api,
         bench_crash,
         bench_line,
+        bench_outbox,
         grading,
         recipe,
         run,
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
     )
     for module in (
-        run, access, grading, recipe, bench_line, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line, trace
+        run, access, grading, recipe, bench_line, bench_outbox, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line, trace
     ):
         module.register(groups)
     return parser

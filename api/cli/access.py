@@ -98,7 +98,7 @@ def _open(args: argparse.Namespace) -> tuple[AccessStore, AuditLog, Any]:
         config = load_config(args.config)
     except ConfigError as exc:
         raise AccessError(str(exc)) from exc
-    engine = create_store_engine(config.database.url)
+    engine = create_store_engine(config.database.line_url)
     migrate(engine)
     return AccessStore(engine), AuditLog(engine), engine
 

@@ -27,6 +27,7 @@ SNAPSHOT_EXAMPLE: dict[str, Any] = {
     },
     "quarantined_total": 0, "frames_unplaced_total": 0,
     "writer": {"state": "up", "pending_rows": 0, "retries_total": 0, "quarantined_total": 0, "oldest_pending_age_s": 0.0},
+    "outbox": {"state": "up", "depth": 12, "oldest_age_s": 0.4, "forwarded_total": 1508, "last_error": None},
     "latency_from_exposure": {
         "submitted": {"p50_ms": 9.8, "p99_ms": 14.0}, "measured": {"p50_ms": 18.5, "p99_ms": 27.1},
         "decided": {"p50_ms": 19.2, "p99_ms": 28.0}, "committed": {"p50_ms": 21.0, "p99_ms": 31.2},
@@ -41,6 +42,14 @@ class WriterState(BaseModel):
     retries_total: int = Field(ge=0)
     quarantined_total: int = Field(ge=0, description="Rows the database refused, kept in its quarantine.")
     oldest_pending_age_s: float = Field(ge=0)
+
+
+class OutboxState(BaseModel):
+    state: str = Field(description="unknown, up or down (the central database is unreachable; records wait locally).")
+    depth: int = Field(ge=0, description="Rows in the local outbox not yet forwarded to the central database.")
+    oldest_age_s: float = Field(ge=0, description="Age of the oldest of them; 0 when none waits.")
+    forwarded_total: int = Field(ge=0, description="Rows forwarded since start.")
+    last_error: str | None = Field(description="Why the last forwarding attempt failed, while it fails.")
 
 
 class StageLatency(BaseModel):
@@ -77,6 +86,9 @@ class LineSnapshot(BaseModel):
     frames_unplaced_total: int = Field(ge=0, description="Frames with no belt position (no PLC timing, or off the trigger grid).")
     fruit_rows_written: int = Field(ge=0)
     writer: WriterState = Field(description="The record writer's backlog.")
+    outbox: OutboxState | None = Field(
+        None, description="With [database] outbox: what waits to be forwarded to the central database; else null."
+    )
     latency_from_exposure: dict[str, StageLatency] = Field(
         description="Over the last 500 frames, the time from a frame's exposure to the end of each stage: "
         "submitted to vision, measured, decided, committed, written to the PLC."

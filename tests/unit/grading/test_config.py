@@ -102,3 +102,27 @@ def test_coldchain_rooms_name_their_sensors_and_keep_their_band_ordered() -> Non
     config = parse_config({"sensors": [sensor], "recipe": "cherry"})
     rooms = config.coldchain.rooms_for([s.name for s in config.sensors])
     assert [r.name for r in rooms] == ["冷库-1"] and rooms[0].band("cherry").temperature_high_c == 1.5
+
+
+def test_line_id_and_number_default_from_the_name_and_are_checked() -> None:
+    assert (load_config(None).line.id, load_config(None).line.number) == ("line-1", 1)
+    line = parse_config({"line": {"name": "3号线 East"}}).line
+    assert (line.id, line.number) == ("3-east", 1)
+    line = parse_config({"line": {"name": "Packing Line 4"}}).line
+    assert (line.id, line.number) == ("packing-line", 1)  # cut to 12 characters
+    assert parse_config({"line": {"id": "b-7"}}).line.number == 7
+    with pytest.raises(ConfigError) as info:
+        parse_config({"line": {"id": "line 1"}})
+    assert "line.id" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"line": {"number": 10}})
+    assert "line.number" in str(info.value)
+
+
+def test_outbox_is_a_path_and_the_line_writes_to_it() -> None:
+    database = parse_config({"database": {"url": "postgresql+psycopg://u@h/db", "outbox": "var/outbox.db"}}).database
+    assert database.line_url == "sqlite:///var/outbox.db"
+    assert parse_config({}).database.line_url == parse_config({}).database.url
+    with pytest.raises(ConfigError) as info:
+        parse_config({"database": {"outbox": "sqlite:///var/outbox.db"}})
+    assert "database" in str(info.value) and "outbox" in str(info.value)

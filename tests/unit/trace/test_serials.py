@@ -11,8 +11,10 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from grading.store import create_store_engine, migrate
-from grading.trace.serials import SerialCounter, peek, reserve
+from grading.trace.serials import LineSerials, SerialCounter, peek, reserve
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -78,4 +80,23 @@ def test_concurrent_takers_never_share_a_value(database_url: str) -> None:
     assert len(got) == 100 and len(set(got)) == 100
     assert reserve(engine, "other", 3, first=10) == range(10, 13)
     assert reserve(engine, "other", 2) == range(13, 15)
+    engine.dispose()
+
+
+def test_line_serials_carry_the_line_and_use_its_own_counters(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    migrate(engine)
+    one, two = LineSerials(engine, "line-1", 1, block=3), LineSerials(engine, "line-2", 2)
+    assert [one.carton_serial() for _ in range(3)] == ["line-1.1", "line-1.2", "line-1.3"]
+    assert two.carton_serial() == "line-2.1"  # its own counter, its own text: never line-1's
+    assert [one.sscc_reference(9), two.sscc_reference(9), two.sscc_reference(9)] == [100000001, 200000001, 200000002]
+    assert peek(engine, "carton:line-1") == 4 and peek(engine, "sscc:line-2") == 3
+    reserve(engine, "sscc:line-2", 10**8 - 3)  # the counter reaches the end of 8 digits
+    with pytest.raises(RuntimeError, match="used up"):
+        two.sscc_reference(9)
+    longest = LineSerials(engine, "a-twelve-id1", 1)  # the longest id: 7 digits fit in AI (21)'s 20
+    reserve(engine, "carton:a-twelve-id1", 10**7 - 2)
+    assert longest.carton_serial() == "a-twelve-id1.9999999"
+    with pytest.raises(RuntimeError, match="longer than AI"):
+        longest.carton_serial()
     engine.dispose()
