@@ -33,6 +33,10 @@ def register(parsers: CliParsers) -> None:
         "--world-truth-dir", default="var/world-truth", help="Where the simulated world writes its truth log."
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--access-log", action="store_true",
+        help="Log every HTTP request (uvicorn's access log; off by default: it writes on the line's loop).",
+    )
     run.set_defaults(func=_run)
 
     check = parsers.root.add_parser("check-config", help="Validate a line config; print every error.")
@@ -137,7 +141,7 @@ def _serve(args: argparse.Namespace, config: LineConfig) -> int:
     app = create_app(partial(open_line, config, start=not args.stopped), freeze_gc=True)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, log_level=args.log_level, timeout_graceful_shutdown=2, lifespan="on",
+            app, log_level=args.log_level, timeout_graceful_shutdown=2, lifespan="on", access_log=args.access_log,
             # the client address (rate limits, audit) and https (Secure cookie) as a trusted proxy saw them
             proxy_headers=True, forwarded_allow_ips=[str(n) for n in config.api.trusted_proxies],
         )
