@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from drivers.modbus.sensor import SensorPoller
+from grading.lots.stats import LotStatistics
 from grading.runtime import LATENCY_BUCKETS_S, LineRuntime
 
 
@@ -127,11 +128,37 @@ class ColdroomCollector(Collector):
         yield from (temperature, humidity, up, last, failures)
 
 
+class CartonCollector(Collector):
+    """Cartons closed since start and those out of their class's tolerance, by quality class."""
+
+    def __init__(self, stats: LotStatistics, line: str) -> None:
+        self._stats = stats
+        self._line = line
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        closed = CounterMetricFamily("gradeline_cartons_closed", "Cartons closed.", labels=["line", "quality_class"])
+        bad = CounterMetricFamily(
+            "gradeline_cartons_out_of_tolerance",
+            "Closed cartons whose off-grade share or size uniformity is out of the class's tolerance.",
+            labels=["line", "quality_class"],
+        )
+        for quality in sorted(self._stats.cartons_closed):
+            closed.add_metric([self._line, quality], self._stats.cartons_closed[quality])
+            bad.add_metric([self._line, quality], self._stats.cartons_out_of_tolerance[quality])
+        yield closed
+        yield bad
+
+
 def build_registry(
-    runtime: LineRuntime, sensors: SensorPoller | None = None, clock: Callable[[], float] = time.monotonic
+    runtime: LineRuntime,
+    sensors: SensorPoller | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    lot_stats: LotStatistics | None = None,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(LineCollector(runtime))
+    if lot_stats is not None:
+        registry.register(CartonCollector(lot_stats, runtime.settings.line_name))
     if sensors is not None:
         registry.register(ColdroomCollector(sensors, clock))
     ProcessCollector(registry=registry)

@@ -58,8 +58,8 @@ def register(parsers: CliParsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from api.config import ConfigError, load_config
     from api.world import world_plan
-    from grading.config import ConfigError, load_config
     from grading.recipe import RecipeError
     from simulators.world import LineWorld
     from simulators.world_cycle import WorldConfigError

@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.config import LineConfig, load_config
 from api.metrics import build_registry
 from grading.access import TOKEN_ROLES, Role
-from grading.config import LineConfig, load_config
 from grading.runtime import LineRuntime
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
 from tests.line_fakes import FakeCamera, FakePlc, FakeScale, make_runtime

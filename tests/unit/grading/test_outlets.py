@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from grading.config import LineConfig, OutletSettings
+from api.config import LineConfig, OutletSettings
 from grading.grader import GradeResult
 from grading.outlets import OutletAssigner
 from grading.recipe import load_recipe
