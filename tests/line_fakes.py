@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -176,8 +177,10 @@ def make_runtime(
     script: dict[int, list[Fused]] | None = None,
     resume_after_cups: dict[int, int] | None = None,
     line_name: str = "t",
+    tracker: ScriptedTracker | None = None,
+    **runtime_kwargs: Any,
 ) -> LineRuntime:
-    tracker = ScriptedTracker(script)
+    tracker = tracker if tracker is not None else ScriptedTracker(script)
     ledger = WeightLedger(len(scales), SCALE_OFFSET)
     decider = DecisionStep(
         DecisionSettings(FIRST_OUTLET, 1.0), Grader(load_recipe("apple")), OutletAssigner(outlets()), ledger,
@@ -187,5 +190,5 @@ def make_runtime(
         settings=RuntimeSettings(line_name=line_name, lanes=len(scales), plc_poll_interval_s=0.005),
         camera=camera, scales=scales, plc=plc, vision=InstantVision(),
         tracker_factory=lambda: tracker, decider=decider, writer=writer, lot=lot, clock=time.monotonic,
-        resume_after_cups=resume_after_cups,
+        resume_after_cups=resume_after_cups, **runtime_kwargs,
     )
