@@ -18,7 +18,19 @@ from fastapi import FastAPI
 from api.auth import build_auth_state, secure_routes
 from api.live import LiveHub
 from api.problems import install_problem_handlers, problem_openapi
-from api.routes import audit, auth, coldrooms, health, hmi, line, live, metrics, users
+from api.routes import (
+    audit,
+    auth,
+    coldrooms,
+    health,
+    hmi,
+    line,
+    live,
+    lots,
+    metrics,
+    outlets,
+    users,
+)
 from api.routes.deps import LineUnavailable
 
 __all__ = ["LineUnavailable", "create_app"]
@@ -59,6 +71,8 @@ def create_app(
             app.state.auth = build_auth_state(handle.engine, handle.config)
             hub = LiveHub(handle.runtime.snapshot, interval_s=live_interval_s, recheck_s=live_recheck_s)
             hub.add_source("coldrooms", lambda: {"items": coldrooms.sensor_rows(handle)})
+            if getattr(handle, "packer", None) is not None:
+                hub.add_source("outlets", lambda: {"items": outlets.outlet_rows(handle)})
             hub.start()
             app.state.live = hub
             app.state.line = handle
@@ -85,7 +99,7 @@ def create_app(
         docs_url=None, redoc_url=None, openapi_url=None,
     )
     install_problem_handlers(app)
-    for router in (health, line, coldrooms, auth, users, audit, live, metrics, hmi):
+    for router in (health, line, lots, outlets, coldrooms, auth, users, audit, live, metrics, hmi):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     secure_routes(app)

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         bench_api,
         bench_crash,
         bench_line,
+        bench_packout,
         grading,
+        lots,
         run,
         sim_line,
         sim_modbus,
@@ -48,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
     )
     for module in (
-        run, access, grading, bench_line, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line
+        run, access, grading, lots, bench_line, bench_crash, bench_api, bench_packout, vision, vision_bench, sim_scale,
+        sim_modbus, sim_line,
     ):
         module.register(groups)
     return parser
