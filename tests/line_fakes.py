@@ -151,7 +151,7 @@ class InstantVision:
 
 class ScriptedTracker:
     def __init__(self, script: dict[int, list[Fused]] | None = None) -> None:
-        self.script = script or {}
+        self.script = script if script is not None else {}
 
     def update(self, views: Sequence[object], belt_position_cups: float | None) -> list[Fused]:
         assert belt_position_cups is not None
