@@ -29,6 +29,7 @@ from api.routes import (
     lots,
     metrics,
     outlets,
+    recipes,
     users,
 )
 from api.routes.deps import LineUnavailable
@@ -99,7 +100,7 @@ def create_app(
         docs_url=None, redoc_url=None, openapi_url=None,
     )
     install_problem_handlers(app)
-    for router in (health, line, lots, outlets, coldrooms, auth, users, audit, live, metrics, hmi):
+    for router in (health, line, lots, outlets, recipes, coldrooms, auth, users, audit, live, metrics, hmi):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     secure_routes(app)

@@ -32,6 +32,7 @@ from grading.lots.cartons import CartonPacker, OpenCarton, open_cartons, resume_
 from grading.lots.lots import LotDetails
 from grading.lots.recipes import store_recipe_ref
 from grading.lots.service import LineLots
+from grading.lots.settlement import PriceTable, load_price_table
 from grading.lots.stats import LotStatistics
 from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
@@ -73,6 +74,7 @@ class LineHandle:
     packer: CartonPacker
     lot_stats: LotStatistics
     recipe_hash: str
+    prices: PriceTable
 
 
 @dataclass
@@ -199,6 +201,7 @@ async def open_line(
     async with AsyncExitStack() as stack:
         stack.callback(engine.dispose)
         await asyncio.to_thread(migrate, engine)
+        prices = load_price_table(config.settlement.price_table)  # a bad table stops the start, with its file and field
         version, _ = await asyncio.to_thread(store_recipe_ref, engine, config.recipe, at=datetime.now(UTC), by="config")
         lot = await asyncio.to_thread(_lot_to_run, engine, config, recipe, version.hash)
         packer = CartonPacker(config.outlets, wall_clock=lambda: datetime.now(UTC))
@@ -279,6 +282,7 @@ async def open_line(
                 config=config, recipe=recipe, runtime=runtime, engine=engine, writer=writer,
                 registry=build_registry(runtime, sensors, clock, lot_stats), simulation=devices.simulation,
                 sensors=sensors, lots=line_lots, packer=packer, lot_stats=lot_stats, recipe_hash=version.hash,
+                prices=prices,
             )
         finally:
             await runtime.shutdown()

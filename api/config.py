@@ -177,6 +177,14 @@ class LotSettings(_Strict):
     origin_plot: str = Field("", max_length=100, description="Plot (field) within the village.")
 
 
+class SettlementSettings(_Strict):
+    price_table: str | None = Field(
+        None,
+        description="Price table TOML (CNY per kg by quality and size class, and deductions) for settlements and "
+        "what-if values; relative to this config file. None = the demo table (grading/lots/prices_demo.toml).",
+    )
+
+
 class LineConfig(_Strict):
     line: LineSettings = Field(default_factory=LineSettings, description="Conveyor geometry and speed.")
     camera: CameraSettings = Field(default_factory=CameraSettings, description="Camera and its geometry.")
@@ -192,6 +200,7 @@ class LineConfig(_Strict):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where records are stored.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="HMI logins, PIN lock-out, credential checks.")
+    settlement: SettlementSettings = Field(default_factory=SettlementSettings, description="Grower settlement prices.")
     simulation: SimulationSettings = Field(
         default_factory=SimulationSettings, description="Simulated fruit flow (used by simulated devices only)."
     )
@@ -281,6 +290,11 @@ def load_config(path: str | Path | None) -> LineConfig:
     if isinstance(recipe, str) and (recipe.endswith(".toml") or "/" in recipe) and not Path(recipe).is_absolute():
         # A recipe file named in a config is relative to that config file, not to the working directory.
         data["recipe"] = str(path.parent / recipe)
+    settlement = data.get("settlement")
+    if isinstance(settlement, dict):
+        table = settlement.get("price_table")
+        if isinstance(table, str) and not Path(table).is_absolute():
+            settlement["price_table"] = str(path.parent / table)
     return parse_config(data, str(path))
 
 

@@ -272,3 +272,127 @@ async def packout_page(request: Request, lot_id: int, _: IntegratorCaller, lang:
 
 
 __all__ = ["SupervisorCaller", "router"]
+
+
+def price_table(handle: Any) -> Any:
+    from grading.lots.settlement import load_price_table
+
+    prices = getattr(handle, "prices", None)
+    return prices if prices is not None else load_price_table()
+
+
+class SettlementOut(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "lot": {"id": 12, "code": "2026-1202-003", "grower": "张三"}, "currency": "CNY", "weight_kg": 1034.2,
+        "lines": [{"quality_class": "extra", "size_class": "80-85", "fruit": 1800, "weight_kg": 412.5,
+                   "price_cny_per_kg": 9.0, "value_cny": 3712.5}],
+        "gross_cny": 6120.4,
+        "deductions": [{"name": "分级包装费 grading and packing", "kind": "per_kg", "rate": 0.3, "amount_cny": 310.26}],
+        "payable_cny": 5810.14,
+    }]})
+
+    lot: dict[str, Any]
+    currency: str
+    weight_kg: float = Field(description="Weighed kg of the lot.")
+    lines: list[dict[str, Any]] = Field(description="Per quality class x size class: fruit, kg, CNY/kg, value.")
+    gross_cny: float
+    deductions: list[dict[str, Any]]
+    payable_cny: float
+
+
+async def settlement_report(handle: Any, lot: Lot) -> dict[str, Any]:
+    from grading.lots.settlement import settlement
+
+    packout_data = await asyncio.to_thread(lot_packout, handle.engine, lot.id)
+    lot_info = {"id": lot.id, "code": lot.code, "grower": lot.grower, "grower_id": lot.grower_id,
+                "product": lot.product, "received_weight_kg": lot.received_weight_kg, "recipe_hash": lot.recipe_hash}
+    return settlement(packout_data, price_table(handle), lot_info)
+
+
+@router.get(
+    "/{lot_id}/settlement", response_model=SettlementOut,
+    responses={**documented(404), 200: {"content": {"text/csv": {}}}},
+)
+async def lot_settlement(request: Request, lot_id: int, _: SupervisorCaller) -> Any:
+    """What the grower is owed for the lot: kg and value per class x size from the price table,
+    less deductions. CSV with `Accept: text/csv`."""
+    from grading.lots.settlement import settlement_csv
+
+    handle = get_handle(request)
+    report = await settlement_report(handle, await find_lot(handle, lot_id))
+    if wants_csv(request):
+        return Response(settlement_csv(report), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="settlement-{lot_id}.csv"'})
+    return report
+
+
+@router.get("/{lot_id}/settlement/page", response_class=HTMLResponse, include_in_schema=False)
+async def settlement_page(request: Request, lot_id: int, _: SupervisorCaller, lang: str = "zh-CN") -> HTMLResponse:
+    """The settlement as a printable page (Chinese; `?lang=en` for English)."""
+    from api.reports import settlement_html
+
+    handle = get_handle(request)
+    report = await settlement_report(handle, await find_lot(handle, lot_id))
+    return HTMLResponse(settlement_html(report, handle.recipe, lang))
+
+
+class WhatIfIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"recipe": "apple"}, {"recipe_hash": "9f2c41d0c7b5e1e8a6a0f1e25b7c3d7a4c8b1f0e2d3c4b5a69788776655443322"},
+        {"recipe_text": "format_version = 1\nname = \"apple-strict\"\n..."},
+    ]})
+
+    recipe: str | None = Field(None, description="A built-in recipe name.")
+    recipe_hash: str | None = Field(None, description="A stored recipe version (GET /api/v1/recipes).")
+    recipe_text: str | None = Field(None, max_length=200_000, description="A recipe's TOML text, e.g. one with edited limits.")
+
+
+class WhatIfOut(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "actual": {"fruit": 34, "weight_kg": 5.4, "value_cny": 40.1}, "whatif": {"fruit": 34, "weight_kg": 5.4, "value_cny": 37.2},
+        "value_difference_cny": -2.9, "changed_fruit": 10,
+        "changes": [{"from_quality": "extra", "from_size": "70-75", "to_quality": "class_i", "to_size": "70-75", "fruit": 10}],
+        "changed_uids": ["0f8e..."],
+    }]})
+
+    actual: dict[str, Any] = Field(description="The lot's pack-out as graded, with its value.")
+    whatif: dict[str, Any] = Field(description="The same fruit under the other recipe.")
+    value_difference_cny: float = Field(description="whatif - actual, from the price table.")
+    changed_fruit: int
+    changes: list[dict[str, Any]] = Field(description="Fruit that changed class or size, by from/to.")
+    changed_uids: list[str] = Field(description="Their record uids (at most 1000).")
+
+
+@router.post("/{lot_id}/whatif", response_model=WhatIfOut, responses=documented(404, 409, 422))
+async def whatif(request: Request, lot_id: int, body: WhatIfIn, who: SupervisorCaller, audit: Audit) -> dict[str, Any]:
+    """Re-grade a closed lot's stored measurements under another recipe (or the same one with
+    edited limits); both pack-outs side by side, with the value difference. Changes nothing."""
+    from api.problems import InvalidParameter
+    from grading.lots.recipes import get_recipe_version, recipe_of_version, validate_recipe_text
+    from grading.lots.whatif import regrade_lot, whatif_report
+    from grading.recipe import RecipeError, load_recipe
+
+    handle = get_handle(request)
+    lot = await find_lot(handle, lot_id)
+    if lot.is_open:
+        raise Conflict(f"lot {lot.code} is open: close it first")
+    given = [k for k in ("recipe", "recipe_hash", "recipe_text") if getattr(body, k) is not None]
+    if len(given) != 1:
+        raise InvalidParameter("body", "give exactly one of recipe, recipe_hash, recipe_text")
+    try:
+        if body.recipe is not None:
+            recipe = load_recipe(body.recipe)
+        elif body.recipe_hash is not None:
+            version = await asyncio.to_thread(get_recipe_version, handle.engine, body.recipe_hash)
+            if version is None:
+                raise NotFoundProblem(f"no recipe version {body.recipe_hash}")
+            recipe = recipe_of_version(version)
+        else:
+            recipe = validate_recipe_text(body.recipe_text or "", "body.recipe_text")
+    except RecipeError as exc:
+        issue = exc.issues[0]
+        raise InvalidParameter(f"body.{given[0]}", f"{issue.field}: {issue.message}") from exc
+    result = await asyncio.to_thread(regrade_lot, handle.engine, lot.id, recipe)
+    report = whatif_report(result, price_table(handle), recipe.quality_class_ids())
+    await audit(who, "lot.whatif", target=lot.code, detail=f"recipe {recipe.name}: {report['changed_fruit']} fruit change")
+    return report

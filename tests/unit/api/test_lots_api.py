@@ -110,3 +110,27 @@ def test_a_lot_from_start_to_pack_out(tmp_path: Path) -> None:
         assert "分级包装报告" in page.text and "<svg" in page.text and "王五" in page.text
         cartons = client.get(f"/api/v1/cartons?lot={lot_id}", headers=reader).json()["items"]
         assert all(c["closed_at"] for c in cartons) and sum(c["fruit_count"] for c in cartons) == extra
+        sup = {"Authorization": f"Bearer {access.create_token('sup', Role.supervisor, 't')[0]}"}
+        bill = client.get(f"/api/v1/lots/{lot_id}/settlement", headers=sup)
+        assert bill.status_code == 200, bill.text
+        assert sum(line["fruit"] for line in bill.json()["lines"]) == 13
+        assert client.get(f"/api/v1/lots/{lot_id}/settlement", headers=reader).status_code == 403
+        assert "payable" in client.get(f"/api/v1/lots/{lot_id}/settlement", headers=sup | {"Accept": "text/csv"}).text
+        assert "果农结算单" in client.get(f"/api/v1/lots/{lot_id}/settlement/page", headers=sup).text
+        same = client.post(f"/api/v1/lots/{lot_id}/whatif", headers=sup, json={"recipe": "apple"}).json()
+        assert same["changed_fruit"] == 0 and same["actual"] == same["whatif"]
+        assert client.post(f"/api/v1/lots/{lot_id}/whatif", headers=sup, json={}).status_code == 422
+
+        from grading.lots.recipes import recipe_source
+
+        text = recipe_source("apple")[1]
+        bad = client.post("/api/v1/recipes/validate", headers=sup, json={"text": text.replace('size_axis = "diameter_mm"', 'size_axis = "colour"')}).json()
+        assert bad["valid"] is False and any(i["field"] == "size_axis" for i in bad["issues"])
+        stored = client.post("/api/v1/recipes", headers=sup, json={"text": text}).json()
+        assert stored["name"] == "apple" and stored["active"] is False
+        assert client.post(f"/api/v1/recipes/{stored['hash']}/activate", headers=sup).json()["active"] is True
+        listed = client.get("/api/v1/recipes", headers=sup).json()["items"]
+        assert [v["hash"] for v in listed if v["active"]] == [stored["hash"]]
+        assert client.get(f"/api/v1/recipes/{stored['hash']}", headers=sup).json()["text"] == text
+        actions = [e["action"] for e in client.get("/api/v1/audit?limit=50", headers=sup).json()["items"]]
+        assert {"lot.start", "lot.close", "carton.close", "outlet.full", "recipe.store", "recipe.activate"} <= set(actions)
