@@ -74,6 +74,7 @@ def create_app(
             hub.add_source("coldrooms", lambda: {"items": coldrooms.sensor_rows(handle)})
             if getattr(handle, "packer", None) is not None:
                 hub.add_source("outlets", lambda: {"items": outlets.outlet_rows(handle)})
+                hub.add_source("lot", lambda: lots.live_lot(handle))
             hub.start()
             app.state.live = hub
             app.state.line = handle

@@ -124,6 +124,14 @@ def lot_out(lot: Lot, handle: Any | None = None) -> LotOut:
     )
 
 
+def live_lot(handle: Any) -> dict[str, Any]:
+    """The open lot and its counts, pushed on the live feed (``lot``); ``{"lot": null}`` when none."""
+    lot = handle.runtime.lot
+    if lot is None:
+        return {"lot": None}
+    return {"lot": lot_out(lot, handle).model_dump(mode="json")}
+
+
 def who_text(who: Any) -> str:
     return f"{who.kind}:{who.name}"
 
