@@ -174,6 +174,10 @@ class LineRuntime:
         self.fruit_events = fruit_events if fruit_events is not None else FruitBus()
         self._carton_for = carton_for
         self._outlet_full = outlet_full  # the PLC's full inputs, with the outlets people marked full
+        # Called with the outlet number when the PLC's carton-full input of an outlet rises
+        # (the carton packer closes its carton); set by the composition root.
+        self.on_carton_full: Callable[[int], None] = lambda outlet: None
+        self._carton_full_before: tuple[bool, ...] = ()
         self._clock = clock
         self._wall_clock = wall_clock
         # After a restart the cups still in the camera's field were recorded before it; the
@@ -362,8 +366,16 @@ class LineRuntime:
             self._plc_health.ok()
             self._status = status
             self.timing.observe(status)
+            self._carton_full_edges(status.carton_full)
             self._take_weights()
             await asyncio.sleep(interval_s)
+
+    def _carton_full_edges(self, flags: tuple[bool, ...]) -> None:
+        before = self._carton_full_before
+        for index, full in enumerate(flags):
+            if full and not (index < len(before) and before[index]):
+                self.on_carton_full(index + 1)
+        self._carton_full_before = flags
 
     def _take_weights(self) -> None:
         now_s = self._clock()

@@ -62,6 +62,7 @@ class FakePlc:
         self.writes: list[OutletDecision] = []
         self.fail_writes = False
         self.write_delay_s = 0.0
+        self.carton_full: tuple[bool, ...] = ()  # each outlet's carton-full input
 
     def position_at(self, t_s: float) -> float:
         return self.position + self.speed_cups_per_s * (t_s - self._t0)
@@ -77,7 +78,7 @@ class FakePlc:
     async def read_status(self) -> PlcStatus:
         now = time.monotonic()
         p = self.position_at(now)
-        return PlcStatus(int(p), self.speed_cups_per_s, True, (), now, p, self.pitch_cups)
+        return PlcStatus(int(p), self.speed_cups_per_s, True, (), now, p, self.pitch_cups, carton_full=self.carton_full)
 
     async def write_decisions(self, decisions: Sequence[OutletDecision]) -> None:
         if self.write_delay_s:

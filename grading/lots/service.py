@@ -13,6 +13,7 @@ state only between two decisions (``LineRuntime.switch_lot`` / ``between_decisio
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ from grading.lots.lots import LotDetails, LotError
 from grading.recipe import Recipe
 from grading.runtime import LineRuntime
 from grading.store import Lot, RecordWriter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class LineLots:
         self._wall_clock = wall_clock
         self._on_carton_closed = on_carton_closed
         self._lock = asyncio.Lock()  # one lot or carton operation at a time
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def current(self) -> Lot | None:
@@ -125,6 +129,21 @@ class LineLots:
             await self.runtime.between_decisions(lambda: taken.extend(self.packer.replace([new], outlets=[outlet])))
             finished = await self._finish(taken, closed_at=self._wall_clock(), by=by, scale_weight_g=scale_weight_g)
             return finished[0]
+
+    def carton_full(self, outlet: int) -> None:
+        """The PLC's carton-full input of ``outlet`` rose: close its carton (off the poll)."""
+        task = asyncio.get_running_loop().create_task(self._carton_full(outlet), name=f"carton-full-{outlet}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _carton_full(self, outlet: int) -> None:
+        if self.packer.open_carton(outlet) is None:
+            log.info("carton-full input of outlet %d: no open carton", outlet)
+            return
+        try:
+            await self.close_carton(outlet, by="plc")
+        except LotError as exc:
+            log.warning("carton-full input of outlet %d: %s", outlet, exc)
 
     async def _finish(
         self, taken: Sequence[OpenCarton], *, closed_at: datetime, by: str, scale_weight_g: float | None = None

@@ -177,3 +177,48 @@ def test_switching_lots_and_closing_a_carton_on_a_running_line(database_url: str
     assert lot_a_after.ended_at is not None and lot_a_after.closed_by == "operator"
     assert lot_store.open_lot_of(engine, "t") is not None
     engine.dispose()
+
+
+def test_the_plcs_carton_full_input_closes_the_outlets_carton_once_per_rising_edge(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    migrate(engine)
+    at = datetime.now(UTC)
+    lot, _ = lot_store.start_lot(engine, LotDetails(code="A", grower="g"), line="t", recipe_name="apple",
+                                 recipe_hash=None, at=at, by="test")
+    writer = RecordWriter(engine, flush_interval_s=0.02)
+    writer.start()
+    packer = CartonPacker(outlets(), wall_clock=lambda: datetime.now(UTC))
+    packer.replace(open_cartons(engine, lot.id, packer.packing, at=at))
+    first = packer.carton_for(2)
+
+    async def scenario() -> None:
+        plc = FakePlc(10.0)
+        runtime = make_runtime(writer=writer, lot=lot, plc=plc, camera=FakeCamera(), scales=[FakeScale(plc, 0)],
+                               carton_for=packer.carton_for)
+        lots = LineLots(engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=load_recipe("apple"),
+                        recipe_hash=None, line="t", wall_clock=lambda: datetime.now(UTC))
+        runtime.on_carton_full = lots.carton_full
+        task = asyncio.create_task(runtime.run())
+        plc.carton_full = (False, True, False, False)
+        while packer.carton_for(2) == first:
+            await asyncio.sleep(0.005)
+        second = packer.carton_for(2)
+        for _ in range(20):  # held high: no second close
+            await asyncio.sleep(0.01)
+        assert packer.carton_for(2) == second
+        plc.carton_full = (False, False, False, False)
+        await asyncio.sleep(0.05)
+        plc.carton_full = (False, True, False, False)  # a new rising edge
+        while packer.carton_for(2) == second:
+            await asyncio.sleep(0.005)
+        await runtime.shutdown()
+        await task
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.close(10)
+    closed = [c for c in list_cartons(engine, outlet=2) if c.closed_at is not None]
+    assert len(closed) == 2 and {c.closed_by for c in closed} == {"plc"}
+    assert packer.carton_for(1) is not None and len(list_cartons(engine, outlet=1)) == 1
+    engine.dispose()
