@@ -89,6 +89,7 @@ class LineLots:
 
             def switch() -> None:
                 taken.extend(self.packer.replace(new))
+                self.runtime.decider.assigner.carton_swapped([c.outlet for c in new])
 
             await self.runtime.switch_lot(lot, between=switch)
             switched_at = self._wall_clock()
@@ -126,7 +127,11 @@ class LineLots:
             at = self._wall_clock()
             new = await asyncio.to_thread(carton_store.open_cartons_after, self.engine, old.id, lot.id, spec, at=at)
             taken: list[OpenCarton] = []
-            await self.runtime.between_decisions(lambda: taken.extend(self.packer.replace([new], outlets=[outlet])))
+            def swap() -> None:
+                taken.extend(self.packer.replace([new], outlets=[outlet]))
+                self.runtime.decider.assigner.carton_swapped([outlet])
+
+            await self.runtime.between_decisions(swap)
             finished = await self._finish(taken, closed_at=self._wall_clock(), by=by, scale_weight_g=scale_weight_g)
             return finished[0]
 
@@ -153,13 +158,13 @@ class LineLots:
         await self.runtime.settled()  # every fruit decided into them is committed or corrected
         await asyncio.to_thread(self.writer.flush, 30.0)
         order = self.recipe.quality_class_ids()
-        spread = getattr(self.recipe, "carton_max_weight_spread_g", None)
+        spreads = {s.id: s.carton_weight_spread_g for s in self.recipe.size_classes}
         finished = []
         for carton in taken:
             done = await asyncio.to_thread(
                 carton_store.finish_carton, self.engine, carton.id, closed_at=closed_at, closed_by=by,
                 class_order=order, scale_weight_g=scale_weight_g,
-                max_weight_spread_g=spread if isinstance(spread, float | int) else None,
+                max_weight_spread_g=spreads.get(carton.size_class) if carton.size_class else None,
             )
             self._on_carton_closed(done)
             finished.append(done)

@@ -64,3 +64,11 @@ def test_an_extra_carton_closed_from_its_rows(database_url: str, off: int, flagg
     assert closed.compliant is not flagged
     assert bool(closed.issues) is flagged
     engine.dispose()
+
+
+def test_size_uniformity_where_the_recipe_defines_it() -> None:
+    uniform = check_carton("extra", {"extra": 20}, ORDER, weight_spread_g=60.0, max_weight_spread_g=75.0)
+    spread = check_carton("extra", {"extra": 20}, ORDER, weight_spread_g=80.0, max_weight_spread_g=75.0)
+    unchecked = check_carton("extra", {"extra": 20}, ORDER, weight_spread_g=500.0, max_weight_spread_g=None)
+    assert uniform.compliant and unchecked.compliant
+    assert not spread.compliant and spread.issues == ("weight spread 80 g > 75 g",)
