@@ -193,8 +193,10 @@ class FruitBus:
     async def drained(self) -> None:
         """Return once every subscriber has handled every event published so far."""
         target = self._seq
+        if not self._running:
+            return
         while any(s.last_seq < target and not s._closed for s in self._subscriptions):
-            await asyncio.sleep(0.002 if any(s.mode == "thread" for s in self._subscriptions) else 0)
+            await asyncio.sleep(0.001)
 
     async def close(self) -> None:
         """Hand every queued event to its subscriber, then stop them."""

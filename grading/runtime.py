@@ -230,9 +230,13 @@ class LineRuntime:
             self._event("line_stopped", "intake stopped")
 
     async def settled(self) -> None:
-        """Return once every frame decided so far is committed, written (or known not to be)
-        and published, and every consumer has handled it."""
-        await self._sorted()
+        """Return once every frame decided before the call is committed (or queued with its
+        correction), written or known not to be, and published, and every consumer has handled
+        it. Frames decided after the call are not waited for: on a running line there always
+        are some."""
+        before = set(self._sorting)
+        if before:
+            await asyncio.gather(*before, return_exceptions=True)
         await self.fruit_events.drained()
 
     async def between_decisions(self, action: Callable[[], None]) -> None:
