@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +24,7 @@ from grading.lots.packout import lot_packout, packout_csv
 from grading.store import Lot
 
 router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
+LotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Lot id.")]
 
 _LOT_EXAMPLE: dict[str, Any] = {
     "id": 12, "code": "2026-1202-003", "line": "line-1", "grower": "张三", "grower_id": "MZ-0417",
@@ -196,13 +197,13 @@ async def current_lot(request: Request, _: IntegratorCaller) -> LotOut:
 
 
 @router.get("/{lot_id}", response_model=LotOut, responses=documented(404))
-async def get_lot(request: Request, lot_id: int, _: IntegratorCaller) -> LotOut:
+async def get_lot(request: Request, lot_id: LotId, _: IntegratorCaller) -> LotOut:
     handle = get_handle(request)
     return lot_out(await find_lot(handle, lot_id), handle)
 
 
 @router.post("/{lot_id}/close", response_model=LotSwitchOut, responses=documented(404, 409))
-async def close_lot(request: Request, lot_id: int, who: OperatorCaller, audit: Audit) -> LotSwitchOut:
+async def close_lot(request: Request, lot_id: LotId, who: OperatorCaller, audit: Audit) -> LotSwitchOut:
     """Close the lot: intake stops first (no fruit is graded without a lot), then the lot and its
     open cartons are closed. Start the next lot, then the line."""
     handle = get_handle(request)
@@ -257,7 +258,7 @@ def wants_csv(request: Request) -> bool:
 @router.get(
     "/{lot_id}/packout", response_model=PackoutOut, responses={**documented(404), 200: {"content": {"text/csv": {}}}}
 )
-async def packout(request: Request, lot_id: int, _: IntegratorCaller) -> Any:
+async def packout(request: Request, lot_id: LotId, _: IntegratorCaller) -> Any:
     """The lot's pack-out, computed in SQL from its fruit rows; CSV with `Accept: text/csv`."""
     handle = get_handle(request)
     report = await packout_report(handle, await find_lot(handle, lot_id))
@@ -268,7 +269,7 @@ async def packout(request: Request, lot_id: int, _: IntegratorCaller) -> Any:
 
 
 @router.get("/{lot_id}/packout/page", response_class=HTMLResponse, include_in_schema=False)
-async def packout_page(request: Request, lot_id: int, _: IntegratorCaller, lang: str = "zh-CN") -> HTMLResponse:
+async def packout_page(request: Request, lot_id: LotId, _: IntegratorCaller, lang: str = "zh-CN") -> HTMLResponse:
     """The pack-out as a printable page for the grower (Chinese; `?lang=en` for English), with a
     class x size chart."""
     from api.reports import packout_html
@@ -321,7 +322,7 @@ async def settlement_report(handle: Any, lot: Lot) -> dict[str, Any]:
     "/{lot_id}/settlement", response_model=SettlementOut,
     responses={**documented(404), 200: {"content": {"text/csv": {}}}},
 )
-async def lot_settlement(request: Request, lot_id: int, _: SupervisorCaller) -> Any:
+async def lot_settlement(request: Request, lot_id: LotId, _: SupervisorCaller) -> Any:
     """What the grower is owed for the lot: kg and value per class x size from the price table,
     less deductions. CSV with `Accept: text/csv`."""
     from grading.lots.settlement import settlement_csv
@@ -335,7 +336,7 @@ async def lot_settlement(request: Request, lot_id: int, _: SupervisorCaller) -> 
 
 
 @router.get("/{lot_id}/settlement/page", response_class=HTMLResponse, include_in_schema=False)
-async def settlement_page(request: Request, lot_id: int, _: SupervisorCaller, lang: str = "zh-CN") -> HTMLResponse:
+async def settlement_page(request: Request, lot_id: LotId, _: SupervisorCaller, lang: str = "zh-CN") -> HTMLResponse:
     """The settlement as a printable page (Chinese; `?lang=en` for English)."""
     from api.reports import settlement_html
 
@@ -372,7 +373,7 @@ class WhatIfOut(BaseModel):
 
 
 @router.post("/{lot_id}/whatif", response_model=WhatIfOut, responses=documented(404, 409, 422))
-async def whatif(request: Request, lot_id: int, body: WhatIfIn, who: SupervisorCaller, audit: Audit) -> dict[str, Any]:
+async def whatif(request: Request, lot_id: LotId, body: WhatIfIn, who: SupervisorCaller, audit: Audit) -> dict[str, Any]:
     """Re-grade a closed lot's stored measurements under another recipe (or the same one with
     edited limits); both pack-outs side by side, with the value difference. Changes nothing."""
     from api.problems import InvalidParameter

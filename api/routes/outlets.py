@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Audit, IntegratorCaller, OperatorCaller
@@ -18,6 +18,8 @@ from grading.lots.cartons import Carton, carton_fruit_uids, get_carton, list_car
 from grading.lots.lots import LotError
 
 router = APIRouter(prefix="/api/v1", tags=["outlets and cartons"])
+OutletNumber = Annotated[int, Path(ge=1, le=255, description="Outlet number.")]
+CartonId = Annotated[int, Path(ge=1, le=2**62, description="Carton id.")]
 
 _OUTLET_EXAMPLE: dict[str, Any] = {
     "number": 1, "name": "特级 Extra", "role": "pack", "quality_classes": ["extra"], "size_classes": [],
@@ -159,7 +161,7 @@ async def outlets(request: Request, _: IntegratorCaller) -> dict[str, Any]:
 
 
 @router.post("/outlets/{number}/full", response_model=OutletOut, responses=documented(404))
-async def mark_full(request: Request, number: int, body: FullIn, who: OperatorCaller, audit: Audit) -> dict[str, Any]:
+async def mark_full(request: Request, number: OutletNumber, body: FullIn, who: OperatorCaller, audit: Audit) -> dict[str, Any]:
     """Mark an outlet full (or clear the mark): from the next decision its fruit go to the next
     outlet of its group, else recirculate."""
     handle = get_handle(request)
@@ -172,7 +174,7 @@ async def mark_full(request: Request, number: int, body: FullIn, who: OperatorCa
 
 @router.post("/outlets/{number}/carton/close", response_model=CartonOut, responses=documented(404, 409))
 async def close_carton(
-    request: Request, number: int, who: OperatorCaller, audit: Audit, body: CartonCloseIn | None = None
+    request: Request, number: OutletNumber, who: OperatorCaller, audit: Audit, body: CartonCloseIn | None = None
 ) -> dict[str, Any]:
     """Close the outlet's open carton (a new one opens at once); returns the closed carton with
     its fruit count, weight and compliance, from its fruit rows."""
@@ -195,7 +197,8 @@ async def close_carton(
 
 @router.get("/cartons", response_model=CartonPage)
 async def cartons(
-    request: Request, _: IntegratorCaller, lot: int | None = None, outlet: int | None = None,
+    request: Request, _: IntegratorCaller, lot: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    outlet: Annotated[int | None, Query(ge=1, le=255)] = None,
     compliant: bool | None = None, limit: Limit = 50, cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Cartons, newest first; filter by lot, outlet, compliance."""
@@ -209,7 +212,7 @@ async def cartons(
 
 
 @router.get("/cartons/{carton_id}", response_model=CartonDetailOut, responses=documented(404))
-async def carton(request: Request, carton_id: int, _: IntegratorCaller) -> dict[str, Any]:
+async def carton(request: Request, carton_id: CartonId, _: IntegratorCaller) -> dict[str, Any]:
     """One carton, with the uids of the fruit in it."""
     handle = get_handle(request)
     found = await asyncio.to_thread(get_carton, handle.engine, carton_id)

@@ -51,7 +51,10 @@ def validate_recipe_text(text: str, file: str = "<recipe>", base_dir: Path | Non
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError([ConfigIssue(file, "(toml)", str(exc))]) from exc
-    return parse_recipe(data, file, base_dir=base_dir)
+    try:
+        return parse_recipe(data, file, base_dir=base_dir)
+    except (ValueError, OSError) as exc:  # e.g. a quality_model path the OS cannot take
+        raise RecipeError([ConfigIssue(file, "quality_model", str(exc))]) from exc
 
 
 def store_recipe_version(engine: Engine, text: str, *, recipe: Recipe, at: datetime, by: str) -> RecipeVersion:
