@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Audit, IntegratorCaller, OperatorCaller, SupervisorCaller
 from api.paging import Cursor, Limit, decode_cursor, encode_cursor
-from api.problems import Conflict, NotFoundProblem, documented
+from api.problems import Conflict, InvalidParameter, NotFoundProblem, documented
 from api.routes.deps import get_handle
 from grading.lots import lots as lot_store
 from grading.lots.lots import LotDetails, LotError, LotNotFound
@@ -61,8 +61,8 @@ class LotStartIn(BaseModel):
     variety: str = Field("", max_length=64)
     origin_village: str = Field("", max_length=100)
     origin_plot: str = Field("", max_length=100)
-    harvest_date: date | None = None
-    received_weight_kg: float | None = Field(None, ge=0, le=1_000_000, description="Weight received, for the yield.")
+    harvest_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD.")
+    received_weight_kg: float | None = Field(None, ge=0, le=1_000_000, strict=True, description="Weight received, for the yield.")
 
 
 class LotCounts(BaseModel):
@@ -149,7 +149,12 @@ async def start_lot(request: Request, body: LotStartIn, who: OperatorCaller, aud
     """Start a lot on this line, graded by the line's recipe. A lot already open is closed at the
     same cup boundary (a switch): every fruit is recorded against the lot open when it was graded."""
     handle = get_handle(request)
-    details = LotDetails(**body.model_dump())
+    fields = body.model_dump()
+    try:
+        fields["harvest_date"] = date.fromisoformat(body.harvest_date) if body.harvest_date else None
+    except ValueError as exc:
+        raise InvalidParameter("body.harvest_date", "not a date (YYYY-MM-DD)") from exc
+    details = LotDetails(**fields)
     try:
         switch = await handle.lots.start(details, by=who_text(who))
     except LotError as exc:
@@ -171,15 +176,22 @@ async def list_lots(
     _: IntegratorCaller,
     grower: Annotated[str | None, Query(description="Grower name or ID.")] = None,
     product: str | None = None,
-    on: Annotated[date | None, Query(alias="date", description="Lots started on this day (UTC), YYYY-MM-DD.")] = None,
+    on: Annotated[
+        str | None,
+        Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="Lots started on this day (UTC), YYYY-MM-DD."),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> LotPage:
     """Lots, newest first, filtered by grower (name or ID), product and start date."""
     handle = get_handle(request)
     after = decode_cursor(cursor, int)
+    try:
+        day = date.fromisoformat(on) if on is not None else None
+    except ValueError as exc:
+        raise InvalidParameter("query.date", "not a date (YYYY-MM-DD)") from exc
     found = await asyncio.to_thread(
-        lot_store.list_lots, handle.engine, grower=grower, product=product, on=on, after_id=after, limit=limit + 1
+        lot_store.list_lots, handle.engine, grower=grower, product=product, on=day, after_id=after, limit=limit + 1
     )
     page = list(found[:limit])
     return LotPage(items=[lot_out(lot, handle) for lot in page],

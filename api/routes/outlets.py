@@ -54,7 +54,7 @@ class OutletOut(BaseModel):
     size_classes: list[str]
     group: str = Field(description="(quality, size) group: outlets of one group share its fruit, balanced.")
     fruit_assigned: int = Field(description="Fruit decided for it since start.")
-    full: bool = Field(description="Its fruit go to the next outlet of its group, else recirculate.")
+    full: bool = Field(strict=True, description="Its fruit go to the next outlet of its group, else recirculate.")
     full_by_plc: bool
     full_by_hand: bool
     carton: OpenCartonOut | None = Field(description="Its open carton (packing outlets).")
@@ -76,7 +76,7 @@ class FullIn(BaseModel):
 class CartonCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"scale_weight_g": 10012.0}]})
 
-    scale_weight_g: float | None = Field(None, ge=0, le=100_000, description="A carton scale's reading, if there is one.")
+    scale_weight_g: float | None = Field(None, ge=0, le=100_000, strict=True, description="A carton scale's reading, if there is one.")
 
 
 class CartonOut(BaseModel):
