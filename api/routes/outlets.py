@@ -54,7 +54,7 @@ class OutletOut(BaseModel):
     size_classes: list[str]
     group: str = Field(description="(quality, size) group: outlets of one group share its fruit, balanced.")
     fruit_assigned: int = Field(description="Fruit decided for it since start.")
-    full: bool = Field(strict=True, description="Its fruit go to the next outlet of its group, else recirculate.")
+    full: bool = Field(description="Its fruit go to the next outlet of its group, else recirculate.")
     full_by_plc: bool
     full_by_hand: bool
     carton: OpenCartonOut | None = Field(description="Its open carton (packing outlets).")
@@ -70,7 +70,7 @@ class OutletPage(BaseModel):
 class FullIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"full": True}]})
 
-    full: bool = Field(description="true: mark full; false: clear a mark made here (the PLC's input is its own).")
+    full: bool = Field(strict=True, description="true: mark full; false: clear a mark made here (the PLC's input is its own).")
 
 
 class CartonCloseIn(BaseModel):

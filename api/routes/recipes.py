@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.auth import Audit, SupervisorCaller
 from api.problems import InvalidParameter, NotFoundProblem, documented
@@ -22,6 +23,20 @@ from api.routes.lots import utc, who_text
 from grading.lots import recipes as store
 from grading.recipe import RecipeError
 
+
+class Sha256Convertor(Convertor[str]):
+    """A recipe version in a path: 64 lower-case hex digits (so /validate is not a version)."""
+
+    regex = "[0-9a-f]{64}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("sha256", Sha256Convertor())
 router = APIRouter(prefix="/api/v1/recipes", tags=["recipes"])
 
 _VERSION: dict[str, Any] = {"hash": "9f2c41d0c7b5e1e8a6a0f1e25b7c3d7a4c8b1f0e2d3c4b5a69788776655443322", "name": "apple",
@@ -91,7 +106,7 @@ async def list_recipes(request: Request, _: SupervisorCaller, product: str | Non
     return {"items": [_out(v, active) for v in versions], "next_cursor": None}
 
 
-@router.get("/{digest}", response_model=RecipeTextOut, responses=documented(404))
+@router.get("/{digest:sha256}", response_model=RecipeTextOut, responses=documented(404))
 async def read_recipe(request: Request, digest: str, _: SupervisorCaller) -> dict[str, Any]:
     handle = get_handle(request)
     version = await asyncio.to_thread(store.get_recipe_version, handle.engine, digest)
@@ -126,7 +141,7 @@ async def store_recipe(request: Request, body: RecipeTextIn, who: SupervisorCall
     return _out(version, active)
 
 
-@router.post("/{digest}/activate", response_model=RecipeVersionOut, responses=documented(404))
+@router.post("/{digest:sha256}/activate", response_model=RecipeVersionOut, responses=documented(404))
 async def activate(request: Request, digest: str, who: SupervisorCaller, audit: Audit) -> dict[str, Any]:
     """Make a stored version the recipe this line grades by from its next start."""
     handle = get_handle(request)
