@@ -178,7 +178,7 @@ async def list_lots(
     product: str | None = None,
     on: Annotated[
         str | None,
-        Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="Lots started on this day (UTC), YYYY-MM-DD."),
+        Query(alias="date", min_length=10, max_length=10, description="Lots started on this day (UTC), YYYY-MM-DD."),
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
