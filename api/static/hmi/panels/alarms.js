@@ -4,6 +4,7 @@ import {h, rows} from "../dom.js";
 import {has, t} from "../i18n.js";
 
 const KEEP = 50;
+const STATE_TYPES = ["coldrooms", "outlets", "lot"];
 let active = null;
 let recent = null;
 let events = [];
@@ -43,7 +44,7 @@ export default {
   },
 
   message(m) {
-    if (m.type === "coldrooms") return;
+    if (STATE_TYPES.includes(m.type)) return;  // state pushed every tick, not events
     events = [m, ...events].slice(0, KEEP);
     render();
   },
