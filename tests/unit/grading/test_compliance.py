@@ -72,3 +72,35 @@ def test_size_uniformity_where_the_recipe_defines_it() -> None:
     unchecked = check_carton("extra", {"extra": 20}, ORDER, weight_spread_g=500.0, max_weight_spread_g=None)
     assert uniform.compliant and unchecked.compliant
     assert not spread.compliant and spread.issues == ("weight spread 80 g > 75 g",)
+
+
+def test_a_fruit_corrected_to_late_leaves_its_carton(database_url: str) -> None:
+    from sqlalchemy import select
+
+    from grading.store import RecordWriter
+
+    engine = create_store_engine(database_url)
+    migrate(engine)
+    at = datetime.now(UTC)
+    lot, _ = lot_store.start_lot(engine, LotDetails("C2", "g"), line="t", recipe_name="apple", recipe_hash=None,
+                                 at=at, by="t")
+    (carton,) = open_cartons(engine, lot.id, [OutletSettings(number=1, offset_cups=6, quality_classes=["extra"])], at=at)
+    records = [
+        FruitRecord(str(uuid.uuid4()), lot.id, 0, i, at, FruitMeasurement(200.0, 80.0, 78.0, 50.0, {}, 0, 0.0), 6,
+                    GradeResult("extra", "75-80", ()), 1, False, 10.0, carton_id=carton.id)
+        for i in range(3)
+    ]
+    writer = RecordWriter(engine, flush_interval_s=0.02)
+    writer.start()
+    try:
+        writer.commit(records).result(10)
+        writer.mark_not_sorted([records[1].uid], "late: record committed after the deadline").result(10)
+        writer.flush(10)
+    finally:
+        writer.close(10)
+    closed = finish_carton(engine, carton.id, closed_at=at, closed_by="packer", class_order=ORDER)
+    with engine.connect() as conn:
+        late = conn.execute(select(fruit.c.carton_id, fruit.c.outlet, fruit.c.late).where(fruit.c.uid == records[1].uid)).one()
+    assert tuple(late) == (None, 0, True)
+    assert closed.fruit_count == 2 and closed.fruit_weight_g == 400.0
+    engine.dispose()
