@@ -286,6 +286,7 @@ async def open_line(
                 prices=prices,
             )
         finally:
+            await line_lots.wait_idle()  # a carton the PLC closed gets its totals before the line stops
             await runtime.shutdown()
             await asyncio.gather(run_task, return_exceptions=True)
             log.info("line stopped: fruit_total=%d", runtime.counters.fruit_total)

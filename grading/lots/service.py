@@ -141,6 +141,11 @@ class LineLots:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def wait_idle(self) -> None:
+        """Return once every carton close the PLC asked for has finished (before shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _carton_full(self, outlet: int) -> None:
         if self.packer.open_carton(outlet) is None:
             log.info("carton-full input of outlet %d: no open carton", outlet)

@@ -211,6 +211,7 @@ def test_the_plcs_carton_full_input_closes_the_outlets_carton_once_per_rising_ed
         plc.carton_full = (False, True, False, False)  # a new rising edge
         while packer.carton_for(2) == second:
             await asyncio.sleep(0.005)
+        await lots.wait_idle()
         await runtime.shutdown()
         await task
 
