@@ -29,7 +29,10 @@ from api.routes import (
     line,
     live,
     lot_coldchain,
+    lots,
     metrics,
+    outlets,
+    recipes,
     resolver,
     users,
 )
@@ -74,6 +77,9 @@ def create_app(
             hub = LiveHub(handle.runtime.snapshot, interval_s=live_interval_s, recheck_s=live_recheck_s)
             hub.add_source("coldrooms", lambda: {"items": coldrooms.room_rows(handle)})
             hub.add_source("alarms", lambda: {"items": alarms.alarm_rows(handle)})
+            if getattr(handle, "packer", None) is not None:
+                hub.add_source("outlets", lambda: {"items": outlets.outlet_rows(handle)})
+                hub.add_source("lot", lambda: lots.live_lot(handle))
             hub.start()
             app.state.live = hub
             app.state.line = handle
@@ -101,7 +107,8 @@ def create_app(
     )
     install_problem_handlers(app)
     for router in (
-        health, line, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics, epcis, hmi, resolver,
+        health, line, lots, outlets, recipes, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics,
+        epcis, hmi, resolver,
     ):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]

@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
+from api.config import LineConfig
 from api.metrics import build_registry
 from drivers.interfaces import Camera, Plc, Scale
 from drivers.modbus.sensor import SensorPoller, build_sensor_poller
@@ -27,14 +28,22 @@ from grading.alarms import AlarmEngine
 from grading.coldchain.history import ColdchainStore
 from grading.coldchain.monitor import ColdchainMonitor
 from grading.coldchain.service import ColdchainService
-from grading.config import LineConfig
 from grading.decision import DecisionSettings, DecisionStep
+from grading.drift import DriftAlarms, DriftDetector
+from grading.fruit_events import FruitBus
 from grading.grader import Grader
+from grading.lots import lots as lot_store
+from grading.lots.cartons import CartonPacker, OpenCarton, open_cartons, resume_open_cartons
+from grading.lots.lots import LotDetails
+from grading.lots.recipes import store_recipe_ref
+from grading.lots.service import LineLots
+from grading.lots.settlement import PriceTable, load_price_table
+from grading.lots.stats import LotStatistics
 from grading.outbox import Forwarder, install_outbox
 from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
-from grading.store import RecordWriter, create_store_engine, last_recorded_cups, migrate, open_lot
+from grading.store import Lot, RecordWriter, create_store_engine, last_recorded_cups, migrate
 from grading.weighing import WeightLedger
 from simulators.settings import (
     SimulatedCameraSettings,
@@ -67,6 +76,11 @@ class LineHandle:
     registry: CollectorRegistry
     simulation: Simulation | None
     sensors: SensorPoller | None
+    lots: LineLots
+    packer: CartonPacker
+    lot_stats: LotStatistics
+    recipe_hash: str
+    prices: PriceTable
     # The line's one alarm engine: the cold rooms' alarms and any other source (drift, ...).
     alarms: AlarmEngine | None = None
     coldchain: ColdchainMonitor | None = None
@@ -212,10 +226,12 @@ async def open_line(
             # after the writer has committed its last rows (callbacks run in reverse): a short
             # drain, and whatever is left is forwarded after the next start
             stack.callback(forwarder.close, 5.0)
-        lot = await asyncio.to_thread(
-            open_lot, engine, code=config.lot.code, grower=config.lot.grower, variety=config.lot.variety,
-            product=recipe.product, recipe=recipe.name, line=config.line.name,
-        )
+        prices = load_price_table(config.settlement.price_table)  # a bad table stops the start, with its file and field
+        version, _ = await asyncio.to_thread(store_recipe_ref, engine, config.recipe, at=datetime.now(UTC), by="config")
+        lot = await asyncio.to_thread(_lot_to_run, engine, config, recipe, version.hash)
+        packer = CartonPacker(config.outlets, wall_clock=lambda: datetime.now(UTC))
+        if lot is not None:
+            packer.replace(await asyncio.to_thread(_cartons_to_run, engine, lot, packer))
         resume_after = await asyncio.to_thread(last_recorded_cups, engine, config.line.name)
         writer = RecordWriter(
             engine, batch_size=config.database.batch_size, flush_interval_s=config.database.flush_interval_s, clock=clock,
@@ -264,7 +280,18 @@ async def open_line(
             clock=clock,
             resume_after_cups=resume_after,
             outbox=forwarder.health if forwarder is not None else None,
+            fruit_events=FruitBus(),
+            carton_for=packer.carton_for,
+            outlet_full=packer.outlet_full,
         )
+        lot_stats = LotStatistics()
+        runtime.fruit_events.subscribe("cartons", packer.on_fruit)
+        runtime.fruit_events.subscribe("lots", lot_stats.on_fruit)
+        line_lots = LineLots(
+            engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=version.hash,
+            line=config.line.name, wall_clock=lambda: datetime.now(UTC), on_carton_closed=lot_stats.on_carton_closed,
+        )
+        runtime.on_carton_full = line_lots.carton_full
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
         for device in opened:
             await device.open()
@@ -272,6 +299,11 @@ async def open_line(
         alarms = AlarmEngine(
             clock=clock, flood_alarms=config.coldchain.flood_alarms, flood_window_s=config.coldchain.flood_window_s
         )
+        # drift: the same alarm engine as the cold rooms', fed by the fruit bus (off the decision path)
+        drift = DriftAlarms(
+            DriftDetector(config.drift, clock=lambda: datetime.now(UTC)), alarms, line=config.line.name
+        )
+        runtime.fruit_events.subscribe("drift", drift.on_fruit)
         monitor: ColdchainMonitor | None = None
         sensors: SensorPoller | None = None
         if config.sensors:
@@ -289,15 +321,58 @@ async def open_line(
             stack.push_async_callback(sensors.stop)
         run_task = asyncio.create_task(runtime.run(), name="line-runtime")
         try:
-            if start:
+            if start and runtime.lot is not None:
                 runtime.start_intake()
             yield LineHandle(
                 config=config, recipe=recipe, runtime=runtime, engine=engine, writer=writer,
-                registry=build_registry(runtime, sensors, clock, alarms=alarms, coldchain=monitor),
-                simulation=devices.simulation, sensors=sensors, alarms=alarms, coldchain=monitor,
+                registry=build_registry(
+                    runtime, sensors, clock, alarms=alarms, coldchain=monitor, lot_stats=lot_stats
+                ),
+                simulation=devices.simulation, sensors=sensors, lots=line_lots, packer=packer, lot_stats=lot_stats,
+                recipe_hash=version.hash, prices=prices, alarms=alarms, coldchain=monitor,
                 coldchain_service=coldchain, forwarder=forwarder,
             )
         finally:
+            await line_lots.wait_idle()  # a carton the PLC closed gets its totals before the line stops
             await runtime.shutdown()
             await asyncio.gather(run_task, return_exceptions=True)
             log.info("line stopped: fruit_total=%d", runtime.counters.fruit_total)
+
+
+def _lot_to_run(engine: Engine, config: LineConfig, recipe: Recipe, recipe_hash: str) -> Lot | None:
+    """The lot the line starts on: the one open on this line (a restart resumes it), else the
+    config's ``[lot]`` when its code is new; None when that lot was closed (start one first)."""
+    lot = lot_store.open_lot_of(engine, config.line.name)
+    if lot is not None:
+        if lot.recipe_hash not in (None, recipe_hash):
+            log.warning("lot %s was started with another recipe version than the line now runs", lot.code)
+        return lot
+    if _code_taken(engine, config.lot.code):
+        log.warning("lot %s is closed and no lot is open on %s: start a lot", config.lot.code, config.line.name)
+        return None
+    details = LotDetails(
+        code=config.lot.code, grower=config.lot.grower, grower_id=config.lot.grower_id, product=recipe.product,
+        variety=config.lot.variety, origin_village=config.lot.origin_village, origin_plot=config.lot.origin_plot,
+    )
+    started, _ = lot_store.start_lot(
+        engine, details, line=config.line.name, recipe_name=recipe.name, recipe_hash=recipe_hash,
+        at=datetime.now(UTC), by="config",
+    )
+    return started
+
+
+def _code_taken(engine: Engine, code: str) -> bool:
+    from sqlalchemy import select
+
+    from grading.schema import lots
+
+    with engine.connect() as conn:
+        return conn.execute(select(lots.c.id).where(lots.c.code == code)).first() is not None
+
+
+def _cartons_to_run(engine: Engine, lot: Lot, packer: CartonPacker) -> list[OpenCarton]:
+    """The lot's open cartons (after a restart), plus a new one for each packing outlet without."""
+    resumed = resume_open_cartons(engine, lot.id)
+    have = {c.outlet for c in resumed}
+    missing = [o for o in packer.packing if o.number not in have]
+    return resumed + open_cartons(engine, lot.id, missing, at=datetime.now(UTC))

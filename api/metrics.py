@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from drivers.modbus.sensor import SensorPoller
 from grading.alarms import HIDDEN_STATES, AlarmEngine, AlarmState
 from grading.coldchain.monitor import ColdchainMonitor
+from grading.lots.stats import LotStatistics
 from grading.runtime import LATENCY_BUCKETS_S, LineRuntime
 
 
@@ -109,7 +110,8 @@ class LineCollector(Collector):
         rate.add_metric([line], rt.fruit_per_second())
         yield rate
         lot_open = GaugeMetricFamily("gradeline_lot_open", "1 while a lot is open on the line.", labels=["line", "lot"])
-        lot_open.add_metric([line, rt.lot.code], 1.0)  # the line always runs on an open lot today
+        if rt.lot is not None:  # no series while no lot is open, so max by line is 1 or absent
+            lot_open.add_metric([line, rt.lot.code], 1.0)
         yield lot_open
         up = GaugeMetricFamily("gradeline_device_up", "1 while the device answers (line devices and sensors).", labels=["device"])
         for device, state in sorted(rt.device_health().items()):
@@ -203,6 +205,27 @@ class AlarmCollector(Collector):
         yield from (active, unacked, hidden, raised, floods, rate)
 
 
+class CartonCollector(Collector):
+    """Cartons closed since start and those out of their class's tolerance, by quality class."""
+
+    def __init__(self, stats: LotStatistics, line: str) -> None:
+        self._stats = stats
+        self._line = line
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        closed = CounterMetricFamily("gradeline_cartons_closed", "Cartons closed.", labels=["line", "quality_class"])
+        bad = CounterMetricFamily(
+            "gradeline_cartons_out_of_tolerance",
+            "Closed cartons whose off-grade share or size uniformity is out of the class's tolerance.",
+            labels=["line", "quality_class"],
+        )
+        for quality in sorted(self._stats.cartons_closed):
+            closed.add_metric([self._line, quality], self._stats.cartons_closed[quality])
+            bad.add_metric([self._line, quality], self._stats.cartons_out_of_tolerance[quality])
+        yield closed
+        yield bad
+
+
 def build_registry(
     runtime: LineRuntime,
     sensors: SensorPoller | None = None,
@@ -210,9 +233,12 @@ def build_registry(
     *,
     alarms: AlarmEngine | None = None,
     coldchain: ColdchainMonitor | None = None,
+    lot_stats: LotStatistics | None = None,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(LineCollector(runtime, sensors, clock))
+    if lot_stats is not None:
+        registry.register(CartonCollector(lot_stats, runtime.settings.line_name))
     if sensors is not None:
         registry.register(ColdroomCollector(sensors, coldchain, clock))
     if alarms is not None:

@@ -139,6 +139,19 @@ def _field(loc: Sequence[int | str]) -> str:
     return ".".join(parts)
 
 
+def _allowed_methods(conn: HTTPConnection) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    scope = {**conn.scope, "method": "GET"}  # only the path matters here
+    for route in conn.app.router.routes:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            match, _ = route.matches({**scope, "method": method})
+            if match == Match.FULL:
+                methods.add(method)
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(conn: HTTPConnection, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -149,7 +162,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(conn: HTTPConnection, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(conn, exc.status_code, detail, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; several routes may
+            # share it (GET and POST /api/v1/lots), so Allow lists them all.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(conn))}
+        return problem_response(conn, exc.status_code, detail, headers=headers)
 
     async def on_validation(conn: HTTPConnection, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError | WebSocketRequestValidationError)

@@ -32,8 +32,8 @@ from typing import Any
 import tomlkit
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.config import LineConfig
 from drivers.scales.settings import SerialScaleSettings
-from grading.config import LineConfig
 from simulators.coldroom import (
     LAYOUTS,
     ColdroomSimSettings,

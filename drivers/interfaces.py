@@ -131,6 +131,7 @@ class PlcStatus:
     position_cups: float | None = None
     camera_trigger_pitch_cups: float | None = None
     camera_triggers: int | None = None  # triggers fired since power-up (32-bit, wraps)
+    carton_full: tuple[bool, ...] = ()  # per outlet: its carton is full (contract block 200; empty: not read)
 
 
 @dataclass(frozen=True, slots=True)

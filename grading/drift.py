@@ -32,6 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from grading.alarms import AlarmDefinition, AlarmEngine
+from grading.fruit_events import FruitGraded
 from grading.records import FruitRecord
 
 DriftKind = Literal["lot_mix", "lane"]
@@ -382,3 +384,39 @@ class DriftDetector:
             self._fruit_seen,
             self._clock(),
         )
+
+
+class DriftAlarms:
+    """Routes a detector's conditions into the line's ISA-18.2 alarm engine, one alarm per
+    (kind, measure, lane): raised and cleared as the detector says, acknowledged and shelved
+    like any other alarm (``grading.alarms``). Subscribe ``on_fruit`` to the fruit bus."""
+
+    def __init__(self, detector: DriftDetector, engine: AlarmEngine, *, line: str, priority: str = "medium") -> None:
+        self.detector = detector
+        self._engine = engine
+        self._line = line
+        self._priority = priority
+        self._defined: set[str] = set()
+
+    def on_fruit(self, event: FruitGraded) -> None:
+        for alarm in self.detector.observe(event.record):
+            self._report(alarm)
+
+    @staticmethod
+    def alarm_id(alarm: DriftAlarm) -> str:
+        where = f"lane-{alarm.lane}" if alarm.lane is not None else "lot"
+        return f"drift:{alarm.kind}:{where}:{alarm.measure}"
+
+    def _report(self, alarm: DriftAlarm) -> None:
+        alarm_id = self.alarm_id(alarm)
+        if alarm_id not in self._defined:
+            where = f"lane {alarm.lane}" if alarm.lane is not None else "the lot's start"
+            self._engine.define(
+                AlarmDefinition(
+                    alarm_id=alarm_id, kind="drift", source=self._line, priority=self._priority,
+                    message=f"{alarm.measure} drifted against {where}",
+                )
+            )
+            self._defined.add(alarm_id)
+        # the detector applies its own band and hysteresis: the engine takes its verdict
+        self._engine.report(alarm_id, alarm.raised, alarm.deviation)

@@ -3,8 +3,9 @@
 Owns the mapping from a ``GradeResult`` to an outlet number, given the configured outlets and
 which of them are full right now: pack outlets take the quality/size classes they list (an empty
 list takes any), ``recheck`` results go to a recheck outlet and ``cull`` results to a cull
-outlet. Among several outlets that can take a fruit the load is balanced: the one given the fewest
-fruit so far wins, full outlets are skipped. ``0`` means recirculate: no outlet can take it now.
+outlet. Outlets that take the same classes form a group; among several outlets that can take a
+fruit the load is balanced by fill: the one given the fewest fruit since its carton was last
+swapped (``carton_swapped``; never, for outlets without cartons) wins, full outlets are skipped. ``0`` means recirculate: no outlet can take it now.
 
 It does not time anything: the runtime writes the number into the PLC's outlet table.
 """
@@ -27,6 +28,7 @@ class OutletAssigner:
             raise ValueError("outlet numbers must be unique")
         self.outlets = tuple(outlets)
         self._counts = [0] * len(self.outlets)
+        self._fill = [0] * len(self.outlets)  # fruit given since the outlet's carton was swapped
         # Candidate lists are cached per (quality, size): the set of outlets is fixed, only the
         # full flags and counts change from fruit to fruit.
         self._candidates: dict[tuple[str, str | None], tuple[int, ...]] = {}
@@ -38,6 +40,13 @@ class OutletAssigner:
 
     def reset_counts(self) -> None:
         self._counts = [0] * len(self.outlets)
+        self._fill = [0] * len(self.outlets)
+
+    def carton_swapped(self, numbers: Sequence[int]) -> None:
+        """The outlets ``numbers`` have an empty carton now: they fill first within their group."""
+        for index, outlet in enumerate(self.outlets):
+            if outlet.number in numbers:
+                self._fill[index] = 0
 
     def candidates(self, quality_class: str, size_class: str | None) -> tuple[int, ...]:
         """Indexes (into ``outlets``) of the outlets that take this class, full or not."""
@@ -56,11 +65,12 @@ class OutletAssigner:
             if number <= len(outlet_full) and outlet_full[number - 1]:
                 continue
             # Ties go to the outlet listed first: the operator's order is a preference.
-            if best < 0 or self._counts[index] < self._counts[best]:
+            if best < 0 or self._fill[index] < self._fill[best]:
                 best = index
         if best < 0:
             return RECIRCULATE
         self._counts[best] += 1
+        self._fill[best] += 1
         return self.outlets[best].number
 
     def coverage_issues(self, recipe: Recipe) -> list[str]:

@@ -99,6 +99,11 @@ class SizeClassSpec(_Strict):
     max: float | None = Field(None, gt=0, description="Exclusive upper bound; absent = open-ended.")
     source: str = Field(min_length=1, description="Where the numbers come from.")
     status: Status = Field(description="verified / secondary / unverified (see DOMAIN.md).")
+    carton_weight_spread_g: float | None = Field(
+        None, gt=0, le=10000,
+        description="Size uniformity: the largest weight difference between fruit of one carton of this size "
+        "class (e.g. Codex mango: 75 g for size A); absent = not checked.",
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> SizeClassSpec:

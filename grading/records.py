@@ -39,6 +39,7 @@ class FruitRecord:
     late: bool
     decision_latency_ms: float  # from the frame's exposure to the decision (before its commit)
     frame_position_cups: float | None = None  # belt position of the frame it was decided on
+    carton_id: int | None = None  # the open carton of its packing outlet when it was decided; None when late
 
 
 @dataclass(frozen=True, slots=True)

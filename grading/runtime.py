@@ -13,7 +13,15 @@ What it does, in order, for every frame:
    then are the decisions still in time written to the PLC. A decision whose record is not
    committed by its deadline, or whose PLC write fails, is not sorted (the cup recirculates)
    and its record is corrected to say so.
-5. Counters, and everything the API and /metrics report, count committed records only.
+5. Once committed (and corrected, if its decision could not be written), each fruit is
+   published as one ``grading.fruit_events.FruitGraded`` on the line's ``FruitBus``
+   (``LineRuntime.fruit_events``). Everything downstream subscribes there: the counters the
+   API and /metrics report (so they count committed records only), lot statistics, the carton
+   packer, the live feed. Publishing never waits on a consumer.
+
+The lot a fruit is recorded against is the one open when its frame is decided; a lot switch
+(``switch_lot``) waits for the frame being decided, so it falls between two cups' decisions.
+Which carton a fruit goes in is asked of ``carton_for`` (the carton packer) at the same point.
 
 Alongside, the PLC is polled for its timing and outlet-full inputs (each poll also moves the
 scales' readings into the weight ledger), and a heartbeat keeps the PLC's watchdog alive.
@@ -39,6 +47,7 @@ import numpy as np
 from drivers.health import FaultState
 from drivers.interfaces import Camera, DeviceError, EndOfStream, Frame, Plc, PlcStatus, Scale
 from grading.decision import Decision, DecisionStep
+from grading.fruit_events import FruitBus, FruitGraded
 from grading.position import BeltTiming, FramePlacement
 from grading.records import EventRecord, FruitRecord
 from grading.store import Lot, RecordWriter
@@ -142,11 +151,14 @@ class LineRuntime:
         tracker_factory: Callable[[], Tracker],
         decider: DecisionStep,
         writer: RecordWriter,
-        lot: Lot,
+        lot: Lot | None,
         clock: Callable[[], float],
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resume_after_cups: Mapping[int, int] | None = None,
         outbox: Callable[[], OutboxHealth] | None = None,
+        fruit_events: FruitBus | None = None,
+        carton_for: Callable[[int], int | None] = lambda outlet: None,
+        outlet_full: Callable[[Sequence[bool]], Sequence[bool]] = lambda plc_flags: plc_flags,
     ) -> None:
         if len(scales) != settings.lanes:
             raise ValueError(f"need one scale per lane ({settings.lanes}), got {len(scales)}")
@@ -162,6 +174,13 @@ class LineRuntime:
         self.timing = BeltTiming()
         self.writer = writer
         self.lot = lot
+        self.fruit_events = fruit_events if fruit_events is not None else FruitBus()
+        self._carton_for = carton_for
+        self._outlet_full = outlet_full  # the PLC's full inputs, with the outlets people marked full
+        # Called with the outlet number when the PLC's carton-full input of an outlet rises
+        # (the carton packer closes its carton); set by the composition root.
+        self.on_carton_full: Callable[[int], None] = lambda outlet: None
+        self._carton_full_before: tuple[bool, ...] = ()
         self._clock = clock
         self._wall_clock = wall_clock
         # After a restart the cups still in the camera's field were recorded before it; the
@@ -188,10 +207,14 @@ class LineRuntime:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._deciding = asyncio.Lock()  # held while a frame's fruit are graded
+        self.fruit_events.subscribe("counters", self._on_fruit)
 
     # ----------------------------------------------------------------- control
 
     def start_intake(self) -> None:
+        """Start grading; refused (``NoOpenLot``) while no lot is open: every fruit needs one."""
+        if self.lot is None:
+            raise NoOpenLot("no lot is open on this line: start a lot first")
         if not self.intake:
             self.intake = True
             self.timing.forget_frames()
@@ -208,7 +231,41 @@ class LineRuntime:
             async with self._deciding:
                 self._tracker = self._tracker_factory()
             await self._sorted()
+            await self.fruit_events.drained()
             self._event("line_stopped", "intake stopped")
+
+    async def settled(self) -> None:
+        """Return once every frame decided before the call is committed (or queued with its
+        correction), written or known not to be, and published, and every consumer has handled
+        it. Frames decided after the call are not waited for: on a running line there always
+        are some."""
+        before = set(self._sorting)
+        if before:
+            await asyncio.gather(*before, return_exceptions=True)
+        await self.fruit_events.drained()
+
+    async def between_decisions(self, action: Callable[[], None]) -> None:
+        """Run ``action`` between two frames' decisions (e.g. swap an outlet's carton)."""
+        async with self._deciding:
+            action()
+
+    async def switch_lot(self, lot: Lot | None, between: Callable[[], None] | None = None) -> None:
+        """Make ``lot`` the one fruit are recorded against, between two frames' decisions.
+
+        ``between`` runs at that same point, before the next frame is decided (the carton
+        packer closes the old lot's cartons and opens the new one's there). ``None`` closes
+        the lot: intake stops first, so no fruit is graded without a lot.
+        """
+        if lot is None:
+            await self.stop_intake()
+        async with self._deciding:
+            previous = self.lot
+            self.lot = lot
+            if between is not None:
+                between()
+        if previous is not None and (lot is None or lot.id != previous.id):
+            self._event("lot_switched", f"lot {previous.code} -> {lot.code if lot else 'none'}",
+                        {"from": previous.id, "to": lot.id if lot else None}, lot_id=previous.id)
 
     async def _sorted(self) -> None:
         while self._sorting:
@@ -222,6 +279,7 @@ class LineRuntime:
 
     async def run(self) -> None:
         """Run until ``shutdown()``; devices and vision must already be open and warm."""
+        self.fruit_events.start()
         self._tasks = [
             asyncio.create_task(self._poll_plc(), name="plc-poll"),
             asyncio.create_task(self._heartbeat(), name="plc-heartbeat"),
@@ -247,6 +305,7 @@ class LineRuntime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.fruit_events.close()
         self._stopping.set()
 
     # ----------------------------------------------------------------- snapshot
@@ -268,10 +327,11 @@ class LineRuntime:
         return {
             "line": self.settings.line_name,
             "state": self.state,
-            "lot": self.lot.code,
-            "grower": self.lot.grower,
-            "product": self.lot.product,
-            "recipe": self.lot.recipe,
+            "lot": self.lot.code if self.lot else None,
+            "lot_id": self.lot.id if self.lot else None,
+            "grower": self.lot.grower if self.lot else None,
+            "product": self.lot.product if self.lot else None,
+            "recipe": self.lot.recipe if self.lot else None,
             "fruit_total": c.fruit_total,
             "fruit_per_second": round(self.fruit_per_second(), 3),
             "late_total": c.late_total,
@@ -325,8 +385,16 @@ class LineRuntime:
             self._plc_health.ok()
             self._status = status
             self.timing.observe(status)
+            self._carton_full_edges(status.carton_full)
             self._take_weights()
             await asyncio.sleep(interval_s)
+
+    def _carton_full_edges(self, flags: tuple[bool, ...]) -> None:
+        before = self._carton_full_before
+        for index, full in enumerate(flags):
+            if full and not (index < len(before) and before[index]):
+                self.on_carton_full(index + 1)
+        self._carton_full_before = flags
 
     def _take_weights(self) -> None:
         now_s = self._clock()
@@ -398,7 +466,7 @@ class LineRuntime:
             self.counters.views_total += len(views)
             self.stages.add("measured", self._clock() - frame.t_s)
             async with self._deciding:
-                if not self.intake:
+                if not self.intake or self.lot is None:
                     continue
                 fused = self._not_yet_recorded(self._tracker.update(views, placement.position_cups))
                 if fused:
@@ -423,6 +491,7 @@ class LineRuntime:
     # ----------------------------------------------------------------- decisions
 
     def _decide(self, fused: Sequence[FusedFruit], frame: Frame, placement: FramePlacement) -> None:
+        assert self.lot is not None  # the caller checked, under the deciding lock
         self._take_weights()  # the latest readings in first
         status = self._status
         now_s = self._clock()
@@ -433,12 +502,21 @@ class LineRuntime:
             frame_position_cups=placement.position_cups,
             now_s=now_s,
             position_now_cups=self.timing.position_at(now_s),
-            outlet_full=status.outlet_full if status else (),
+            outlet_full=self._outlet_full(status.outlet_full if status else ()),
         )
+        decisions = [self._in_carton(d) for d in decisions]
         self.stages.add("decided", self._clock() - frame.t_s)
         task = asyncio.create_task(self._record_then_sort(decisions, frame.t_s), name=f"sort-{frame.seq}")
         self._sorting.add(task)
         task.add_done_callback(self._sorting.discard)
+
+    def _in_carton(self, decision: Decision) -> Decision:
+        if decision.write is None or decision.record.outlet == 0:
+            return decision
+        carton_id = self._carton_for(decision.record.outlet)
+        if carton_id is None:
+            return decision
+        return dataclasses.replace(decision, record=dataclasses.replace(decision.record, carton_id=carton_id))
 
     async def _record_then_sort(self, decisions: list[Decision], frame_t_s: float) -> None:
         """Commit the frame's records, then write the decisions still in time (see module doc)."""
@@ -497,26 +575,31 @@ class LineRuntime:
         self._count(decisions, future.result().quarantined_uids, unsorted)
 
     def _count(self, decisions: Iterable[Decision], quarantined: frozenset[str] | set[str], unsorted: set[str]) -> None:
+        """Publish the committed records, as committed (a record corrected to late is published
+        late, recirculated and in no carton, as its row now says)."""
         c = self.counters
-        now_s = self._clock()
+        committed: list[tuple[FruitRecord, str | None]] = []
         for d in decisions:
             record = d.record
             if record.uid in quarantined:
                 c.quarantined_total += 1
                 continue
             if record.uid in unsorted:
-                record = dataclasses.replace(record, late=True, outlet=0)
+                record = dataclasses.replace(record, late=True, outlet=0, carton_id=None)
                 c.unsorted_after_commit_total += 1
-            self._count_record(record, d)
-            self._graded_clock_s.append(now_s)
+            committed.append((record, d.weigh_cause))
+        self.fruit_events.publish(committed)
 
-    def _count_record(self, record: FruitRecord, decision: Decision) -> None:
+    def _on_fruit(self, event: FruitGraded) -> None:
+        """The counters' consumer of the graded-fruit events."""
+        record = event.record
         c = self.counters
+        self._graded_clock_s.append(self._clock())
         c.fruit_total += 1
         c.late_total += record.late
         if record.measurement.weight_g is None:
             c.weights_missing_total += 1
-            c.weigh_failures[decision.weigh_cause or "timeout"] += 1
+            c.weigh_failures[event.weigh_cause or "timeout"] += 1
         c.by_quality[record.grade.quality_class] += 1
         c.by_size[record.grade.size_class or "none"] += 1
         c.by_quality_size[(record.grade.quality_class, record.grade.size_class or "none")] += 1
@@ -532,7 +615,15 @@ class LineRuntime:
         c.latency_count += n
         c.latency_sum_s += latency_s * n
 
-    def _event(self, kind: str, message: str, payload: dict[str, Any] | None = None) -> None:
+    def _event(
+        self, kind: str, message: str, payload: dict[str, Any] | None = None, *, lot_id: int | None = None
+    ) -> None:
+        if lot_id is None and self.lot is not None:
+            lot_id = self.lot.id
         self.writer.submit_event(
-            EventRecord(at=self._wall_clock(), kind=kind, message=message, lot_id=self.lot.id, payload=payload or {})
+            EventRecord(at=self._wall_clock(), kind=kind, message=message, lot_id=lot_id, payload=payload or {})
         )
+
+
+class NoOpenLot(Exception):
+    """Intake was asked for while no lot is open."""

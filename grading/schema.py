@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -42,7 +43,22 @@ lots = Table(
     Column("line", String(64), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("ended_at", DateTime(timezone=True), nullable=True),
+    # migration 0009_lots: who grew it and where, what came in, the exact recipe it is graded by
+    Column("grower_id", String(40), nullable=False, server_default=""),
+    Column("origin_village", String(100), nullable=False, server_default=""),
+    Column("origin_plot", String(100), nullable=False, server_default=""),
+    Column("harvest_date", Date, nullable=True),
+    Column("received_weight_kg", Float, nullable=True),
+    Column("recipe_hash", String(64), ForeignKey("recipe_versions.hash"), nullable=True),
+    Column("started_by", String(100), nullable=False, server_default=""),
+    Column("closed_by", String(100), nullable=True),
 )
+# One open lot per line: the database itself refuses a second.
+Index(
+    "uq_lots_one_open_per_line", lots.c.line, unique=True,
+    sqlite_where=lots.c.ended_at.is_(None), postgresql_where=lots.c.ended_at.is_(None),
+)
+Index("ix_lots_grower_started_at", lots.c.grower, lots.c.started_at)
 
 fruit = Table(
     "fruit",
@@ -76,8 +92,16 @@ fruit = Table(
     Column("frame_position_cups", Float, nullable=True),
     # the [line] id of the line that wrote it (several lines may share one database; 0008_outbox)
     Column("line_id", String(64), nullable=False, server_default=""),
+    # migration 0009_lots: the carton it went in (None: late, recirculated, or not a packing outlet)
+    Column("carton_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("cartons.id"), nullable=True),
 )
 Index("ix_fruit_lot_graded_at", fruit.c.lot_id, fruit.c.graded_at)
+# The pack-out's GROUP BY reads only this index, never the rows (docs/benchmarks.md).
+Index(
+    "ix_fruit_lot_packout", fruit.c.lot_id, fruit.c.quality_class, fruit.c.size_class, fruit.c.late,
+    fruit.c.outlet, fruit.c.weight_g,
+)
+Index("ix_fruit_carton_id", fruit.c.carton_id)
 
 events = Table(
     "events",
@@ -249,4 +273,54 @@ trace_counters = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("next_value", BigInteger, nullable=False),
+)
+
+# Lots, recipes and cartons (migration 0009_lots): the exact recipe text each lot is graded
+# by, which recipe a line runs next, and cartons. ``fruit.carton_id`` and the new ``lots``
+# columns are above, with their tables.
+
+recipe_versions = Table(
+    "recipe_versions",
+    metadata,
+    # SHA-256 of the recipe's text as loaded: the same text is one version, whoever stores it
+    Column("hash", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("product", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False, server_default=""),
+)
+
+active_recipes = Table(
+    "active_recipes",
+    metadata,
+    Column("line", String(64), primary_key=True),
+    Column("recipe_hash", String(64), ForeignKey("recipe_versions.hash"), nullable=False),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+    Column("activated_by", String(100), nullable=False),
+)
+
+cartons = Table(
+    "cartons",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("lot_id", Integer, ForeignKey("lots.id"), nullable=False),
+    Column("outlet", SmallInteger, nullable=False),
+    Column("quality_class", String(32), nullable=False),  # the class the outlet packs
+    Column("size_class", String(32), nullable=True),  # None: the outlet takes any size
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("closed_by", String(100), nullable=True),  # a person, a token, "plc" or "lot close"
+    # filled in at close, from its fruit rows (grading.lots.cartons)
+    Column("fruit_count", Integer, nullable=True),
+    Column("fruit_weight_g", Float, nullable=True),
+    Column("scale_weight_g", Float, nullable=True),  # a carton scale's reading, where one is configured
+    Column("off_grade_count", Integer, nullable=True),
+    Column("compliant", Boolean, nullable=True),
+    Column("issues", JSON, nullable=True),
+)
+Index("ix_cartons_lot_id", cartons.c.lot_id)
+Index(
+    "uq_cartons_one_open_per_outlet", cartons.c.outlet, cartons.c.lot_id, unique=True,
+    sqlite_where=cartons.c.closed_at.is_(None), postgresql_where=cartons.c.closed_at.is_(None),
 )

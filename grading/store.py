@@ -152,12 +152,33 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 @dataclass(frozen=True)
 class Lot:
+    """A grower's lot on a line: what came in, and the recipe version it is graded by."""
+
     id: int
     code: str
     grower: str
     variety: str
     product: str
     recipe: str
+    line: str = ""
+    grower_id: str = ""
+    origin_village: str = ""
+    origin_plot: str = ""
+    harvest_date: date | None = None
+    received_weight_kg: float | None = None
+    recipe_hash: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    started_by: str = ""
+    closed_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+
+def lot_from_row(row: Mapping[Any, Any]) -> Lot:
+    return Lot(**{f.name: row[f.name] for f in dataclasses.fields(Lot)})
 
 
 def open_lot(engine: Engine, *, code: str, grower: str, variety: str, product: str, recipe: str, line: str) -> Lot:
@@ -171,8 +192,8 @@ def open_lot(engine: Engine, *, code: str, grower: str, variety: str, product: s
                     line=line, started_at=datetime.now(UTC),
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            return Lot(int(lot_id), code, grower, variety, product, recipe)
-        return Lot(int(row["id"]), row["code"], row["grower"], row["variety"], row["product"], row["recipe"])
+            row = conn.execute(select(lots).where(lots.c.id == lot_id)).mappings().one()
+        return lot_from_row(row)
 
 
 def last_recorded_cups(engine: Engine, line: str, rows: int = 4096) -> dict[int, int]:
@@ -283,6 +304,7 @@ def fruit_row(record: FruitRecord) -> dict[str, Any]:
         "late": None if record.late is None else bool(record.late),
         "decision_latency_ms": _real(record.decision_latency_ms),
         "frame_position_cups": _real(record.frame_position_cups),
+        "carton_id": _int(record.carton_id),
     }
     non_finite: list[str] = []
     row = {column: _finite(value, column, non_finite) for column, value in row.items()}
@@ -792,7 +814,7 @@ class RecordWriter:
         statement = (
             update(fruit)
             .where(fruit.c.id == bindparam("row_id"))
-            .values(late=True, outlet=0, reasons=bindparam("new_reasons", type_=fruit.c.reasons.type))
+            .values(late=True, outlet=0, carton_id=None, reasons=bindparam("new_reasons", type_=fruit.c.reasons.type))
         )
         with _write_transaction(self._engine) as conn:
             for start in range(0, len(correction.uids), _CORRECTION_CHUNK):

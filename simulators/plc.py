@@ -124,6 +124,7 @@ class PlcModel:
         )
         max_outlet = max(self.outlet_offsets_cups)
         self.outlet_full: list[bool] = [False] * max_outlet
+        self.carton_full: list[bool] = [False] * max_outlet  # each outlet's carton-full input
         self.outlet_enabled: list[bool] = [True] * max_outlet
 
         self._clock = clock
@@ -291,6 +292,10 @@ class PlcModel:
         self._catch_up(self._clock())
         self.outlet_full[outlet - 1] = full
 
+    def set_carton_full(self, outlet: int, full: bool) -> None:
+        """Set an outlet's carton-full input (a carton scale or the packer's button)."""
+        self.carton_full[outlet - 1] = full
+
     def set_outlet_enabled(self, outlet: int, enabled: bool) -> None:
         self._catch_up(self._clock())
         self.outlet_enabled[outlet - 1] = enabled
@@ -407,6 +412,7 @@ class PlcModel:
             position_cups=counter + (position - math.floor(position)),
             camera_trigger_pitch_cups=self.camera_trigger_pitch_cups,
             camera_triggers=self.triggers_fired_at(position) % CUP_COUNTER_MODULUS,
+            carton_full=tuple(self.carton_full),
         )
 
 

@@ -48,6 +48,7 @@ REG_CAMERA_TRIGGERS = 16  # UINT32, high word first: triggers fired since power-
 REG_WATCHDOG = 20
 # Per outlet n (1-based) at BASE + (n - 1)
 REG_OUTLET_FULL = 100  # read-only 0/1
+REG_CARTON_FULL = 200  # read-only 0/1: the outlet's carton is full
 REG_OUTLET_OFFSET = 300  # read-only, cups from inspection
 REG_OUTLET_ENABLED = 600  # read/write 0/1
 # UINT32 counters, high word first; per outlet at BASE + 2 (n - 1), per lane at BASE + 2 lane
@@ -136,6 +137,7 @@ class PlcServer:
             ro(REG_CUP_COUNTER, STATUS_WORDS),
             SimData(REG_WATCHDOG, count=1, values=0, datatype=DataType.REGISTERS),
             ro(REG_OUTLET_FULL, n_out),
+            ro(REG_CARTON_FULL, n_out),
             ro(REG_OUTLET_OFFSET, n_out),
             SimData(REG_OUTLET_ENABLED, count=n_out, values=0, datatype=DataType.REGISTERS),
             ro(REG_FIRED, 2 * n_out),
@@ -196,6 +198,7 @@ class PlcServer:
         outlets = range(1, n_out + 1)
         if want.start < REG_RING_BASE:
             put(REG_OUTLET_FULL, [1 if m.outlet_full[n - 1] else 0 for n in outlets])
+            put(REG_CARTON_FULL, [1 if m.carton_full[n - 1] else 0 for n in outlets])
             put(REG_OUTLET_OFFSET, [m.outlet_offsets_cups.get(n, 0) for n in outlets])
             put(REG_OUTLET_ENABLED, [1 if m.outlet_enabled[n - 1] else 0 for n in outlets])
             put(REG_FIRED, [w for n in outlets for w in _u32(m.fired_per_outlet.get(n, 0))])

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class FakePlc:
         self.writes: list[OutletDecision] = []
         self.fail_writes = False
         self.write_delay_s = 0.0
+        self.carton_full: tuple[bool, ...] = ()  # each outlet's carton-full input
 
     def position_at(self, t_s: float) -> float:
         return self.position + self.speed_cups_per_s * (t_s - self._t0)
@@ -77,7 +79,7 @@ class FakePlc:
     async def read_status(self) -> PlcStatus:
         now = time.monotonic()
         p = self.position_at(now)
-        return PlcStatus(int(p), self.speed_cups_per_s, True, (), now, p, self.pitch_cups)
+        return PlcStatus(int(p), self.speed_cups_per_s, True, (), now, p, self.pitch_cups, carton_full=self.carton_full)
 
     async def write_decisions(self, decisions: Sequence[OutletDecision]) -> None:
         if self.write_delay_s:
@@ -151,7 +153,7 @@ class InstantVision:
 
 class ScriptedTracker:
     def __init__(self, script: dict[int, list[Fused]] | None = None) -> None:
-        self.script = script or {}
+        self.script = script if script is not None else {}
 
     def update(self, views: Sequence[object], belt_position_cups: float | None) -> list[Fused]:
         assert belt_position_cups is not None
@@ -178,8 +180,10 @@ def make_runtime(
     resume_after_cups: dict[int, int] | None = None,
     line_name: str = "t",
     outbox: Callable[[], OutboxHealth] | None = None,
+    tracker: ScriptedTracker | None = None,
+    **runtime_kwargs: Any,
 ) -> LineRuntime:
-    tracker = ScriptedTracker(script)
+    tracker = tracker if tracker is not None else ScriptedTracker(script)
     ledger = WeightLedger(len(scales), SCALE_OFFSET)
     decider = DecisionStep(
         DecisionSettings(FIRST_OUTLET, 1.0), Grader(load_recipe("apple")), OutletAssigner(outlets()), ledger,
@@ -189,5 +193,5 @@ def make_runtime(
         settings=RuntimeSettings(line_name=line_name, lanes=len(scales), plc_poll_interval_s=0.005),
         camera=camera, scales=scales, plc=plc, vision=InstantVision(),
         tracker_factory=lambda: tracker, decider=decider, writer=writer, lot=lot, clock=time.monotonic,
-        resume_after_cups=resume_after_cups, outbox=outbox,
+        resume_after_cups=resume_after_cups, outbox=outbox, **runtime_kwargs,
     )

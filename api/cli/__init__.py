@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         bench_crash,
         bench_line,
         bench_outbox,
+        bench_packout,
         grading,
+        lots,
         recipe,
         run,
         sim_line,
@@ -51,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         vision=root.add_parser("vision", help="Calibrate, measure, train.").add_subparsers(dest="vision", required=True),
     )
     for module in (
-        run, access, grading, recipe, bench_line, bench_outbox, bench_crash, bench_api, vision, vision_bench, sim_scale, sim_modbus, sim_line, trace
+        run, access, grading, lots, recipe, bench_line, bench_outbox, bench_crash, bench_api, bench_packout, vision,
+        vision_bench, sim_scale, sim_modbus, sim_line, trace,
     ):
         module.register(groups)
     return parser

@@ -91,7 +91,7 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 
 def _open(args: argparse.Namespace) -> tuple[AccessStore, AuditLog, Any]:
-    from grading.config import ConfigError, load_config
+    from api.config import ConfigError, load_config
     from grading.store import create_store_engine, migrate
 
     try:

@@ -60,7 +60,7 @@ def bench_config(
     fps: float = _FPS,
 ) -> Any:
     """The line config both the world and the line are built from (apple, 110 mm cups, 0.8 mm/px)."""
-    from grading.config import parse_config
+    from api.config import parse_config
 
     outlets = [
         {"number": 1, "offset_cups": _FIRST_OUTLET, "quality_classes": ["extra"]},

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from api.cli import CliParsers
-from grading.config import ConfigError, LineConfig, load_config
+from api.config import ConfigError, LineConfig, load_config
 
 
 def register(parsers: CliParsers) -> None:

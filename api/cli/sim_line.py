@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from api.cli import CliParsers
 
 if TYPE_CHECKING:
-    from grading.config import LineConfig
+    from api.config import LineConfig
 
 
 def register(parsers: CliParsers) -> None:
@@ -113,8 +113,8 @@ def with_fault_options(config: LineConfig, darken: list[str], drift: list[str]) 
 
 
 def _run(args: argparse.Namespace) -> int:
+    from api.config import ConfigError, load_config
     from api.world import world_plan
-    from grading.config import ConfigError, load_config
     from grading.recipe import RecipeError
     from simulators.world import LineWorld
     from simulators.world_cycle import WorldConfigError

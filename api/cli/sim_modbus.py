@@ -169,7 +169,7 @@ def _run_coldroom(args: argparse.Namespace) -> int:
 
 
 def _plc_geometry(args: argparse.Namespace) -> tuple[int, dict[int, int], float]:
-    from grading.config import load_config
+    from api.config import load_config
 
     config = load_config(args.config)
     lanes = args.lanes if args.lanes is not None else config.line.lanes

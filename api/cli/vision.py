@@ -3,7 +3,7 @@ train`` and ``bench quality``).
 
 Owns the file side of the vision tools: reading photos, printing results, and writing
 calibration results into the line's TOML config in place (keeping the user's comments and
-layout by tomlkit, then re-validating with ``grading.config``). The image work itself is in
+layout by tomlkit, then re-validating with ``api.config``). The image work itself is in
 ``vision.calibration``, ``vision.photo``, ``vision.pipeline`` and ``vision.quality``.
 """
 
@@ -29,7 +29,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import InlineTable, Item, Table
 
 from api.cli import CliParsers
-from grading.config import ConfigError, LineConfig, load_config, parse_config
+from api.config import ConfigError, LineConfig, load_config, parse_config
 from vision.calibration import CalibrationError, calibrate_checkerboard, calibrate_disc, undistort
 from vision.colour import CANONICAL_CLASSES
 from vision.photo import (

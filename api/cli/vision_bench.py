@@ -191,7 +191,7 @@ _SLOTS = 2  # frames in flight per thread or worker
 def _pool_frames(lanes: int, count: int, seed: int) -> tuple[Any, list[tuple[float, Any]]]:
     """The apple recipe's measurer spec and ``count`` frames rendered ahead, with positions."""
     from api.compose import _measurer_spec
-    from grading.config import parse_config
+    from api.config import parse_config
     from grading.recipe import load_recipe
     from simulators.conveyor import SimulatedConveyor
     from simulators.scene import SceneGeometry, SceneRenderer

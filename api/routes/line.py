@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Audit, IntegratorCaller, OperatorCaller
+from api.problems import Conflict, documented
 from api.routes.deps import get_runtime
-from grading.runtime import LineRuntime
+from grading.runtime import LineRuntime, NoOpenLot
 
 router = APIRouter(prefix="/api/v1/line", tags=["line"])
 Runtime = Annotated[LineRuntime, Depends(get_runtime)]
@@ -64,10 +65,11 @@ class LineSnapshot(BaseModel):
 
     line: str = Field(description="Line name.")
     state: str = Field(description="starting, running or stopped.")
-    lot: str = Field(description="Code of the lot being graded.")
-    grower: str
-    product: str
-    recipe: str
+    lot: str | None = Field(description="Code of the lot being graded; null when none is open (intake cannot start).")
+    lot_id: int | None = Field(None, description="Its id (GET /api/v1/lots/{id}).")
+    grower: str | None
+    product: str | None
+    recipe: str | None
     fruit_total: int = Field(ge=0, description="Graded fruit (committed records) since start.")
     fruit_per_second: float = Field(ge=0, description="Over the last 5 s.")
     late_total: int = Field(ge=0, description="Fruit recorded late: their decision was not written, they recirculated.")
@@ -104,11 +106,15 @@ async def line_state(runtime: Runtime, _: IntegratorCaller) -> dict[str, Any]:
     return runtime.snapshot()
 
 
-@router.post("/start", response_model=LineSnapshot)
+@router.post("/start", response_model=LineSnapshot, responses=documented(409))
 async def start(runtime: Runtime, who: OperatorCaller, audit: Audit) -> dict[str, Any]:
-    """Start intake (no-op when running)."""
+    """Start intake (no-op when running); 409 while no lot is open."""
     before = runtime.state
-    runtime.start_intake()
+    try:
+        runtime.start_intake()
+    except NoOpenLot as exc:
+        await audit(who, "line.start", target=runtime.settings.line_name, outcome="refused", detail=str(exc))
+        raise Conflict(str(exc)) from exc
     snapshot = runtime.snapshot()
     await audit(who, "line.start", target=snapshot["line"], before={"state": before}, after={"state": snapshot["state"]})
     return snapshot

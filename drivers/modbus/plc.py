@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from drivers.interfaces import OutletDecision, PlcStatus
 from drivers.modbus.client import MAX_READ_REGISTERS, ModbusBus
-from drivers.modbus.errors import ModbusConfigError, ModbusCorruptResponse
+from drivers.modbus.errors import ModbusConfigError, ModbusCorruptResponse, ModbusExceptionResponse
 from drivers.modbus.settings import ModbusTcpTransport, PlcModbusSettings
 
 CONTRACT_VERSION = 2
@@ -30,6 +30,7 @@ REG_STATUS = 10
 STATUS_WORDS = 8
 REG_WATCHDOG = 20
 REG_OUTLET_FULL = 100
+REG_CARTON_FULL = 200  # optional in contract v2: a PLC without it answers exception 2
 REG_OUTLET_OFFSET = 300
 REG_OUTLET_ENABLED = 600
 REG_FIRED = 1000
@@ -97,6 +98,7 @@ class ModbusPlc:
         self.identity: PlcIdentity | None = None
         self.writes = 0  # FC16 requests sent for decisions
         self.expected_lanes: int | None = None
+        self._carton_full_block = True  # until the PLC says it has none
 
     @classmethod
     def create(
@@ -180,6 +182,14 @@ class ModbusPlc:
         status = await self._read(REG_STATUS, STATUS_WORDS)
         t_s = self._clock()  # when the status arrived; the outlet-full read below is not timed
         full = await self._read(REG_OUTLET_FULL, ident.outlets) if ident.outlets else []
+        carton: list[int] = []
+        if ident.outlets and self._carton_full_block:
+            try:
+                carton = await self._read(REG_CARTON_FULL, ident.outlets)
+            except ModbusExceptionResponse as exc:
+                if exc.exception_code != 2:
+                    raise
+                self._carton_full_block = False  # a PLC without the optional carton-full block
         counter = (status[0] << 16) | status[1]
         return PlcStatus(
             cup_counter=counter,
@@ -190,6 +200,7 @@ class ModbusPlc:
             position_cups=counter + status[5] / 10000.0,
             camera_trigger_pitch_cups=ident.camera_trigger_pitch_cups,
             camera_triggers=(status[6] << 16) | status[7],
+            carton_full=tuple(bool(w) for w in carton),
         )
 
     async def read_position_cups(self) -> float:

@@ -1,7 +1,7 @@
 """Cold-chain config: rooms, which sensors each has, their bands and alarm timings, retention.
 
 Part of the line config (``[coldchain]`` in the line's TOML). Sensor names refer to the line's
-``[[sensors]]``; the cross-check is in ``grading.config.LineConfig``. A line with sensors and no
+``[[sensors]]``; the cross-check is in ``api.config.LineConfig``. A line with sensors and no
 rooms gets one room per sensor (named like it) storing the recipe's product.
 """
 

@@ -19,10 +19,10 @@ import pytest
 
 from api.app import create_app
 from api.compose import open_line
+from api.config import parse_config
 from drivers.interfaces import SensorReading
 from grading.access import Role
 from grading.alarm_journal import journal_page
-from grading.config import parse_config
 from simulators.coldroom import ColdroomModel, ColdroomServer, ColdroomSimSettings
 from tests.integration.test_line_devices import _already_open
 

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.compose import open_line
+from api.config import parse_config
 from grading.access import Role
-from grading.config import parse_config
 from grading.schema import fruit
 from simulators.coldroom import ColdroomModel, ColdroomServer, demo_settings
 from simulators.scale_server import ScaleSimulator, SettableWeight

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from api.compose import open_line
-from grading.config import parse_config
+from api.config import parse_config
 from grading.schema import fruit
 from vision.quality import QualityModel
 

@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from api.compose import open_line
-from grading.config import parse_config
+from api.config import parse_config
 from grading.schema import fruit
 from grading.store import create_store_engine
 

@@ -86,6 +86,8 @@ def test_identity_status_and_counters_over_the_wire() -> None:
         assert status.cup_counter == 12 and status.running
         assert status.belt_speed_cups_per_s == pytest.approx(10.0)
         assert status.outlet_full == (False, False, True, False, False)
+        model.set_carton_full(2, True)
+        assert (await plc.read_status()).carton_full == (False, True, False, False, False)
         assert await plc.read_position_cups() == pytest.approx(12.34, abs=1e-4)
         assert status.position_cups == pytest.approx(12.34, abs=1e-4)
         assert status.camera_trigger_pitch_cups is None and status.camera_triggers == 0

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import pytest
 
+from api.config import LineConfig, parse_config
 from api.world import WorldProcess, line_config_for_world, start_world
 from drivers.camera import OpenCvCamera
 from drivers.interfaces import OutletDecision, PlcStatus
@@ -33,7 +34,6 @@ from drivers.modbus.plc import ModbusPlc
 from drivers.modbus.sensor import build_sensor_poller
 from drivers.scales.factory import create_scales
 from drivers.scales.settings import SerialScaleSettings
-from grading.config import LineConfig, parse_config
 from simulators.world_cycle import cycle_renderer
 
 SPEED = 8.0

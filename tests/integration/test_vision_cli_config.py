@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from api.cli.vision import ConfigEditError, set_toml_values
-from grading.config import load_config
+from api.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

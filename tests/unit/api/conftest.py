@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,24 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.config import LineConfig, load_config
 from api.metrics import build_registry
 from grading.access import TOKEN_ROLES, Role
-from grading.config import LineConfig, load_config
+from grading.lots.cartons import CartonPacker, open_cartons, resume_open_cartons
+from grading.lots.service import LineLots
+from grading.lots.stats import LotStatistics
+from grading.recipe import load_recipe
 from grading.runtime import LineRuntime
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
-from tests.line_fakes import FakeCamera, FakePlc, FakeScale, make_runtime
+from tests.line_fakes import (
+    FakeCamera,
+    FakePlc,
+    FakeScale,
+    Fused,
+    ScriptedTracker,
+    make_runtime,
+    outlets,
+)
 
 # Not loopback: /metrics must ask this client for a token, as it would a machine on the plant network.
 REMOTE_CLIENT = ("192.0.2.10", 50000)
@@ -39,9 +52,17 @@ class FakeHandle:
     alarms: Any = None
     coldchain: Any = None
     coldchain_service: Any = None
+    lots: Any = None
+    packer: Any = None
+    lot_stats: Any = None
+    recipe: Any = None
+    camera: Any = None
+    plc: Any = None
 
 
-def line_factory(tmp_path: Path, config: LineConfig | None = None) -> Callable[[], Any]:
+def line_factory(
+    tmp_path: Path, config: LineConfig | None = None, script: dict[int, list[Fused]] | None = None
+) -> Callable[[], Any]:
     @asynccontextmanager
     async def open_line() -> AsyncIterator[FakeHandle]:
         cfg = config or load_config(None)
@@ -50,13 +71,31 @@ def line_factory(tmp_path: Path, config: LineConfig | None = None) -> Callable[[
         lot = open_lot(engine, code="LOT-9", grower="李四", variety="", product="apple", recipe="apple", line="line-1")
         writer = RecordWriter(engine)
         writer.start()
-        plc = FakePlc(8.0)  # a moving belt; the camera delivers no frames: these tests need no fruit
+        plc = FakePlc(8.0)  # a moving belt; the camera delivers frames only when a test exposes them
+        camera = FakeCamera()
+        packer = CartonPacker(outlets(), wall_clock=lambda: datetime.now(UTC))
+        resumed = resume_open_cartons(engine, lot.id)  # a test may open the app twice on one database
+        missing = [o for o in packer.packing if o.number not in {c.outlet for c in resumed}]
+        packer.replace(resumed + open_cartons(engine, lot.id, missing, at=datetime.now(UTC)))
         runtime = make_runtime(
-            writer=writer, lot=lot, plc=plc, camera=FakeCamera(), scales=[FakeScale(plc, 0)], line_name="line-1"
+            writer=writer, lot=lot, plc=plc, camera=camera, scales=[FakeScale(plc, 0)], line_name="line-1",
+            tracker=ScriptedTracker(script if script is not None else {}),
+            carton_for=packer.carton_for, outlet_full=packer.outlet_full,
+        )
+        stats = LotStatistics()
+        runtime.fruit_events.subscribe("cartons", packer.on_fruit)
+        runtime.fruit_events.subscribe("lots", stats.on_fruit)
+        recipe = load_recipe("apple")
+        lots = LineLots(
+            engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=None,
+            line="line-1", wall_clock=lambda: datetime.now(UTC), on_carton_closed=stats.on_carton_closed,
         )
         task = asyncio.create_task(runtime.run())
         try:
-            yield FakeHandle(cfg, runtime, engine, build_registry(runtime))
+            yield FakeHandle(
+                cfg, runtime, engine, build_registry(runtime, lot_stats=stats), lots=lots, packer=packer, lot_stats=stats,
+                recipe=recipe, camera=camera, plc=plc,
+            )
         finally:
             await runtime.shutdown()
             await task

@@ -42,6 +42,26 @@ EXPECTED = {
     ("GET", "/api/v1/lots/{lot_id}/coldchain"): Role.integrator,
     ("POST", "/api/v1/lots/{lot_id}/coldchain/moves"): Role.operator,
     ("GET", "/api/v1/epcis/events"): Role.integrator,
+    ("POST", "/api/v1/lots"): Role.operator,
+    ("GET", "/api/v1/lots"): Role.integrator,
+    ("GET", "/api/v1/lots/current"): Role.integrator,
+    ("GET", "/api/v1/lots/{lot_id}"): Role.integrator,
+    ("POST", "/api/v1/lots/{lot_id}/close"): Role.operator,
+    ("GET", "/api/v1/lots/{lot_id}/packout"): Role.integrator,
+    ("GET", "/api/v1/lots/{lot_id}/packout/page"): Role.integrator,
+    ("GET", "/api/v1/lots/{lot_id}/settlement"): Role.supervisor,
+    ("GET", "/api/v1/lots/{lot_id}/settlement/page"): Role.supervisor,
+    ("POST", "/api/v1/lots/{lot_id}/whatif"): Role.supervisor,
+    ("GET", "/api/v1/recipes"): Role.supervisor,
+    ("GET", "/api/v1/recipes/{digest}"): Role.supervisor,
+    ("POST", "/api/v1/recipes"): Role.supervisor,
+    ("POST", "/api/v1/recipes/validate"): Role.supervisor,
+    ("POST", "/api/v1/recipes/{digest}/activate"): Role.supervisor,
+    ("GET", "/api/v1/outlets"): Role.integrator,
+    ("POST", "/api/v1/outlets/{number}/full"): Role.operator,
+    ("POST", "/api/v1/outlets/{number}/carton/close"): Role.operator,
+    ("GET", "/api/v1/cartons"): Role.integrator,
+    ("GET", "/api/v1/cartons/{carton_id}"): Role.integrator,
     ("POST", "/api/v1/auth/login"): Role.public,
     ("GET", "/api/v1/auth/session"): Role.integrator,
     ("POST", "/api/v1/auth/logout"): Role.integrator,
@@ -59,6 +79,7 @@ EXPECTED = {
 
 
 def _url(path: str) -> str:
+    path = path.replace("{digest}", "0" * 64)  # a recipe version's path takes only a SHA-256
     return re.sub(r"\{[^}]+\}", "nobody", path)
 
 

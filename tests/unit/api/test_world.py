@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from api.config import LineConfig, load_config, parse_config
 from api.world import WorldBanner, config_to_toml, line_config_for_world, world_plan
-from grading.config import LineConfig, load_config, parse_config
 from simulators.world_cycle import WorldConfigError
 
 

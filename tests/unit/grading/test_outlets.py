@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from grading.config import LineConfig, OutletSettings
+from api.config import LineConfig, OutletSettings
 from grading.grader import GradeResult
 from grading.outlets import OutletAssigner
 from grading.recipe import load_recipe
@@ -114,3 +114,20 @@ def test_coverage_reports_gaps_and_unknown_classes() -> None:
     assert "no outlet takes quality extra with size J" in issues
     assert "no outlet takes quality extra with size JJ" not in issues
     assert "no outlet takes quality class_i with no size class" in issues
+
+
+def test_a_group_is_balanced_by_fill_an_emptied_carton_fills_first() -> None:
+    from grading.grader import GradeResult
+    from grading.outlets import OutletAssigner
+
+    assigner = OutletAssigner([
+        OutletSettings(number=1, offset_cups=6, quality_classes=["extra"]),
+        OutletSettings(number=2, offset_cups=8, quality_classes=["extra"]),
+    ])
+    extra = GradeResult("extra", "75-80", ())
+    assert [assigner.assign(extra, ()) for _ in range(4)] == [1, 2, 1, 2]
+    assigner.carton_swapped([2])  # outlet 2's carton was closed: the empty one fills first
+    assert [assigner.assign(extra, ()) for _ in range(3)] == [2, 2, 1]
+    assert [assigner.assign(extra, (False, True)) for _ in range(2)] == [1, 1]  # 2 full: the next of its group
+    assert assigner.assign(extra, (True, True)) == 0  # the whole group full: recirculate
+    assert assigner.assigned_counts == {1: 5, 2: 4}

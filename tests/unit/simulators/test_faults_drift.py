@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from api.cli.sim_line import with_fault_options
-from grading.config import parse_config
+from api.config import parse_config
 from simulators.fruit import CupTruth, generate_cup
 from simulators.loadcell import LaneLoadCell
 from simulators.scene import SceneGeometry, SceneRenderer

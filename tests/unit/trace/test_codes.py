@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from grading.config import ConfigError, load_config
+from api.config import ConfigError, load_config
 from grading.trace.codes import TraceConfig, carton_code, gln_element, sscc
 from grading.trace.gs1 import GS, GS1Error, parse
 from grading.trace.linters import CSET82, check_digit, check_pair, has_valid_check_digit

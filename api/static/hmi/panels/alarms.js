@@ -7,6 +7,7 @@ import {has, t} from "../i18n.js";
 
 const KEEP = 50;
 let list = null;
+const STATE_TYPES = ["coldrooms", "outlets", "lot"];
 let active = null;
 let recent = null;
 let error = null;
@@ -116,7 +117,7 @@ export default {
 
   message(m) {
     if (m.type === "alarms") { alarms = m.data.items; render(); return; }
-    if (m.type === "coldrooms") return;
+    if (STATE_TYPES.includes(m.type)) return;  // state pushed every tick, not events
     if (m.type === "alarm") { alarms = alarms.map(a => (a.alarm === m.data.alarm ? m.data : a)); }
     events = [m, ...events].slice(0, KEEP);
     render();

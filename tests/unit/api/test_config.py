@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
-from grading.config import ConfigError, load_config, parse_config
+from api.config import ConfigError, load_config, parse_config
 
 
 def test_no_file_gives_the_simulated_demo_line() -> None:
@@ -73,11 +73,16 @@ def test_every_field_has_a_description() -> None:
                 missing.append(f"{path}{name}")
         return missing
 
-    from grading import config as cfg
+    from api import config as app_cfg
+    from grading import config as domain_cfg
 
-    models = [getattr(cfg, n) for n in dir(cfg) if isinstance(getattr(cfg, n), type)]
-    missing = [m for model in models if hasattr(model, "model_fields") and model.__module__ == cfg.__name__
-               for m in walk(model, model.__name__ + ".")]
+    missing = [
+        m
+        for cfg in (app_cfg, domain_cfg)
+        for model in [getattr(cfg, n) for n in dir(cfg) if isinstance(getattr(cfg, n), type)]
+        if hasattr(model, "model_fields") and model.__module__ == cfg.__name__
+        for m in walk(model, model.__name__ + ".")
+    ]
     assert missing == []
 
 
