@@ -56,7 +56,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from drivers.health import Backoff, FaultState, HealthState
-from grading.schema import coldroom_readings, events, fruit, lots, quarantine
+from grading.schema import (
+    cartons,
+    coldroom_readings,
+    events,
+    fruit,
+    lots,
+    quarantine,
+    recipe_versions,
+)
 from grading.store import (
     StoreError,
     _describe,
@@ -141,9 +149,15 @@ class ForwardRegistry:
 FORWARDED = ForwardRegistry(
     [
         # A lot code is global: two lines grading one lot share its central row.
+        # a recipe version is its text's hash (its primary key, text in SQLite's row_id: insert only)
+        ForwardedTable(recipe_versions, key=("hash",), update=()),
         ForwardedTable(lots, key=("code",), update=("ended_at",)),
+        # a carton's close (count, weight, compliance) reaches the central row as an update
+        ForwardedTable(cartons, key=("uid",), references={"lot_id": ("lots", "code")}),
         ForwardedTable(events, key=("uid",), references={"lot_id": ("lots", "code")}),
-        ForwardedTable(fruit, key=("uid",), references={"lot_id": ("lots", "code")}),
+        ForwardedTable(
+            fruit, key=("uid",), references={"lot_id": ("lots", "code"), "carton_id": ("cartons", "uid")}
+        ),
         ForwardedTable(quarantine, key=("line_id", "origin_id"), update=(), origin_id="origin_id"),
         # one row per room, quantity and minute, updated while its minute lasts
         ForwardedTable(coldroom_readings, key=("room", "quantity", "minute_at")),
@@ -440,7 +454,8 @@ class Forwarder:
                     r[column] = resolved[ident]
             if entry.origin_id is not None:
                 r[entry.origin_id] = r[pk]
-            del r[pk]  # the central database numbers its own rows
+            if pk not in entry.key:
+                del r[pk]  # the central database numbers its own rows (unless the key is the id itself)
             if missing is not None:
                 refused.append(_Refused(entry.name, r, missing))
             else:

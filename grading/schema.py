@@ -304,6 +304,8 @@ cartons = Table(
     "cartons",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # unique across lines: the key a line's outbox forwards it by (fruit.carton_id follows it)
+    Column("uid", String(36), nullable=False, unique=True),
     Column("lot_id", Integer, ForeignKey("lots.id"), nullable=False),
     Column("outlet", SmallInteger, nullable=False),
     Column("quality_class", String(32), nullable=False),  # the class the outlet packs

@@ -19,6 +19,7 @@ set by the API or HMI (the PLC's flags come with its status).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,7 +97,7 @@ def open_cartons(
             quality, size = carton_class(outlet)
             carton_id = conn.execute(
                 insert(cartons).values(
-                    lot_id=lot_id, outlet=outlet.number, quality_class=quality, size_class=size, opened_at=at
+                    uid=str(uuid.uuid4()), lot_id=lot_id, outlet=outlet.number, quality_class=quality, size_class=size, opened_at=at
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             opened.append(OpenCarton(int(carton_id), lot_id, outlet.number, quality, size, at))
@@ -112,7 +113,10 @@ def open_cartons_after(
     with engine.begin() as conn:
         conn.execute(update(cartons).where(cartons.c.id == old_id, cartons.c.closed_at.is_(None)).values(closed_at=at))
         carton_id = conn.execute(
-            insert(cartons).values(lot_id=lot_id, outlet=outlet.number, quality_class=quality, size_class=size, opened_at=at)
+            insert(cartons).values(
+                uid=str(uuid.uuid4()), lot_id=lot_id, outlet=outlet.number, quality_class=quality, size_class=size,
+                opened_at=at,
+            )
         ).inserted_primary_key[0]  # type: ignore[index]
     return OpenCarton(int(carton_id), lot_id, outlet.number, quality, size, at)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select
 
 from api.compose import open_line
 from api.config import parse_config
-from grading.schema import fruit
+from grading.schema import cartons, fruit
 from grading.store import create_store_engine
 
 
@@ -42,9 +42,10 @@ def test_a_line_with_an_outbox_forwards_to_the_central_database(tmp_path: Path, 
             metrics = generate_latest(handle.registry).decode()
             with handle.engine.connect() as conn:
                 local = list(conn.execute(select(fruit.c.uid).order_by(fruit.c.id)).scalars())
-            return snapshot, metrics, local
+                local_cartons = _carton_fills(conn)
+            return snapshot, metrics, local, local_cartons
 
-    snapshot, metrics, local = asyncio.run(scenario())
+    snapshot, metrics, local, local_cartons = asyncio.run(scenario())
     assert snapshot["outbox"]["state"] == "up" and snapshot["outbox"]["oldest_age_s"] >= 0
     assert 'gradeline_outbox_depth{line="Line 7"}' in metrics
     assert "gradeline_outbox_oldest_age_seconds" in metrics and "gradeline_central_database_up" in metrics
@@ -52,7 +53,20 @@ def test_a_line_with_an_outbox_forwards_to_the_central_database(tmp_path: Path, 
     try:
         with central.connect() as conn:
             rows = list(conn.execute(select(fruit.c.uid, fruit.c.line_id).order_by(fruit.c.id)))
+            central_cartons = _carton_fills(conn)
     finally:
         central.dispose()
     assert [uid for uid, _ in rows] == local and len(local) >= 20  # intake had stopped: nothing after
     assert {line_id for _, line_id in rows} == {"line-7"}
+    # cartons travel by their uid, and each fruit's carton with it (ids differ between databases)
+    assert central_cartons == local_cartons and local_cartons
+
+
+def _carton_fills(conn: Connection) -> dict[str, int]:
+    """Each carton's uid and how many fruit rows name it."""
+    query = (
+        select(cartons.c.uid, func.count(fruit.c.id))
+        .outerjoin(fruit, fruit.c.carton_id == cartons.c.id)
+        .group_by(cartons.c.uid)
+    )
+    return {uid: n for uid, n in conn.execute(query)}

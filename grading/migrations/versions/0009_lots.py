@@ -76,6 +76,7 @@ def upgrade() -> None:
     op.create_table(
         "cartons",
         sa.Column("id", _big_id, primary_key=True, autoincrement=True),
+        sa.Column("uid", sa.String(36), nullable=False, unique=True),
         sa.Column("lot_id", sa.Integer(), sa.ForeignKey("lots.id"), nullable=False),
         sa.Column("outlet", sa.SmallInteger(), nullable=False),
         sa.Column("quality_class", sa.String(32), nullable=False),
