@@ -11,11 +11,7 @@ field of view), and the fusion rules:
   so the mean estimates the share of the whole surface;
 - defects: each physical defect is counted once. Detections are chained from view to view by
   latitude (unchanged by the spin) and by the spin step, which is estimated per fruit from
-  the detections themselves; a chain's area is the median of its unoccluded sightings. A
-  spinning fruit shows a real defect in several consecutive views, so a blob seen in one view
-  only, with no other detection at its latitude, is not reported when the fruit was seen in
-  three views or more (``corroborated``): on the realistic scene such lone blobs are mostly
-  the skin's own mottling or a border of skins caught in one light.
+  the detections themselves; a chain's area is the median of its unoccluded sightings.
 """
 
 from __future__ import annotations
@@ -249,26 +245,7 @@ def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2)
         whole = [d.area_mm2 for d in seen if not d.partial]
         area = statistics.median(whole) if whole else max(d.area_mm2 for d in seen)
         out.append(FusedDefect(statistics.median(d.theta for d in seen), area, len(seen)))
-    return corroborated(out, len(views), max_dtheta)
-
-
-# Views of a fruit from which a defect is expected to show in more than one: with fewer,
-# one sighting is all a real defect can get.
-CORROBORATING_VIEWS = 3
-
-
-def corroborated(defects: Sequence[FusedDefect], views: int, max_dtheta: float = 0.2) -> list[FusedDefect]:
-    """The fused defects that more than one view supports: seen twice or more, or seen once
-    with another detection on the same latitude (within ``max_dtheta``; a long crack or a
-    patchy bruise often breaks into chains that the spin step does not join). All of them
-    when the fruit had fewer than ``CORROBORATING_VIEWS`` views."""
-    if views < CORROBORATING_VIEWS:
-        return list(defects)
-    return [
-        d
-        for i, d in enumerate(defects)
-        if d.sightings >= 2 or any(j != i and abs(d.theta - e.theta) < max_dtheta for j, e in enumerate(defects))
-    ]
+    return out
 
 
 def _merge_chains(

@@ -91,21 +91,6 @@ def test_defects_are_counted_once_across_views() -> None:
     assert areas == pytest.approx([20.0, 50.0])
 
 
-def test_a_blob_seen_in_one_view_only_is_not_a_defect() -> None:
-    # a defect that turns through three views, and a lone blob in one view elsewhere
-    step = 0.6
-    views: list[list[DefectView]] = [[] for _ in range(6)]
-    for i in range(1, 4):
-        views[i].append(DefectView(1.0, -0.6 + (i - 1) * step, 30.0, partial=False))
-    views[4].append(DefectView(2.2, 0.1, 15.0, partial=False))
-    assert [round(d.theta, 1) for d in fuse_defects(views)] == [1.0]
-    # two lone chains on one latitude (a crack in pieces) support each other
-    views[5].append(DefectView(2.35, -0.9, 8.0, partial=False))
-    assert sorted(round(d.theta, 1) for d in fuse_defects(views)) == [1.0, 2.2, 2.4]
-    # a fruit seen in two views only: one sighting is all a defect can get
-    assert len(fuse_defects([[DefectView(2.2, 0.1, 15.0, partial=False)], []])) == 1
-
-
 def test_colour_is_averaged_over_whole_turns() -> None:
     # a fruit half red, half yellow, seen every 0.25 cups while it turns once per 1.8 cups,
     # over 1.4 turns: the plain mean over-weights the side seen twice
