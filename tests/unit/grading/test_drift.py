@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from grading.drift import DriftAlarm, DriftDetector, DriftSettings, spheroid_volume_cm3
+from grading.alarms import AlarmEngine, AlarmState
+from grading.drift import DriftAlarm, DriftAlarms, DriftDetector, DriftSettings, spheroid_volume_cm3
+from grading.fruit_events import FruitGraded
 from grading.grader import GradeResult
 from grading.measurement import FruitMeasurement
 from grading.records import FruitRecord
@@ -186,3 +188,26 @@ def test_describe_names_lane_measure_and_band() -> None:
     events = detector.observe_all(line(range(30, 60), lane2={"red": 0.3, "green": 0.35}))
     text = lane_events(events, "colour_seen")[0].describe()
     assert text.startswith("drift raised: lane 2 colour_seen") and "band 0.15" in text
+
+
+def test_drift_goes_through_the_alarm_engine_raised_acknowledged_and_back_to_normal() -> None:
+    clock = FakeClock()
+    seconds = [0.0]
+    engine = AlarmEngine(clock=lambda: seconds[0], wall_clock=clock)
+    drift = DriftAlarms(DriftDetector(SETTINGS, clock), engine, line="line-1")
+    bus_seq = iter(range(1, 10**6))
+
+    def feed(records: Iterator[FruitRecord]) -> None:
+        for r in records:
+            drift.on_fruit(FruitGraded(next(bus_seq), r, None))
+
+    feed(line(range(30)))
+    assert engine.alarms() == []  # nothing defined until something drifts
+    feed(line(range(30, 60), lane2={"red": 0.3, "green": 0.35}))
+    [status] = [s for s in engine.alarms() if s.definition.kind == "drift" and "lane-2" in s.alarm_id]
+    assert status.state is AlarmState.UNACKNOWLEDGED and status.definition.source == "line-1"
+    assert status.alarm_id == "drift:lane:lane-2:colour_seen"
+    engine.acknowledge(status.alarm_id, "zhang-san")
+    assert engine.status(status.alarm_id).state is AlarmState.ACKNOWLEDGED
+    feed(line(range(60, 100)))  # the detector clears it: the engine returns it to normal
+    assert engine.status(status.alarm_id).state is AlarmState.NORMAL
