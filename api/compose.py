@@ -33,7 +33,7 @@ from grading.drift import DriftAlarms, DriftDetector
 from grading.fruit_events import FruitBus
 from grading.grader import Grader
 from grading.lots import lots as lot_store
-from grading.lots.cartons import CartonPacker, OpenCarton, open_cartons, resume_open_cartons
+from grading.lots.cartons import Carton, CartonPacker, OpenCarton, open_cartons, resume_open_cartons
 from grading.lots.lots import LotDetails
 from grading.lots.recipes import store_recipe_ref
 from grading.lots.service import LineLots
@@ -44,6 +44,8 @@ from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
 from grading.store import Lot, RecordWriter, create_store_engine, last_recorded_cups, migrate
+from grading.trace.carton_codes import CartonCoder, missing_gtins
+from grading.trace.serials import LineSerials
 from grading.weighing import WeightLedger
 from simulators.settings import (
     SimulatedCameraSettings,
@@ -290,6 +292,7 @@ async def open_line(
         line_lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=version.hash,
             line=config.line.name, wall_clock=lambda: datetime.now(UTC), on_carton_closed=lot_stats.on_carton_closed,
+            coder=_carton_coder(config, recipe, engine),
         )
         runtime.on_carton_full = line_lots.carton_full
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
@@ -337,6 +340,21 @@ async def open_line(
             await runtime.shutdown()
             await asyncio.gather(run_task, return_exceptions=True)
             log.info("line stopped: fruit_total=%d", runtime.counters.fruit_total)
+
+
+def _carton_coder(config: LineConfig, recipe: Recipe, engine: Engine) -> Callable[[Carton], Carton] | None:
+    """With ``[trace]``: what gives each closed carton its GS1 code. Refuses a start whose
+    packing outlets pack a carton kind with no GTIN in ``[trace] gtins``."""
+    trace = config.trace
+    if trace is None:
+        return None
+    missing = missing_gtins(trace, recipe.product, config.outlets)
+    if missing:
+        raise ValueError("trace.gtins: no GTIN for " + "; ".join(missing))
+    serials = LineSerials(engine, config.line.id, config.line.number, block=trace.serial_block)
+    # the pack date (AI 13) is the packing center's own calendar date: the machine's local zone
+    local_zone = datetime.now().astimezone().tzinfo or UTC
+    return CartonCoder(engine, trace, serials, product=recipe.product, timezone=local_zone).code
 
 
 def _lot_to_run(engine: Engine, config: LineConfig, recipe: Recipe, recipe_hash: str) -> Lot | None:

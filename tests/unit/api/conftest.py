@@ -26,6 +26,9 @@ from grading.lots.stats import LotStatistics
 from grading.recipe import load_recipe
 from grading.runtime import LineRuntime
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
+from grading.trace.carton_codes import CartonCoder
+from grading.trace.codes import TraceConfig
+from grading.trace.serials import LineSerials
 from tests.line_fakes import (
     FakeCamera,
     FakePlc,
@@ -61,11 +64,15 @@ class FakeHandle:
 
 
 def line_factory(
-    tmp_path: Path, config: LineConfig | None = None, script: dict[int, list[Fused]] | None = None
+    tmp_path: Path, config: LineConfig | None = None, script: dict[int, list[Fused]] | None = None,
+    trace: TraceConfig | None = None,
 ) -> Callable[[], Any]:
+    """A running line on fake devices; with ``trace`` its closed cartons get GS1 codes."""
     @asynccontextmanager
     async def open_line() -> AsyncIterator[FakeHandle]:
         cfg = config or load_config(None)
+        if trace is not None:
+            cfg = cfg.model_copy(update={"trace": trace})
         engine = create_store_engine(f"sqlite:///{tmp_path}/api.db")
         migrate(engine)
         lot = open_lot(engine, code="LOT-9", grower="李四", variety="", product="apple", recipe="apple", line="line-1")
@@ -89,6 +96,9 @@ def line_factory(
         lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=None,
             line="line-1", wall_clock=lambda: datetime.now(UTC), on_carton_closed=stats.on_carton_closed,
+            coder=None if trace is None else CartonCoder(
+                engine, trace, LineSerials(engine, "line-1", 1), product="apple", timezone=UTC
+            ).code,
         )
         task = asyncio.create_task(runtime.run())
         try:

@@ -1,0 +1,86 @@
+"""The GS1 identity a carton gets when it closes: GTIN, serial, pack date, net weight.
+
+Owns ``CartonCoder``: for a closed carton of a line with a ``[trace]`` table it takes the
+GTIN of the carton's kind (``TraceConfig.gtin_for``), a serial from the line's durable counter
+(``LineSerials``: committed before it is used, so a crash skips a serial and never reuses
+one), the pack date (the close's local date) and the net weight (the carton scale's reading,
+else the sum of its fruit, in whole grams), builds the element string and Digital Link URI
+(``codes.carton_code``) and stores them on the carton's row. Also ``missing_gtins``, which the
+composition root uses to refuse a start whose packing outlets pack a kind with no GTIN.
+
+A carton with no fruit (net weight 0 g) is not coded: there is nothing to label.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import tzinfo
+
+from sqlalchemy import Engine, select, update
+
+from grading.config import OutletSettings
+from grading.lots.cartons import Carton, carton_class
+from grading.schema import cartons, lots
+from grading.trace.codes import CartonCode, TraceConfig, carton_code
+from grading.trace.serials import LineSerials
+
+log = logging.getLogger(__name__)
+
+ANY_SIZE = "*"  # the size class in [trace] gtins of an outlet that packs every size
+
+
+def gtin_key(product: str, quality_class: str, size_class: str | None) -> tuple[str, str, str]:
+    return product, quality_class, size_class if size_class is not None else ANY_SIZE
+
+
+def missing_gtins(trace: TraceConfig, product: str, outlets: Sequence[OutletSettings]) -> list[str]:
+    """The carton kinds the packing outlets pack that ``[trace] gtins`` has no GTIN for."""
+    missing = []
+    for outlet in outlets:
+        if outlet.role != "pack":
+            continue
+        key = gtin_key(product, *carton_class(outlet))
+        try:
+            trace.gtin_for(*key)
+        except KeyError:
+            missing.append(f"outlet {outlet.number}: product={key[0]!r} quality_class={key[1]!r} size_class={key[2]!r}")
+    return missing
+
+
+class CartonCoder:
+    """Codes closed cartons of one line. Blocking (database): call off the event loop."""
+
+    def __init__(
+        self, engine: Engine, trace: TraceConfig, serials: LineSerials, *, product: str, timezone: tzinfo
+    ) -> None:
+        self._engine = engine
+        self._trace = trace
+        self._serials = serials
+        self._product = product
+        self._timezone = timezone
+
+    def code(self, carton: Carton) -> Carton:
+        """``carton`` (closed) with its code, stored; unchanged when it has one already or is empty."""
+        if carton.serial is not None or carton.closed_at is None:
+            return carton
+        weight_g = round(carton.net_weight_g or 0.0)
+        if weight_g <= 0:
+            return carton
+        with self._engine.connect() as conn:
+            lot_code = conn.execute(select(lots.c.code).where(lots.c.id == carton.lot_id)).scalar_one()
+        gtin = self._trace.gtin_for(*gtin_key(self._product, carton.quality_class, carton.size_class))
+        pack_date = carton.closed_at.astimezone(self._timezone).date()
+        serial = self._serials.carton_serial()  # durable before it is written anywhere
+        code: CartonCode = carton_code(
+            gtin=gtin, lot=lot_code, serial=serial, pack_date=pack_date, net_weight_g=weight_g
+        )
+        values = {
+            "gtin": code.gtin, "serial": code.serial, "pack_date": code.pack_date,
+            "element_string": code.element_string(), "digital_link": code.digital_link(self._trace.digital_link_base),
+        }
+        with self._engine.begin() as conn:
+            conn.execute(update(cartons).where(cartons.c.id == carton.id, cartons.c.serial.is_(None)).values(**values))
+        log.info("carton %d coded %s", carton.id, code.hri())
+        return replace(carton, **values)  # type: ignore[arg-type]
