@@ -26,6 +26,7 @@ from api.routes import (
     epcis,
     health,
     hmi,
+    labels,
     line,
     live,
     lot_coldchain,
@@ -108,7 +109,7 @@ def create_app(
     install_problem_handlers(app)
     for router in (
         health, line, lots, outlets, recipes, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics,
-        epcis, hmi, resolver,
+        labels, epcis, hmi, resolver,
     ):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]

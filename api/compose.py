@@ -24,6 +24,7 @@ from api.config import LineConfig
 from api.metrics import build_registry
 from drivers.interfaces import Camera, Plc, Scale
 from drivers.modbus.sensor import SensorPoller, build_sensor_poller
+from drivers.printer import LabelPrinter, RawTcpPrinter
 from grading.alarms import AlarmEngine
 from grading.coldchain.history import ColdchainStore
 from grading.coldchain.monitor import ColdchainMonitor
@@ -89,6 +90,8 @@ class LineHandle:
     coldchain_service: ColdchainService | None = None
     # Set when [database] outbox is: replicates the local outbox (``engine``) to the central database.
     forwarder: Forwarder | None = None
+    # Set when [trace] names a printer_host: where carton labels are printed.
+    printer: LabelPrinter | None = None
 
 
 @dataclass
@@ -333,13 +336,21 @@ async def open_line(
                 ),
                 simulation=devices.simulation, sensors=sensors, lots=line_lots, packer=packer, lot_stats=lot_stats,
                 recipe_hash=version.hash, prices=prices, alarms=alarms, coldchain=monitor,
-                coldchain_service=coldchain, forwarder=forwarder,
+                coldchain_service=coldchain, forwarder=forwarder, printer=label_printer(config),
             )
         finally:
             await line_lots.wait_idle()  # a carton the PLC closed gets its totals before the line stops
             await runtime.shutdown()
             await asyncio.gather(run_task, return_exceptions=True)
             log.info("line stopped: fruit_total=%d", runtime.counters.fruit_total)
+
+
+def label_printer(config: LineConfig) -> RawTcpPrinter | None:
+    """The ``[trace]`` label printer (raw TCP, ZPL), or None when none is configured."""
+    trace = config.trace
+    if trace is None or trace.printer_host is None:
+        return None
+    return RawTcpPrinter(trace.printer_host, trace.printer_port)
 
 
 def _carton_coder(config: LineConfig, recipe: Recipe, engine: Engine) -> Callable[[Carton], Carton] | None:

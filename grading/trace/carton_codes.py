@@ -5,7 +5,7 @@ GTIN of the carton's kind (``TraceConfig.gtin_for``), a serial from the line's d
 (``LineSerials``: committed before it is used, so a crash skips a serial and never reuses
 one), the pack date (the close's local date) and the net weight (the carton scale's reading,
 else the sum of its fruit, in whole grams), builds the element string and Digital Link URI
-(``codes.carton_code``) and stores them on the carton's row. Also ``missing_gtins``, which the
+(``codes.carton_code``) and stores them on the carton's row. ``carton_label_of`` builds a coded carton's label from its row and lot. Also ``missing_gtins``, which the
 composition root uses to refuse a start whose packing outlets pack a kind with no GTIN.
 
 A carton with no fruit (net weight 0 g) is not coded: there is nothing to label.
@@ -22,8 +22,11 @@ from sqlalchemy import Engine, select, update
 
 from grading.config import OutletSettings
 from grading.lots.cartons import Carton, carton_class
+from grading.recipe import Recipe
 from grading.schema import cartons, lots
 from grading.trace.codes import CartonCode, TraceConfig, carton_code
+from grading.trace.gs1 import parse_unbracketed
+from grading.trace.labels import CartonLabel, ComplianceCertificate
 from grading.trace.serials import LineSerials
 
 log = logging.getLogger(__name__)
@@ -84,3 +87,40 @@ class CartonCoder:
             conn.execute(update(cartons).where(cartons.c.id == carton.id, cartons.c.serial.is_(None)).values(**values))
         log.info("carton %d coded %s", carton.id, code.hri())
         return replace(carton, **values)  # type: ignore[arg-type]
+
+
+def carton_label_of(engine: Engine, trace: TraceConfig, recipe: Recipe, carton_id: int) -> CartonLabel | None:
+    """The label of a coded carton, from its row and its lot's (None: no such carton, or uncoded).
+
+    The code is read back from the stored element string, so a reprint carries exactly what was
+    given at close; the names printed are the recipe's Chinese class names and the configured
+    product name."""
+    with engine.connect() as conn:
+        row = conn.execute(select(cartons).where(cartons.c.id == carton_id)).mappings().first()
+        if row is None or row["element_string"] is None:
+            return None
+        lot = conn.execute(select(lots).where(lots.c.id == row["lot_id"])).mappings().one()
+    values = {e.ai: e.value for e in parse_unbracketed(row["element_string"])}
+    code = carton_code(
+        gtin=values["01"], lot=values["10"], serial=values["21"], pack_date=row["pack_date"],
+        net_weight_g=int(values["3103"]),
+    )
+    try:
+        quality = recipe.quality_class(row["quality_class"]).name_zh
+    except KeyError:
+        quality = row["quality_class"]
+    sizes = {s.id: s.name or s.id for s in recipe.size_classes}
+    size = sizes.get(row["size_class"], row["size_class"]) if row["size_class"] else "混装"
+    product = trace.product_names.get(recipe.product, recipe.product)
+    origin = lot["origin_village"] or trace.origin
+    count = row["fruit_count"]
+    quantity = f"{code.net_weight_g / 1000:.3f} kg" + (f" / {count} 个" if count else "")
+    certificate = ComplianceCertificate(
+        product_name=product, quantity=quantity, origin=origin, issuer=trace.packing_center, contact=trace.contact,
+        issued_at=row["closed_at"], lots=(lot["code"],),
+    )
+    return CartonLabel(
+        code=code, digital_link=row["digital_link"], product=product, quality_class=quality, size_class=size,
+        origin=origin, grower=lot["grower"] or None, grower_privacy=trace.grower_privacy, certificate=certificate,
+        fruit_count=count, packing_center=trace.packing_center,
+    )

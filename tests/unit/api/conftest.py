@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.compose import label_printer
 from api.config import LineConfig, load_config
 from api.metrics import build_registry
 from grading.access import TOKEN_ROLES, Role
@@ -61,6 +62,7 @@ class FakeHandle:
     recipe: Any = None
     camera: Any = None
     plc: Any = None
+    printer: Any = None
 
 
 def line_factory(
@@ -104,7 +106,7 @@ def line_factory(
         try:
             yield FakeHandle(
                 cfg, runtime, engine, build_registry(runtime, lot_stats=stats), lots=lots, packer=packer, lot_stats=stats,
-                recipe=recipe, camera=camera, plc=plc,
+                recipe=recipe, camera=camera, plc=plc, printer=label_printer(cfg),
             )
         finally:
             await runtime.shutdown()
