@@ -84,6 +84,8 @@ def create_app(
             hub.start()
             app.state.live = hub
             app.state.line = handle
+            if getattr(handle, "trace_lookup", None) is not None:  # else: whatever a test or demo set
+                app.state.trace_lookup = handle.trace_lookup
             if freeze_gc:
                 gc.collect()
                 gc.freeze()

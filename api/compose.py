@@ -46,7 +46,9 @@ from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
 from grading.store import Lot, RecordWriter, create_store_engine, last_recorded_cups, migrate
 from grading.trace.carton_codes import CartonCoder, missing_gtins
+from grading.trace.resolver import TraceLookup
 from grading.trace.serials import LineSerials
+from grading.trace.store_lookup import StoreTraceLookup
 from grading.weighing import WeightLedger
 from simulators.settings import (
     SimulatedCameraSettings,
@@ -92,6 +94,8 @@ class LineHandle:
     forwarder: Forwarder | None = None
     # Set when [trace] names a printer_host: where carton labels are printed.
     printer: LabelPrinter | None = None
+    # Set with [trace]: what the Digital Link resolver shows for a code (app.state.trace_lookup).
+    trace_lookup: TraceLookup | None = None
 
 
 @dataclass
@@ -337,6 +341,7 @@ async def open_line(
                 simulation=devices.simulation, sensors=sensors, lots=line_lots, packer=packer, lot_stats=lot_stats,
                 recipe_hash=version.hash, prices=prices, alarms=alarms, coldchain=monitor,
                 coldchain_service=coldchain, forwarder=forwarder, printer=label_printer(config),
+                trace_lookup=None if config.trace is None else StoreTraceLookup(engine, config.trace, recipe),
             )
         finally:
             await line_lots.wait_idle()  # a carton the PLC closed gets its totals before the line stops

@@ -30,6 +30,7 @@ from grading.store import RecordWriter, create_store_engine, migrate, open_lot
 from grading.trace.carton_codes import CartonCoder
 from grading.trace.codes import TraceConfig
 from grading.trace.serials import LineSerials
+from grading.trace.store_lookup import StoreTraceLookup
 from tests.line_fakes import (
     FakeCamera,
     FakePlc,
@@ -63,6 +64,7 @@ class FakeHandle:
     camera: Any = None
     plc: Any = None
     printer: Any = None
+    trace_lookup: Any = None
 
 
 def line_factory(
@@ -107,6 +109,7 @@ def line_factory(
             yield FakeHandle(
                 cfg, runtime, engine, build_registry(runtime, lot_stats=stats), lots=lots, packer=packer, lot_stats=stats,
                 recipe=recipe, camera=camera, plc=plc, printer=label_printer(cfg),
+                trace_lookup=None if trace is None else StoreTraceLookup(engine, trace, recipe),
             )
         finally:
             await runtime.shutdown()

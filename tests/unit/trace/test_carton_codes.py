@@ -9,16 +9,24 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import biip
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from grading.access import Role
+from grading.coldchain.history import ColdchainStore, MinuteRow, minute_of
+from grading.lots.cartons import finish_carton, get_carton, open_cartons
+from grading.recipe import load_recipe
+from grading.store import create_store_engine, migrate, open_lot
+from grading.trace.carton_codes import CartonCoder
 from grading.trace.codes import TraceConfig
-from grading.trace.serials import peek
-from tests.line_fakes import Fused
+from grading.trace.serials import LineSerials, peek
+from grading.trace.store_lookup import StoreTraceLookup
+from tests.line_fakes import Fused, outlets
 from tests.unit.api.conftest import REMOTE_CLIENT, line_factory
 from tests.unit.api.test_lots_api import _feed, _until
 
@@ -142,3 +150,79 @@ def test_a_cartons_label_previews_and_prints_on_the_simulated_printer(tmp_path: 
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_resolver_serves_a_closed_cartons_page_from_the_store(tmp_path: Path) -> None:
+    script: dict[int, list[Fused]] = {}
+    app = create_app(line_factory(tmp_path, script=script, trace=TRACE), live_interval_s=0.05, live_recheck_s=0.1)
+    with TestClient(app, client=REMOTE_CLIENT) as client:
+        access = app.state.auth.access
+        op = {"Authorization": f"Bearer {access.create_token('op', Role.operator, 't')[0]}"}
+        reader = {"Authorization": f"Bearer {access.create_token('int', Role.integrator, 't')[0]}"}
+        handle = app.state.line
+        client.post("/api/v1/line/start", headers=op).raise_for_status()
+        _feed(client, handle, script, 8)
+        _until(lambda: client.get("/api/v1/lots/current", headers=reader).json()["counts"]["fruit_total"] == 8)
+        lot = client.get("/api/v1/lots/current", headers=reader).json()
+        # the lot went into cold room 冷库1 ten minutes ago; the room logged a reading each minute
+        now = datetime.now(UTC)
+        ColdchainStore(handle.engine, lambda: now - timedelta(minutes=10)).move(lot["id"], "冷库1", user="op")
+        minutes = [minute_of(now - timedelta(minutes=m)) for m in range(9, 0, -1)]
+        ColdchainStore(handle.engine).write(
+            [MinuteRow("冷库1", "temperature", at, 3.0 + i / 10, 3.0 + i / 10, 3.0 + i / 10, 1) for i, at in enumerate(minutes)]
+        )
+        carton = client.post("/api/v1/outlets/1/carton/close", headers=op).json()
+        detail = client.get(f"/api/v1/cartons/{carton['id']}", headers=reader).json()
+        path = urlsplit(detail["digital_link"])
+        at = f"{path.path}?{path.query}"
+
+        page = client.get(at)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert detail["serial"] in page.text and "<svg" in page.text and "特级" in page.text
+        view = client.get(at, headers={"Accept": "application/json"}).json()
+        assert (view["gtin"], view["lot"], view["serial"]) == (detail["gtin"], lot["code"], detail["serial"])
+        assert view["net_weight_g"] == round(detail["net_weight_g"]) and view["fruit_count"] == carton["fruit_count"]
+        assert view["quality_class"] == "特级" and view["grower"] == "李*"  # masked: the default privacy
+        assert view["pack_date"] == detail["pack_date"]
+        packout = client.get(f"/api/v1/lots/{lot['id']}/packout", headers=reader).json()
+        assert view["lot_summary"]["fruit_graded"] == packout["fruit"] == 8
+        assert sum(c["fruit"] for c in view["lot_summary"]["classes"]) == 8
+        [series] = view["temperatures"]
+        assert series["room"] == "冷库1"
+        assert [p["temperature_c"] for p in series["points"]] == [round(3.0 + i / 10, 2) for i in range(9)]
+
+        lot_page = client.get(f"/01/{detail['gtin']}/10/{lot['code']}", headers={"Accept": "application/json"}).json()
+        assert lot_page["lot"] == lot["code"] and lot_page["serial"] is None and lot_page["temperatures"]
+        assert client.get(f"/01/{detail['gtin']}", headers={"Accept": "application/json"}).json()["product"] == "apple"
+        for unknown in (
+            f"/01/{detail['gtin']}/10/{lot['code']}/21/line-1.999",  # a serial never given
+            f"/01/{detail['gtin']}/10/OTHER/21/{detail['serial']}",  # the serial with another lot
+            f"/01/16901234567875/10/{lot['code']}/21/{detail['serial']}",  # another (valid) GTIN
+        ):
+            assert client.get(unknown).status_code == 404, unknown
+            assert client.get(unknown, headers={"Accept": "application/json"}).status_code == 404, unknown
+
+
+def test_coding_and_lookup_on_sqlite_and_postgresql(database_url: str) -> None:
+    """The coder and the store lookup on both databases: a carton closed with a scale reading
+    (no fruit rows) is coded once, looked up by its code, and a second code call changes nothing."""
+    engine = create_store_engine(database_url)
+    try:
+        migrate(engine)
+        lot = open_lot(engine, code="YN-1", grower="张三丰", variety="", product="apple", recipe="apple", line="line-1")
+        recipe = load_recipe("apple")
+        [carton] = open_cartons(engine, lot.id, [outlets()[0]], at=datetime(2026, 12, 2, 16, 30, tzinfo=UTC))
+        done = finish_carton(engine, carton.id, closed_at=datetime(2026, 12, 2, 16, 40, tzinfo=UTC), closed_by="t",
+                             class_order=recipe.quality_class_ids(), scale_weight_g=10_012.4)
+        coder = CartonCoder(engine, TRACE, LineSerials(engine, "line-1", 1), product="apple",
+                            timezone=timezone(timedelta(hours=8)))
+        coded = coder.code(done)
+        assert coded.serial == "line-1.1" and coded.pack_date == date(2026, 12, 3)  # 00:40 in Beijing
+        assert coded.element_string == "0116901234567899310301001213261203" + "10YN-1\x1d21line-1.1"
+        assert coder.code(coded) == coded and get_carton(engine, carton.id) == coded
+        view = StoreTraceLookup(engine, TRACE, recipe).view("16901234567899", "YN-1", "line-1.1")
+        assert view is not None and view.net_weight_g == 10_012 and view.grower == "张**"
+        assert view.lot_summary is not None and view.lot_summary.fruit_graded == 0 and view.temperatures == []
+        assert StoreTraceLookup(engine, TRACE, recipe).view("16901234567899", "YN-1", "line-1.2") is None
+    finally:
+        engine.dispose()
