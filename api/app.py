@@ -86,6 +86,8 @@ def create_app(
             app.state.line = handle
             if getattr(handle, "trace_lookup", None) is not None:  # else: whatever a test or demo set
                 app.state.trace_lookup = handle.trace_lookup
+            if getattr(handle, "epcis_events", None) is not None:
+                app.state.epcis_events = handle.epcis_events
             if freeze_gc:
                 gc.collect()
                 gc.freeze()

@@ -46,8 +46,10 @@ from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
 from grading.store import Lot, RecordWriter, create_store_engine, last_recorded_cups, migrate
 from grading.trace.carton_codes import CartonCoder, missing_gtins
+from grading.trace.epcis import EpcisEventSource
 from grading.trace.resolver import TraceLookup
 from grading.trace.serials import LineSerials
+from grading.trace.store_events import StoreEventSource
 from grading.trace.store_lookup import StoreTraceLookup
 from grading.weighing import WeightLedger
 from simulators.settings import (
@@ -96,6 +98,8 @@ class LineHandle:
     printer: LabelPrinter | None = None
     # Set with [trace]: what the Digital Link resolver shows for a code (app.state.trace_lookup).
     trace_lookup: TraceLookup | None = None
+    # Set with [trace]: the EPCIS events of the store (app.state.epcis_events).
+    epcis_events: EpcisEventSource | None = None
 
 
 @dataclass
@@ -342,6 +346,7 @@ async def open_line(
                 recipe_hash=version.hash, prices=prices, alarms=alarms, coldchain=monitor,
                 coldchain_service=coldchain, forwarder=forwarder, printer=label_printer(config),
                 trace_lookup=None if config.trace is None else StoreTraceLookup(engine, config.trace, recipe),
+                epcis_events=None if config.trace is None else StoreEventSource(engine, config.trace),
             )
         finally:
             await line_lots.wait_idle()  # a carton the PLC closed gets its totals before the line stops

@@ -98,6 +98,10 @@ class TraceConfig(BaseModel):
     product_names: dict[str, str] = Field(
         default_factory=dict, description="Name printed per recipe product id, e.g. {wogan = \"沃柑\"}; default the id.",
     )
+    intake_gtins: dict[str, Gtin14] = Field(
+        default_factory=dict,
+        description="GTIN of the ungraded fruit per recipe product id: the input class of EPCIS TransformationEvents.",
+    )
     packing_center: str = Field("", description="承诺主体 on the labels' certificate: the packing center's name.")
     contact: str = Field("", description="联系方式 on the labels' certificate.")
     printer_host: str | None = Field(None, min_length=1, description="ZPL label printer (raw TCP); none: no printing.")

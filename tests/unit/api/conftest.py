@@ -30,6 +30,7 @@ from grading.store import RecordWriter, create_store_engine, migrate, open_lot
 from grading.trace.carton_codes import CartonCoder
 from grading.trace.codes import TraceConfig
 from grading.trace.serials import LineSerials
+from grading.trace.store_events import StoreEventSource
 from grading.trace.store_lookup import StoreTraceLookup
 from tests.line_fakes import (
     FakeCamera,
@@ -65,6 +66,7 @@ class FakeHandle:
     plc: Any = None
     printer: Any = None
     trace_lookup: Any = None
+    epcis_events: Any = None
 
 
 def line_factory(
@@ -110,6 +112,7 @@ def line_factory(
                 cfg, runtime, engine, build_registry(runtime, lot_stats=stats), lots=lots, packer=packer, lot_stats=stats,
                 recipe=recipe, camera=camera, plc=plc, printer=label_printer(cfg),
                 trace_lookup=None if trace is None else StoreTraceLookup(engine, trace, recipe),
+                epcis_events=None if trace is None else StoreEventSource(engine, trace),
             )
         finally:
             await runtime.shutdown()

@@ -5,12 +5,14 @@ independent parser (biip), name the same GTIN, lot and serial; no serial is give
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import biip
@@ -24,11 +26,13 @@ from grading.recipe import load_recipe
 from grading.store import create_store_engine, migrate, open_lot
 from grading.trace.carton_codes import CartonCoder
 from grading.trace.codes import TraceConfig
+from grading.trace.epcis import carton_epc, lot_class, validation_errors
 from grading.trace.serials import LineSerials, peek
 from grading.trace.store_lookup import StoreTraceLookup
 from tests.line_fakes import Fused, outlets
 from tests.unit.api.conftest import REMOTE_CLIENT, line_factory
 from tests.unit.api.test_lots_api import _feed, _until
+from tests.unit.trace.test_epcis import SCHEMA_PATH
 
 REPO = Path(__file__).resolve().parents[3]
 TRACE = TraceConfig.model_validate({
@@ -226,3 +230,64 @@ def test_coding_and_lookup_on_sqlite_and_postgresql(database_url: str) -> None:
         assert StoreTraceLookup(engine, TRACE, recipe).view("16901234567899", "YN-1", "line-1.2") is None
     finally:
         engine.dispose()
+
+
+def _event_list(body: dict[str, Any]) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = body["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    return events
+
+
+def test_the_epcis_route_serves_the_stores_events_valid_against_the_schema(tmp_path: Path) -> None:
+    trace = TRACE.model_copy(update={"intake_gtins": {"apple": "06901234000013"}})
+    script: dict[int, list[Fused]] = {}
+    app = create_app(line_factory(tmp_path, script=script, trace=trace), live_interval_s=0.05, live_recheck_s=0.1)
+    with TestClient(app, client=REMOTE_CLIENT) as client:
+        access = app.state.auth.access
+        op = {"Authorization": f"Bearer {access.create_token('op', Role.operator, 't')[0]}"}
+        reader = {"Authorization": f"Bearer {access.create_token('int', Role.integrator, 't')[0]}"}
+        handle = app.state.line
+        client.post("/api/v1/line/start", headers=op).raise_for_status()
+        lot = client.get("/api/v1/lots/current", headers=reader).json()
+        now = datetime.now(UTC)
+        # in cold room 冷库1 for the last 40 minutes, a reading each minute, one minute out of band
+        ColdchainStore(handle.engine, lambda: now - timedelta(minutes=40)).move(lot["id"], "冷库1", user="op")
+        minutes = [minute_of(now - timedelta(minutes=m)) for m in range(40, 0, -1)]
+        ColdchainStore(handle.engine).write([
+            MinuteRow("冷库1", "temperature", at, 3.0, 4.0, 3.5, 1, out_of_band_s=30.0 if i == 5 else 0.0)
+            for i, at in enumerate(minutes)
+        ])
+        last, total, closed = -1, 0, []
+        for _round in range(3):
+            last = _feed(client, handle, script, 3, last)
+            total += 3
+            _until(lambda t=total: client.get("/api/v1/lots/current", headers=reader).json()["counts"]["fruit_total"] == t)
+            closed.append(client.post("/api/v1/outlets/1/carton/close", headers=op).json())
+        client.post(f"/api/v1/lots/{lot['id']}/close", headers=op).raise_for_status()
+        serials = [client.get(f"/api/v1/cartons/{c['id']}", headers=reader).json()["serial"] for c in closed]
+        epcs = sorted(carton_epc("16901234567899", s) for s in serials if s)
+        assert epcs
+
+        answer = client.get("/api/v1/epcis/events", headers=reader, params={"perPage": 1000})
+        assert answer.status_code == 200, answer.text
+        schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+        assert validation_errors(answer.json(), schema) == []
+        events = _event_list(answer.json())
+        commissioned = [e for e in events if e.get("bizStep") == "commissioning" and e["type"] == "ObjectEvent"]
+        assert sorted(e["epcList"][0] for e in commissioned) == epcs
+        [transformation] = [e for e in events if e["type"] == "TransformationEvent"]
+        assert sorted(transformation["outputEPCList"]) == epcs
+        [intake] = transformation["inputQuantityList"]
+        assert intake["epcClass"] == lot_class("06901234000013", lot["code"]) and intake["uom"] == "KGM"
+        sensors = [e for e in events if e.get("bizStep") == "sensor_reporting"]
+        readings = [r for e in sensors for el in e["sensorElementList"] for r in el["sensorReport"]]
+        assert len(sensors) in (3, 4)  # 40 minutes in 15-minute intervals (aligned to the clock)
+        assert sum(1 for r in readings if r.get("exception") == "ALARM_CONDITION") == 1
+        assert all(r["minValue"] == 3.0 and r["maxValue"] == 4.0 and r["meanValue"] == 3.5 for r in readings)
+        assert len({e["eventID"] for e in events}) == len(events)
+
+        only_sensors = client.get("/api/v1/epcis/events", headers=reader, params={"EQ_bizStep": "sensor_reporting"})
+        assert len(_event_list(only_sensors.json())) == len(sensors)
+        one = client.get("/api/v1/epcis/events", headers=reader, params={"MATCH_epc": epcs[0]})
+        assert [e["type"] for e in _event_list(one.json())] == ["ObjectEvent"]
+        again = client.get("/api/v1/epcis/events", headers=reader, params={"perPage": 1000})
+        assert [e["eventID"] for e in _event_list(again.json())] == [e["eventID"] for e in events]  # stable hashes
