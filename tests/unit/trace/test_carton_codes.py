@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import biip
+import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -108,7 +109,7 @@ def test_a_cartons_label_previews_and_prints_on_the_simulated_printer(tmp_path: 
         assert proc.stdout is not None
         match = re.search(r"listening on ([\d.]+):(\d+)", proc.stdout.readline())
         assert match is not None
-        trace = TRACE.model_copy(update={"printer_host": match[1], "printer_port": int(match[2])})
+        trace = TraceConfig.model_validate(TRACE.model_dump() | {"printer_host": match[1], "printer_port": int(match[2])})
         script: dict[int, list[Fused]] = {}
         app = create_app(line_factory(tmp_path, script=script, trace=trace), live_interval_s=0.05, live_recheck_s=0.1)
         with TestClient(app, client=REMOTE_CLIENT) as client:
@@ -238,7 +239,7 @@ def _event_list(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_the_epcis_route_serves_the_stores_events_valid_against_the_schema(tmp_path: Path) -> None:
-    trace = TRACE.model_copy(update={"intake_gtins": {"apple": "06901234000013"}})
+    trace = TraceConfig.model_validate(TRACE.model_dump() | {"intake_gtins": {"apple": "06901234000016"}})
     script: dict[int, list[Fused]] = {}
     app = create_app(line_factory(tmp_path, script=script, trace=trace), live_interval_s=0.05, live_recheck_s=0.1)
     with TestClient(app, client=REMOTE_CLIENT) as client:
@@ -277,7 +278,7 @@ def test_the_epcis_route_serves_the_stores_events_valid_against_the_schema(tmp_p
         [transformation] = [e for e in events if e["type"] == "TransformationEvent"]
         assert sorted(transformation["outputEPCList"]) == epcs
         [intake] = transformation["inputQuantityList"]
-        assert intake["epcClass"] == lot_class("06901234000013", lot["code"]) and intake["uom"] == "KGM"
+        assert intake["epcClass"] == lot_class("06901234000016", lot["code"]) and intake["uom"] == "KGM"
         sensors = [e for e in events if e.get("bizStep") == "sensor_reporting"]
         readings = [r for e in sensors for el in e["sensorElementList"] for r in el["sensorReport"]]
         assert len(sensors) in (3, 4)  # 40 minutes in 15-minute intervals (aligned to the clock)
@@ -291,3 +292,19 @@ def test_the_epcis_route_serves_the_stores_events_valid_against_the_schema(tmp_p
         assert [e["type"] for e in _event_list(one.json())] == ["ObjectEvent"]
         again = client.get("/api/v1/epcis/events", headers=reader, params={"perPage": 1000})
         assert [e["eventID"] for e in _event_list(again.json())] == [e["eventID"] for e in events]  # stable hashes
+
+
+def test_a_line_whose_outlets_pack_a_kind_without_a_gtin_is_refused(tmp_path: Path) -> None:
+    from api.compose import _carton_coder, label_printer
+    from api.config import parse_config
+
+    config = parse_config({"database": {"url": f"sqlite:///{tmp_path}/line.db"},
+                           "trace": TRACE.model_dump() | {"gtins": TRACE.model_dump()["gtins"][:1]}})
+    recipe = load_recipe(config.recipe)
+    engine = create_store_engine(config.database.url)
+    try:
+        with pytest.raises(ValueError, match=r"trace\.gtins: no GTIN for outlet \d+: product='apple' quality_class='class_i'"):
+            _carton_coder(config, recipe, engine)
+        assert label_printer(config) is None  # no printer_host: no printing
+    finally:
+        engine.dispose()
