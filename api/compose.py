@@ -45,7 +45,7 @@ from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
 from grading.store import Lot, RecordWriter, create_store_engine, last_recorded_cups, migrate
-from grading.trace.carton_codes import CartonCoder, missing_gtins
+from grading.trace.carton_codes import CartonCoder, code_interrupted, missing_gtins
 from grading.trace.epcis import EpcisEventSource
 from grading.trace.resolver import TraceLookup
 from grading.trace.serials import LineSerials
@@ -240,6 +240,8 @@ async def open_line(
             # drain, and whatever is left is forwarded after the next start
             stack.callback(forwarder.close, 5.0)
         prices = load_price_table(config.settlement.price_table)  # a bad table stops the start, with its file and field
+        # [trace]: a carton kind without a GTIN stops the start; cartons a stop left uncoded get their code
+        coder = await asyncio.to_thread(_carton_coder, config, recipe, engine)
         version, _ = await asyncio.to_thread(store_recipe_ref, engine, config.recipe, at=datetime.now(UTC), by="config")
         lot = await asyncio.to_thread(_lot_to_run, engine, config, recipe, version.hash)
         packer = CartonPacker(config.outlets, wall_clock=lambda: datetime.now(UTC))
@@ -303,7 +305,7 @@ async def open_line(
         line_lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=version.hash,
             line=config.line.name, wall_clock=lambda: datetime.now(UTC), on_carton_closed=lot_stats.on_carton_closed,
-            coder=_carton_coder(config, recipe, engine),
+            coder=coder,
         )
         runtime.on_carton_full = line_lots.carton_full
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
@@ -375,7 +377,10 @@ def _carton_coder(config: LineConfig, recipe: Recipe, engine: Engine) -> Callabl
     serials = LineSerials(engine, config.line.id, config.line.number, block=trace.serial_block)
     # the pack date (AI 13) is the packing center's own calendar date: the machine's local zone
     local_zone = datetime.now().astimezone().tzinfo or UTC
-    return CartonCoder(engine, trace, serials, product=recipe.product, timezone=local_zone).code
+    coder = CartonCoder(engine, trace, serials, product=recipe.product, timezone=local_zone)
+    for carton in code_interrupted(engine, coder, config.line.name):
+        log.info("carton %d, closed before the last stop, coded %s", carton.id, carton.serial)
+    return coder.code
 
 
 def _lot_to_run(engine: Engine, config: LineConfig, recipe: Recipe, recipe_hash: str) -> Lot | None:

@@ -89,6 +89,30 @@ class CartonCoder:
         return replace(carton, **values)  # type: ignore[arg-type]
 
 
+def code_interrupted(engine: Engine, coder: CartonCoder, line: str) -> list[Carton]:
+    """Code the cartons a stop interrupted: finished (totals written), not empty, uncoded, of
+    the line's open lot or of its last closed one (a close or switch stopped between a carton's
+    totals and its code). Older uncoded cartons (packed before ``[trace]``) are left as they are.
+    Returns the cartons coded."""
+    from grading.lots.cartons import carton_from_row
+
+    with engine.connect() as conn:
+        open_lot = conn.execute(select(lots.c.id).where(lots.c.line == line, lots.c.ended_at.is_(None))).scalar()
+        last_closed = conn.execute(
+            select(lots.c.id).where(lots.c.line == line, lots.c.ended_at.is_not(None))
+            .order_by(lots.c.ended_at.desc(), lots.c.id.desc()).limit(1)
+        ).scalar()
+        lot_ids = [i for i in (open_lot, last_closed) if i is not None]
+        rows = conn.execute(
+            select(cartons).where(
+                cartons.c.lot_id.in_(lot_ids), cartons.c.closed_at.is_not(None), cartons.c.fruit_count.is_not(None),
+                cartons.c.serial.is_(None),
+            ).order_by(cartons.c.id)
+        ).mappings().all()
+    coded = [coder.code(carton_from_row(row)) for row in rows]
+    return [c for c in coded if c.serial is not None]
+
+
 def carton_label_of(engine: Engine, trace: TraceConfig, recipe: Recipe, carton_id: int) -> CartonLabel | None:
     """The label of a coded carton, from its row and its lot's (None: no such carton, or uncoded).
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import biip
 import pytest
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -24,8 +25,9 @@ from grading.access import Role
 from grading.coldchain.history import ColdchainStore, MinuteRow, minute_of
 from grading.lots.cartons import finish_carton, get_carton, open_cartons
 from grading.recipe import load_recipe
+from grading.schema import lots
 from grading.store import create_store_engine, migrate, open_lot
-from grading.trace.carton_codes import CartonCoder
+from grading.trace.carton_codes import CartonCoder, code_interrupted
 from grading.trace.codes import TraceConfig
 from grading.trace.epcis import carton_epc, lot_class, validation_errors
 from grading.trace.serials import LineSerials, peek
@@ -306,5 +308,31 @@ def test_a_line_whose_outlets_pack_a_kind_without_a_gtin_is_refused(tmp_path: Pa
         with pytest.raises(ValueError, match=r"trace\.gtins: no GTIN for outlet \d+: product='apple' quality_class='class_i'"):
             _carton_coder(config, recipe, engine)
         assert label_printer(config) is None  # no printer_host: no printing
+    finally:
+        engine.dispose()
+
+
+def test_cartons_a_stop_left_uncoded_are_coded_at_the_next_start(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    try:
+        migrate(engine)
+        recipe = load_recipe("apple")
+        old = open_lot(engine, code="OLD", grower="", variety="", product="apple", recipe="apple", line="line-1")
+        with engine.begin() as conn:  # OLD was closed long ago; its carton predates [trace]
+            conn.execute(update(lots).where(lots.c.id == old.id).values(ended_at=datetime(2026, 1, 1, tzinfo=UTC)))
+        lot = open_lot(engine, code="NOW", grower="", variety="", product="apple", recipe="apple", line="line-1")
+        done = []
+        for lot_id in (old.id, lot.id, lot.id):
+            [carton] = open_cartons(engine, lot_id, [outlets()[0]], at=datetime(2026, 12, 2, 8, tzinfo=UTC))
+            done.append(finish_carton(engine, carton.id, closed_at=datetime(2026, 12, 2, 9, tzinfo=UTC), closed_by="t",
+                                      class_order=recipe.quality_class_ids(), scale_weight_g=5000.0))
+        with engine.begin() as conn:  # NOW was closed too: the stop came between its cartons' totals and codes
+            conn.execute(update(lots).where(lots.c.id == lot.id).values(ended_at=datetime(2026, 12, 2, 9, tzinfo=UTC)))
+        coder = CartonCoder(engine, TRACE, LineSerials(engine, "line-1", 1), product="apple", timezone=UTC)
+        coded = code_interrupted(engine, coder, "line-1")
+        assert [c.id for c in coded] == [done[1].id, done[2].id]
+        assert [c.serial for c in coded] == ["line-1.1", "line-1.2"]
+        assert get_carton(engine, done[0].id).serial is None  # type: ignore[union-attr]
+        assert code_interrupted(engine, coder, "line-1") == []  # nothing twice
     finally:
         engine.dispose()
