@@ -35,7 +35,7 @@ from grading.fruit_events import FruitBus
 from grading.grader import Grader
 from grading.lots import lots as lot_store
 from grading.lots.cartons import Carton, CartonPacker, OpenCarton, open_cartons, resume_open_cartons
-from grading.lots.lots import LotDetails
+from grading.lots.lots import LotDetails, LotError
 from grading.lots.recipes import store_recipe_ref
 from grading.lots.service import LineLots
 from grading.lots.settlement import PriceTable, load_price_table
@@ -305,7 +305,7 @@ async def open_line(
         line_lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=version.hash,
             line=config.line.name, wall_clock=lambda: datetime.now(UTC), on_carton_closed=lot_stats.on_carton_closed,
-            coder=coder,
+            coder=coder, check_lot_code=CartonCoder.check_lot_code if coder is not None else lambda code: None,
         )
         runtime.on_carton_full = line_lots.carton_full
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
@@ -374,6 +374,10 @@ def _carton_coder(config: LineConfig, recipe: Recipe, engine: Engine) -> Callabl
     missing = missing_gtins(trace, recipe.product, config.outlets)
     if missing:
         raise ValueError("trace.gtins: no GTIN for " + "; ".join(missing))
+    try:
+        CartonCoder.check_lot_code(config.lot.code)
+    except LotError as exc:
+        raise ValueError(f"lot.code: {exc}") from exc
     serials = LineSerials(engine, config.line.id, config.line.number, block=trace.serial_block)
     # the pack date (AI 13) is the packing center's own calendar date: the machine's local zone
     local_zone = datetime.now().astimezone().tzinfo or UTC

@@ -52,6 +52,7 @@ class LineLots:
         wall_clock: Callable[[], datetime],
         on_carton_closed: Callable[[Carton], None] = lambda carton: None,
         coder: Callable[[Carton], Carton] | None = None,
+        check_lot_code: Callable[[str], None] = lambda code: None,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -64,6 +65,7 @@ class LineLots:
         self._on_carton_closed = on_carton_closed
         # gives a closed carton its GS1 code (grading.trace.carton_codes), blocking: run off the loop
         self._coder = coder
+        self._check_lot_code = check_lot_code  # raises LotError for a code the cartons' codes cannot carry
         self._lock = asyncio.Lock()  # one lot or carton operation at a time
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -78,6 +80,7 @@ class LineLots:
                 f"the line grades {self.recipe.product} (recipe {self.recipe.name}); "
                 f"a {details.product} lot needs that product's recipe activated and the line restarted"
             )
+        self._check_lot_code(details.code)
         async with self._lock:
             at = self._wall_clock()
             product = details.product or self.recipe.product

@@ -22,10 +22,11 @@ from sqlalchemy import Engine, select, update
 
 from grading.config import OutletSettings
 from grading.lots.cartons import Carton, carton_class
+from grading.lots.lots import LotError
 from grading.recipe import Recipe
 from grading.schema import cartons, lots
 from grading.trace.codes import CartonCode, TraceConfig, carton_code
-from grading.trace.gs1 import parse_unbracketed
+from grading.trace.gs1 import GS1Error, check_element, parse_unbracketed
 from grading.trace.labels import CartonLabel, ComplianceCertificate
 from grading.trace.serials import LineSerials
 
@@ -63,6 +64,14 @@ class CartonCoder:
         self._serials = serials
         self._product = product
         self._timezone = timezone
+
+    @staticmethod
+    def check_lot_code(code: str) -> None:
+        """Refuse (``LotError``) a lot code its cartons' AI (10) could not carry."""
+        try:
+            check_element("10", code)
+        except GS1Error as exc:
+            raise LotError(f"lot code {code!r} cannot be printed in the cartons' barcodes: {exc}") from exc
 
     def code(self, carton: Carton) -> Carton:
         """``carton`` (closed) with its code, stored; unchanged when it has one already or is empty."""

@@ -102,6 +102,7 @@ def line_factory(
         lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=None,
             line="line-1", wall_clock=lambda: datetime.now(UTC), on_carton_closed=stats.on_carton_closed,
+            check_lot_code=CartonCoder.check_lot_code if trace is not None else lambda code: None,
             coder=None if trace is None else CartonCoder(
                 engine, trace, LineSerials(engine, "line-1", 1), product="apple", timezone=UTC
             ).code,

@@ -67,6 +67,9 @@ def test_closed_cartons_carry_codes_that_parse_back(tmp_path: Path) -> None:
             assert done.status_code == 200, done.text
             closed.append(done.json())
         lot_code = client.get("/api/v1/lots/current", headers=reader).json()["code"]
+        for bad in ("批次1", "A B", "X" * 21):  # AI (10): CSET 82, at most 20 characters
+            refused = client.post("/api/v1/lots", headers=op, json={"code": bad, "grower": "g"})
+            assert refused.status_code == 409 and "AI (10)" in refused.json()["detail"], refused.text
         coded = [c for c in closed if c["fruit_count"]]
         assert len(coded) >= 3, closed  # most rounds put fruit into outlet 1's carton
         for carton in closed:
@@ -308,6 +311,12 @@ def test_a_line_whose_outlets_pack_a_kind_without_a_gtin_is_refused(tmp_path: Pa
         with pytest.raises(ValueError, match=r"trace\.gtins: no GTIN for outlet \d+: product='apple' quality_class='class_i'"):
             _carton_coder(config, recipe, engine)
         assert label_printer(config) is None  # no printer_host: no printing
+        chinese_lot = parse_config({"database": {"url": f"sqlite:///{tmp_path}/line.db"}, "lot": {"code": "批次1"},
+                                    "trace": TRACE.model_dump() | {"gtins": [*TRACE.model_dump()["gtins"], {
+                                        "product": "apple", "quality_class": "class_ii", "size_class": "*",
+                                        "gtin": "16901234567875"}]}})
+        with pytest.raises(ValueError, match=r"lot\.code: .*AI \(10\)"):
+            _carton_coder(chinese_lot, recipe, engine)
     finally:
         engine.dispose()
 
