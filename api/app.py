@@ -26,6 +26,7 @@ from api.routes import (
     epcis,
     health,
     hmi,
+    labels,
     line,
     live,
     lot_coldchain,
@@ -83,6 +84,10 @@ def create_app(
             hub.start()
             app.state.live = hub
             app.state.line = handle
+            if getattr(handle, "trace_lookup", None) is not None:  # else: whatever a test or demo set
+                app.state.trace_lookup = handle.trace_lookup
+            if getattr(handle, "epcis_events", None) is not None:
+                app.state.epcis_events = handle.epcis_events
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
@@ -108,7 +113,7 @@ def create_app(
     install_problem_handlers(app)
     for router in (
         health, line, lots, outlets, recipes, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics,
-        epcis, hmi, resolver,
+        labels, epcis, hmi, resolver,
     ):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]

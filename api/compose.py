@@ -24,6 +24,7 @@ from api.config import LineConfig
 from api.metrics import build_registry
 from drivers.interfaces import Camera, Plc, Scale
 from drivers.modbus.sensor import SensorPoller, build_sensor_poller
+from drivers.printer import LabelPrinter, RawTcpPrinter
 from grading.alarms import AlarmEngine
 from grading.coldchain.history import ColdchainStore
 from grading.coldchain.monitor import ColdchainMonitor
@@ -33,8 +34,8 @@ from grading.drift import DriftAlarms, DriftDetector
 from grading.fruit_events import FruitBus
 from grading.grader import Grader
 from grading.lots import lots as lot_store
-from grading.lots.cartons import CartonPacker, OpenCarton, open_cartons, resume_open_cartons
-from grading.lots.lots import LotDetails
+from grading.lots.cartons import Carton, CartonPacker, OpenCarton, open_cartons, resume_open_cartons
+from grading.lots.lots import LotDetails, LotError
 from grading.lots.recipes import store_recipe_ref
 from grading.lots.service import LineLots
 from grading.lots.settlement import PriceTable, load_price_table
@@ -44,6 +45,12 @@ from grading.outlets import OutletAssigner
 from grading.recipe import Recipe, load_recipe
 from grading.runtime import LineRuntime, RuntimeSettings
 from grading.store import Lot, RecordWriter, create_store_engine, last_recorded_cups, migrate
+from grading.trace.carton_codes import CartonCoder, code_interrupted, missing_gtins
+from grading.trace.epcis import EpcisEventSource
+from grading.trace.resolver import TraceLookup
+from grading.trace.serials import LineSerials
+from grading.trace.store_events import StoreEventSource
+from grading.trace.store_lookup import StoreTraceLookup
 from grading.weighing import WeightLedger
 from simulators.settings import (
     SimulatedCameraSettings,
@@ -87,6 +94,12 @@ class LineHandle:
     coldchain_service: ColdchainService | None = None
     # Set when [database] outbox is: replicates the local outbox (``engine``) to the central database.
     forwarder: Forwarder | None = None
+    # Set when [trace] names a printer_host: where carton labels are printed.
+    printer: LabelPrinter | None = None
+    # Set with [trace]: what the Digital Link resolver shows for a code (app.state.trace_lookup).
+    trace_lookup: TraceLookup | None = None
+    # Set with [trace]: the EPCIS events of the store (app.state.epcis_events).
+    epcis_events: EpcisEventSource | None = None
 
 
 @dataclass
@@ -227,6 +240,8 @@ async def open_line(
             # drain, and whatever is left is forwarded after the next start
             stack.callback(forwarder.close, 5.0)
         prices = load_price_table(config.settlement.price_table)  # a bad table stops the start, with its file and field
+        # [trace]: a carton kind without a GTIN stops the start; cartons a stop left uncoded get their code
+        coder = await asyncio.to_thread(_carton_coder, config, recipe, engine)
         version, _ = await asyncio.to_thread(store_recipe_ref, engine, config.recipe, at=datetime.now(UTC), by="config")
         lot = await asyncio.to_thread(_lot_to_run, engine, config, recipe, version.hash)
         packer = CartonPacker(config.outlets, wall_clock=lambda: datetime.now(UTC))
@@ -290,6 +305,7 @@ async def open_line(
         line_lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=version.hash,
             line=config.line.name, wall_clock=lambda: datetime.now(UTC), on_carton_closed=lot_stats.on_carton_closed,
+            coder=coder, check_lot_code=CartonCoder.check_lot_code if coder is not None else lambda code: None,
         )
         runtime.on_carton_full = line_lots.carton_full
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]
@@ -330,13 +346,45 @@ async def open_line(
                 ),
                 simulation=devices.simulation, sensors=sensors, lots=line_lots, packer=packer, lot_stats=lot_stats,
                 recipe_hash=version.hash, prices=prices, alarms=alarms, coldchain=monitor,
-                coldchain_service=coldchain, forwarder=forwarder,
+                coldchain_service=coldchain, forwarder=forwarder, printer=label_printer(config),
+                trace_lookup=None if config.trace is None else StoreTraceLookup(engine, config.trace, recipe),
+                epcis_events=None if config.trace is None else StoreEventSource(engine, config.trace),
             )
         finally:
             await line_lots.wait_idle()  # a carton the PLC closed gets its totals before the line stops
             await runtime.shutdown()
             await asyncio.gather(run_task, return_exceptions=True)
             log.info("line stopped: fruit_total=%d", runtime.counters.fruit_total)
+
+
+def label_printer(config: LineConfig) -> RawTcpPrinter | None:
+    """The ``[trace]`` label printer (raw TCP, ZPL), or None when none is configured."""
+    trace = config.trace
+    if trace is None or trace.printer_host is None:
+        return None
+    return RawTcpPrinter(trace.printer_host, trace.printer_port)
+
+
+def _carton_coder(config: LineConfig, recipe: Recipe, engine: Engine) -> Callable[[Carton], Carton] | None:
+    """With ``[trace]``: what gives each closed carton its GS1 code. Refuses a start whose
+    packing outlets pack a carton kind with no GTIN in ``[trace] gtins``."""
+    trace = config.trace
+    if trace is None:
+        return None
+    missing = missing_gtins(trace, recipe.product, config.outlets)
+    if missing:
+        raise ValueError("trace.gtins: no GTIN for " + "; ".join(missing))
+    try:
+        CartonCoder.check_lot_code(config.lot.code)
+    except LotError as exc:
+        raise ValueError(f"lot.code: {exc}") from exc
+    serials = LineSerials(engine, config.line.id, config.line.number, block=trace.serial_block)
+    # the pack date (AI 13) is the packing center's own calendar date: the machine's local zone
+    local_zone = datetime.now().astimezone().tzinfo or UTC
+    coder = CartonCoder(engine, trace, serials, product=recipe.product, timezone=local_zone)
+    for carton in code_interrupted(engine, coder, config.line.name):
+        log.info("carton %d, closed before the last stop, coded %s", carton.id, carton.serial)
+    return coder.code
 
 
 def _lot_to_run(engine: Engine, config: LineConfig, recipe: Recipe, recipe_hash: str) -> Lot | None:

@@ -106,6 +106,11 @@ class TooManyAttempts(ProblemError):
     type = "urn:gradeline:problem:too-many-attempts"
 
 
+class BadGateway(ProblemError):
+    status = 502
+    type = "urn:gradeline:problem:device"
+
+
 class Unavailable(ProblemError):
     status = 503
     type = "urn:gradeline:problem:line-unavailable"
@@ -198,6 +203,7 @@ _DESCRIPTIONS = {
     422: "A parameter or the body is invalid; `errors` names each field (problem+json).",
     423: "The user is locked after too many wrong PINs (problem+json).",
     429: "Too many wrong PINs from this address; see Retry-After (problem+json).",
+    502: "A device the request needs (the label printer) did not take it (problem+json).",
     503: "The line is starting or shutting down (problem+json).",
 }
 

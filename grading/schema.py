@@ -320,8 +320,17 @@ cartons = Table(
     Column("off_grade_count", Integer, nullable=True),
     Column("compliant", Boolean, nullable=True),
     Column("issues", JSON, nullable=True),
+    # migration 0010_carton_codes: its GS1 identity, given at close when the line has [trace]
+    # (grading.trace.carton_codes); null for an uncoded carton (no [trace], or empty)
+    Column("gtin", String(14), nullable=True),
+    Column("serial", String(20), nullable=True),  # AI (21), from the line's durable counter
+    Column("pack_date", Date, nullable=True),  # AI (13)
+    Column("element_string", String(120), nullable=True),  # unbracketed, GS (ASCII 29) separators
+    Column("digital_link", String(400), nullable=True),
 )
 Index("ix_cartons_lot_id", cartons.c.lot_id)
+# a serial is never given twice (serials carry the line's id, so this holds across lines too)
+Index("uq_cartons_serial", cartons.c.serial, unique=True)
 Index(
     "uq_cartons_one_open_per_outlet", cartons.c.outlet, cartons.c.lot_id, unique=True,
     sqlite_where=cartons.c.closed_at.is_(None), postgresql_where=cartons.c.closed_at.is_(None),

@@ -10,6 +10,7 @@ set by the composition root); without one the document is empty. Filtering is
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -95,7 +96,7 @@ async def events(
 ) -> dict[str, Any]:
     """Captured EPCIS events matching the filters, in event-time order, one page."""
     source: EpcisEventSource | None = getattr(request.app.state, "epcis_events", None)
-    stored = source.events() if source is not None else []
+    stored = await asyncio.to_thread(source.events) if source is not None else []  # a store source reads SQL
     try:
         query = EventQuery(
             eq_biz_step=_list(eq_biz_step), match_epc=_list(match_epc),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,6 +16,7 @@ from api.routes.deps import get_handle
 from api.routes.lots import utc, who_text
 from grading.lots.cartons import Carton, carton_fruit_uids, get_carton, list_cartons
 from grading.lots.lots import LotError
+from grading.trace.gs1 import hri, parse_unbracketed
 
 router = APIRouter(prefix="/api/v1", tags=["outlets and cartons"])
 OutletNumber = Annotated[int, Path(ge=1, le=255, description="Outlet number.")]
@@ -32,6 +33,10 @@ _CARTON_EXAMPLE: dict[str, Any] = {
     "opened_at": "2026-12-02T07:58:11+00:00", "closed_at": "2026-12-02T08:01:00+00:00", "closed_by": "user:王芳",
     "fruit_count": 48, "fruit_weight_g": 9876.5, "scale_weight_g": None, "net_weight_g": 9876.5,
     "off_grade_count": 3, "compliant": False, "issues": ["off-grade 3/48 = 6.2 % > 5 %"],
+    "gtin": "16901234567899", "serial": "line-1.87", "pack_date": "2026-12-02",
+    "element_string": "0116901234567899310300987613261202" "10L2\u001d21line-1.87",
+    "hri": "(01)16901234567899(3103)009876(13)261202(10)L2(21)line-1.87",
+    "digital_link": "https://trace.example.cn/01/16901234567899/10/L2/21/line-1.87?13=261202&3103=009876",
 }
 
 
@@ -97,6 +102,12 @@ class CartonOut(BaseModel):
     off_grade_count: int | None = Field(description="Its fruit below the carton's class.")
     compliant: bool | None = Field(description="Within the class's tolerance (Extra 5 %, Class I and II 10 % by count).")
     issues: list[str] | None
+    gtin: str | None = Field(None, description="GTIN-14 of its kind (AI 01); null while open, or uncoded (no [trace]).")
+    serial: str | None = Field(None, description="Serial (AI 21), <line id>.<n>, never given twice.")
+    pack_date: date | None = Field(None, description="Pack date (AI 13), the close's local date.")
+    element_string: str | None = Field(None, description="Unbracketed GS1 element string, GS (U+001D) after a variable-length value.")
+    hri: str | None = Field(None, description="The element string in bracketed form, as printed under the symbol.")
+    digital_link: str | None = Field(None, description="GS1 Digital Link URI, what the label's QR holds.")
 
 
 class CartonDetailOut(CartonOut):
@@ -117,6 +128,9 @@ def carton_out(carton: Carton) -> dict[str, Any]:
         "closed_by": carton.closed_by, "fruit_count": carton.fruit_count, "fruit_weight_g": carton.fruit_weight_g,
         "scale_weight_g": carton.scale_weight_g, "net_weight_g": carton.net_weight_g,
         "off_grade_count": carton.off_grade_count, "compliant": carton.compliant, "issues": carton.issues,
+        "gtin": carton.gtin, "serial": carton.serial, "pack_date": carton.pack_date,
+        "element_string": carton.element_string, "digital_link": carton.digital_link,
+        "hri": None if carton.element_string is None else hri(parse_unbracketed(carton.element_string)),
     }
 
 

@@ -11,6 +11,7 @@ is unknown. Not in the OpenAPI document (it is not part of ``/api/v1``); see doc
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -62,7 +63,7 @@ def _find(request: Request, uri: str) -> tuple[ConsumerView, str] | None:
 @router.get("/01/{rest:path}")
 async def resolve_gtin(request: Request, rest: str, _: PublicCaller) -> Response:
     uri = _request_uri(request)
-    found = _find(request, uri)
+    found = await asyncio.to_thread(_find, request, uri)  # a store-backed lookup reads the database
     if found is None:
         return _not_found(request)
     view, canonical = found

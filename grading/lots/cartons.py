@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -63,6 +63,12 @@ class Carton:
     off_grade_count: int | None
     compliant: bool | None
     issues: list[str] | None = field(default=None)
+    # its GS1 identity (grading.trace.carton_codes); None while open or when uncoded
+    gtin: str | None = None
+    serial: str | None = None
+    pack_date: date | None = None
+    element_string: str | None = None
+    digital_link: str | None = None
 
     @property
     def net_weight_g(self) -> float | None:

@@ -51,6 +51,8 @@ class LineLots:
         line: str,
         wall_clock: Callable[[], datetime],
         on_carton_closed: Callable[[Carton], None] = lambda carton: None,
+        coder: Callable[[Carton], Carton] | None = None,
+        check_lot_code: Callable[[str], None] = lambda code: None,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -61,6 +63,9 @@ class LineLots:
         self.line = line
         self._wall_clock = wall_clock
         self._on_carton_closed = on_carton_closed
+        # gives a closed carton its GS1 code (grading.trace.carton_codes), blocking: run off the loop
+        self._coder = coder
+        self._check_lot_code = check_lot_code  # raises LotError for a code the cartons' codes cannot carry
         self._lock = asyncio.Lock()  # one lot or carton operation at a time
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -75,6 +80,7 @@ class LineLots:
                 f"the line grades {self.recipe.product} (recipe {self.recipe.name}); "
                 f"a {details.product} lot needs that product's recipe activated and the line restarted"
             )
+        self._check_lot_code(details.code)
         async with self._lock:
             at = self._wall_clock()
             product = details.product or self.recipe.product
@@ -171,6 +177,11 @@ class LineLots:
                 class_order=order, scale_weight_g=scale_weight_g,
                 max_weight_spread_g=spreads.get(carton.size_class) if carton.size_class else None,
             )
+            if self._coder is not None:
+                try:
+                    done = await asyncio.to_thread(self._coder, done)
+                except Exception:  # a carton is closed whether or not it could be coded
+                    log.exception("carton %d closed without a GS1 code", done.id)
             self._on_carton_closed(done)
             finished.append(done)
         return finished

@@ -95,6 +95,15 @@ class TraceConfig(BaseModel):
     grower_privacy: PrivacyLevel = Field(PrivacyLevel.masked, description="Grower name on labels and the consumer page.")
     origin: str = Field("", description="Origin printed on labels, e.g. 云南省玉溪市华宁县.")
     gtins: list[ProductGtin] = Field(default_factory=list, description="GTIN per product x quality class x size class.")
+    product_names: dict[str, str] = Field(
+        default_factory=dict, description="Name printed per recipe product id, e.g. {wogan = \"沃柑\"}; default the id.",
+    )
+    intake_gtins: dict[str, Gtin14] = Field(
+        default_factory=dict,
+        description="GTIN of the ungraded fruit per recipe product id: the input class of EPCIS TransformationEvents.",
+    )
+    packing_center: str = Field("", description="承诺主体 on the labels' certificate: the packing center's name.")
+    contact: str = Field("", description="联系方式 on the labels' certificate.")
     printer_host: str | None = Field(None, min_length=1, description="ZPL label printer (raw TCP); none: no printing.")
     printer_port: int = Field(9100, ge=1, le=65535, description="The label printer's raw TCP port.")
     serial_block: int = Field(

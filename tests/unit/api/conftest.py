@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.compose import label_printer
 from api.config import LineConfig, load_config
 from api.metrics import build_registry
 from grading.access import TOKEN_ROLES, Role
@@ -26,6 +27,11 @@ from grading.lots.stats import LotStatistics
 from grading.recipe import load_recipe
 from grading.runtime import LineRuntime
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
+from grading.trace.carton_codes import CartonCoder
+from grading.trace.codes import TraceConfig
+from grading.trace.serials import LineSerials
+from grading.trace.store_events import StoreEventSource
+from grading.trace.store_lookup import StoreTraceLookup
 from tests.line_fakes import (
     FakeCamera,
     FakePlc,
@@ -58,14 +64,21 @@ class FakeHandle:
     recipe: Any = None
     camera: Any = None
     plc: Any = None
+    printer: Any = None
+    trace_lookup: Any = None
+    epcis_events: Any = None
 
 
 def line_factory(
-    tmp_path: Path, config: LineConfig | None = None, script: dict[int, list[Fused]] | None = None
+    tmp_path: Path, config: LineConfig | None = None, script: dict[int, list[Fused]] | None = None,
+    trace: TraceConfig | None = None,
 ) -> Callable[[], Any]:
+    """A running line on fake devices; with ``trace`` its closed cartons get GS1 codes."""
     @asynccontextmanager
     async def open_line() -> AsyncIterator[FakeHandle]:
         cfg = config or load_config(None)
+        if trace is not None:
+            cfg = cfg.model_copy(update={"trace": trace})
         engine = create_store_engine(f"sqlite:///{tmp_path}/api.db")
         migrate(engine)
         lot = open_lot(engine, code="LOT-9", grower="李四", variety="", product="apple", recipe="apple", line="line-1")
@@ -89,12 +102,18 @@ def line_factory(
         lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=None,
             line="line-1", wall_clock=lambda: datetime.now(UTC), on_carton_closed=stats.on_carton_closed,
+            check_lot_code=CartonCoder.check_lot_code if trace is not None else lambda code: None,
+            coder=None if trace is None else CartonCoder(
+                engine, trace, LineSerials(engine, "line-1", 1), product="apple", timezone=UTC
+            ).code,
         )
         task = asyncio.create_task(runtime.run())
         try:
             yield FakeHandle(
                 cfg, runtime, engine, build_registry(runtime, lot_stats=stats), lots=lots, packer=packer, lot_stats=stats,
-                recipe=recipe, camera=camera, plc=plc,
+                recipe=recipe, camera=camera, plc=plc, printer=label_printer(cfg),
+                trace_lookup=None if trace is None else StoreTraceLookup(engine, trace, recipe),
+                epcis_events=None if trace is None else StoreEventSource(engine, trace),
             )
         finally:
             await runtime.shutdown()

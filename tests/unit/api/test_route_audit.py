@@ -62,6 +62,8 @@ EXPECTED = {
     ("POST", "/api/v1/outlets/{number}/carton/close"): Role.operator,
     ("GET", "/api/v1/cartons"): Role.integrator,
     ("GET", "/api/v1/cartons/{carton_id}"): Role.integrator,
+    ("GET", "/api/v1/cartons/{carton_id}/label"): Role.integrator,
+    ("POST", "/api/v1/cartons/{carton_id}/label/print"): Role.operator,
     ("POST", "/api/v1/auth/login"): Role.public,
     ("GET", "/api/v1/auth/session"): Role.integrator,
     ("POST", "/api/v1/auth/logout"): Role.integrator,
