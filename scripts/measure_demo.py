@@ -33,6 +33,12 @@ def main() -> int:
     parser.add_argument("--gradeline", default=str(Path(sys.executable).with_name("gradeline")))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="gradeline-demo-"))
+    # the API wants a token; the demo's database is var/gradeline.db under the working directory
+    token = subprocess.run(
+        [args.gradeline, "token", "create", "--role", "operator", "--name", "measure-demo"],
+        capture_output=True, text=True, cwd=workdir, check=True,
+    ).stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
     started = time.monotonic()
     proc = subprocess.Popen(
         [args.gradeline, "run", "--port", "0", "--log-level", "warning"],
@@ -50,7 +56,7 @@ def main() -> int:
     url = match.group(1)
 
     def line() -> dict[str, Any]:
-        with urllib.request.urlopen(url + "/api/v1/line", timeout=5) as answer:
+        with urllib.request.urlopen(urllib.request.Request(url + "/api/v1/line", headers=headers), timeout=5) as answer:
             state: dict[str, Any] = json.load(answer)
             return state
 
@@ -71,7 +77,7 @@ def main() -> int:
     before, t0 = line(), time.monotonic()
     time.sleep(args.seconds)
     after, t1 = line(), time.monotonic()
-    stop = urllib.request.Request(url + "/api/v1/line/stop", method="POST")
+    stop = urllib.request.Request(url + "/api/v1/line/stop", method="POST", headers=headers)
     with urllib.request.urlopen(stop, timeout=30) as answer:
         stopped = json.load(answer)
     signalled = time.monotonic()
