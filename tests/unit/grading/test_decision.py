@@ -6,7 +6,6 @@ scripted, and the step is called at chosen moments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
@@ -19,27 +18,11 @@ from grading.outlets import OutletAssigner
 from grading.position import BeltTiming
 from grading.recipe import load_recipe
 from grading.weighing import WeightLedger
+from tests.line_fakes import Fused
 
 SPEED = 10.0
 OFFSET = -10
 FIRST_OUTLET = 6
-
-
-@dataclass(frozen=True)
-class Fused:
-    lane: int
-    cup_index: int
-    views: int = 8
-    diameter_major_mm: float = 82.0
-    diameter_minor_mm: float = 80.0
-    area_cm2: float = 51.0
-    volume_cm3: float = 280.0
-    colour_fractions: dict[str, float] = field(default_factory=lambda: {"red": 0.95, "yellow": 0.03, "green": 0.02})
-    defect_count: int = 0
-    defect_area_cm2: float = 0.0
-    elongation: float = 1.02
-    flags: frozenset[str] = frozenset()
-    quality_score: float | None = None
 
 
 class FakeClock:
