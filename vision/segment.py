@@ -98,7 +98,8 @@ def silhouettes(
     # edge_level of it (rounded), never below half the foreground threshold (a table
     # look-up, cv2.LUT, costs twice these two passes)
     level = cv2.convertScaleAbs(local, dst=buffers.level, alpha=s.edge_level)
-    level = cv2.max(level, float(int(s.foreground_threshold * 0.5)), dst=level)  # type: ignore[call-overload, unused-ignore]  # stubs before opencv 5.1 lack this overload
+    # (opencv's stubs before 5.1 lack this overload of cv2.max; 5.1's have it)
+    level = cv2.max(level, float(int(s.foreground_threshold * 0.5)), dst=level)  # type: ignore[call-overload, unused-ignore]
     refined = cv2.compare(distance, level, cv2.CMP_GT, dst=buffers.refined)
     spare = cv2.dilate(coarse, _kernel(5, cv2.MORPH_RECT), dst=buffers.spare)
     refined = cv2.bitwise_and(refined, spare, dst=refined)
