@@ -11,6 +11,7 @@ import biip
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from api.cli.run import demo_link_base
 from api.config import demo_trace, load_config
 from grading.access import Role
 from grading.coldchain.history import ColdchainStore, MinuteRow, minute_of
@@ -26,6 +27,11 @@ def test_the_demo_trace_codes_every_demo_carton_kind_with_demo_keys() -> None:
     assert missing_gtins(demo.trace, "apple", demo.outlets) == []
     assert all(g.gtin[1:].startswith(demo.trace.company_prefix) for g in demo.trace.gtins)
     assert demo.trace.printer_host is None  # the simulated world brings the demo's printer
+    # the QR links to the demo's own server, where a browser on this PC finds it
+    for host, port, base in (("127.0.0.1", 9000, "http://127.0.0.1:9000"), ("0.0.0.0", 8080, "http://127.0.0.1:8080"),
+                             ("::", 8080, "http://[::1]:8080"), ("192.168.1.5", 80, "http://192.168.1.5:80")):
+        linked = demo_link_base(demo, host, port).trace
+        assert linked is not None and linked.digital_link_base == base
 
 
 def test_a_lots_trace_runs_from_grower_to_cartons_and_cold_rooms(tmp_path: Path) -> None:

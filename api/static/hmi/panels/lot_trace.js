@@ -69,7 +69,7 @@ export async function openTrace(lotId) {
   el.card.hidden = false;
   el.message.textContent = "";
   try {
-    last = await ctx.get(`/api/v1/lots/${lotId}/trace`);
+    last = await ctx.get(`/api/v1/lots/${lotId}/trace?cartons=200`);  // the newest; the note gives the total
     el.body.hidden = false;
     render();
   } catch (error) {
