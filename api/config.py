@@ -6,7 +6,8 @@ composition root (``api.compose``), not in the domain. The domain's own settings
 
 Owns the schema, loading and error reporting (``FILE: dotted.path: message``). Every field
 has bounds and a description; unknown keys are errors so typos fail at start. No config file
-means the built-in demo line: every device simulated, SQLite under ``./var/``.
+means the built-in demo line: every device simulated, SQLite under ``./var/``, and a demo
+``[trace]`` (``demo_trace``) so its cartons get codes and labels.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from drivers.scales.settings import SerialScaleSettings
 from grading.coldchain.config import ColdchainSettings
 from grading.config import ConfigIssue, OutletSettings
 from grading.drift import DriftSettings
-from grading.trace.codes import TraceConfig
+from grading.trace.codes import PrivacyLevel, ProductGtin, TraceConfig
 from simulators.settings import (
     SimulatedCameraSettings,
     SimulatedPlcSettings,
@@ -300,6 +301,29 @@ class LineConfig(_Strict):
         return min(o.offset_cups for o in self.outlets)
 
 
+# The demo's GS1 keys use GS1 prefix 952, which GS1 keeps for demonstrations and examples
+# of its keys: no company can hold them, so a demo label can never be mistaken for (or collide
+# with) a real product. 690-699 (GS1 China) would look real and may belong to someone.
+DEMO_COMPANY_PREFIX = "9521234"
+DEMO_LINK_BASE = "http://127.0.0.1:8080"
+
+
+def demo_trace(digital_link_base: str = DEMO_LINK_BASE) -> TraceConfig:
+    """The demo line's ``[trace]``: demo GS1 keys (prefix 952) for the demo outlets' carton kinds,
+    the Digital Link on the demo's own server (``gradeline run`` sets the address it serves on),
+    no printer of its own (the simulated world brings one)."""
+    gtins = [
+        ProductGtin(product="apple", quality_class=quality, size_class="*", gtin=gtin)
+        for quality, gtin in (("extra", "19521234000010"), ("class_i", "19521234000027"),
+                              ("class_ii", "19521234000034"))
+    ]
+    return TraceConfig(
+        company_prefix=DEMO_COMPANY_PREFIX, packing_center_gln="9521234000006", digital_link_base=digital_link_base,
+        grower_privacy=PrivacyLevel.masked, origin="演示县 (demo)", gtins=gtins, product_names={"apple": "苹果"},
+        intake_gtins={"apple": "09521234000105"}, packing_center="演示分级包装中心 (demo)", contact="000-0000000",
+    )
+
+
 class ConfigError(Exception):
     """The config file is unreadable or invalid; carries every issue found."""
 
@@ -338,9 +362,10 @@ def parse_config(data: dict[str, object], file: str = "<config>") -> LineConfig:
 
 
 def load_config(path: str | Path | None) -> LineConfig:
-    """Load and validate ``path``; ``None`` gives the built-in demo line."""
+    """Load and validate ``path``; ``None`` gives the built-in demo line, with ``demo_trace``.
+    A file without ``[trace]`` has no codes."""
     if path is None:
-        return LineConfig()
+        return LineConfig(trace=demo_trace())
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -362,4 +387,4 @@ def load_config(path: str | Path | None) -> LineConfig:
     return parse_config(data, str(path))
 
 
-__all__ = ["ConfigError", "ConfigIssue", "LineConfig", "OutletSettings", "load_config", "parse_config"]
+__all__ = ["ConfigError", "ConfigIssue", "LineConfig", "OutletSettings", "demo_trace", "load_config", "parse_config"]

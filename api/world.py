@@ -10,7 +10,8 @@ stand-ins. This module owns
   deadline, and stop it (SIGTERM, logs flushed) on exit;
 * ``line_config_for_world``: the same line config with every device pointed at the world
   (``plc.device`` Modbus, ``scale`` the world's protocol on its ``socket://`` ports,
-  ``camera.device`` OpenCV on the MJPEG URL, ``sensors`` on the world's cold rooms);
+  ``camera.device`` OpenCV on the MJPEG URL, ``sensors`` on the world's cold rooms, and a
+  ``[trace]`` that names no printer on the world's label printer);
 * ``config_to_toml``: a line config written back as TOML, for the subprocess.
 
 It holds no business rules and never reads the truth log: the benchmarks do.
@@ -84,6 +85,12 @@ class ColdroomEndpoint(_Banner):
     names: list[str]
 
 
+class PrinterEndpoint(_Banner):
+    host: str
+    port: int
+    out_dir: str
+
+
 class WorldBanner(_Banner):
     """The one JSON line ``gradeline sim line`` prints when it is up."""
 
@@ -104,6 +111,7 @@ class WorldBanner(_Banner):
     scale: ScaleEndpoints
     camera: CameraEndpoint
     coldrooms: ColdroomEndpoint | None
+    printer: PrinterEndpoint | None = Field(None, description="The label printer, when the plan asked for one.")
     cache: dict[str, Any]
     faults: dict[str, Any] = Field(
         default_factory=dict, description="The simulated device faults and when they start (simulation.faults)."
@@ -221,6 +229,8 @@ def world_plan(config: LineConfig, *, host: str = "127.0.0.1") -> WorldPlan:
         scale_noise_g=noise_g,
         coldrooms=_coldrooms(config),
         host=host,
+        # a line with [trace] but no printer of its own prints on the world's (the demo does)
+        label_printer=config.trace is not None and config.trace.printer_host is None,
     )
 
 
@@ -267,6 +277,8 @@ def line_config_for_world(config: LineConfig, banner: WorldBanner) -> LineConfig
             sensor.update(name=name, device_id=unit_id, transport=transport)
             sensors.append(sensor)
         data["sensors"] = sensors
+    if banner.printer is not None and data.get("trace") is not None and data["trace"]["printer_host"] is None:
+        data["trace"].update(printer_host=banner.printer.host, printer_port=banner.printer.port)
     return LineConfig.model_validate(data)
 
 

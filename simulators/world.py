@@ -10,7 +10,9 @@ real device speaks, so the line's real drivers run end to end against it:
   that lane's load cell (``simulators.loadcell``) at the belt position of each sample;
 * the camera (``simulators.camera_server``): MJPEG over HTTP, one frame per PLC trigger,
   from a cycle rendered once and cached (``simulators.world_cycle``);
-* the cold rooms (``ColdroomModel`` over Modbus TCP).
+* the cold rooms (``ColdroomModel`` over Modbus TCP);
+* when the plan asks for one, the carton label printer (``PrinterSimulator``, raw TCP 9100),
+  which keeps each job in the truth directory's ``labels/``.
 
 The line gets only what a real installation gives it: frames, weights, PLC registers,
 sensor registers. The world writes what really happened to a truth directory instead,
@@ -46,6 +48,7 @@ from simulators.coldroom import ColdroomModel, ColdroomServer, ColdroomSimSettin
 from simulators.loadcell import BeltLoadCell, LaneLoadCell, displayed_g
 from simulators.plc import CUP_COUNTER_MODULUS, PlcModel
 from simulators.plc_server import PlcServer
+from simulators.printer_server import PrinterSimulator
 from simulators.scale_server import ProtocolName, ScaleSimulator, Unit
 from simulators.settings import SimulatedCameraSettings, SimulationSettings
 from simulators.world_cycle import (
@@ -99,6 +102,7 @@ class WorldPlan:
     scale_noise_g: float
     coldrooms: ColdroomSimSettings | None
     host: str = "127.0.0.1"
+    label_printer: bool = False
 
     def render_spec(self) -> RenderSpec:
         world = self.simulation.world
@@ -204,6 +208,7 @@ class LineWorld:
         self.camera: TriggeredCamera | None = None
         self.coldroom_server: ColdroomServer | None = None
         self.coldroom_model: ColdroomModel | None = None
+        self.printer: PrinterSimulator | None = None
         self.lanes: list[_Lane] = []
         self.banner: dict[str, Any] = {}
         self._parts: list[bytes] = []
@@ -411,6 +416,11 @@ class LineWorld:
                 + [r.door_name or f"{r.name}-door" for r in plan.coldrooms.rooms if r.door_unit_id is not None],
             }
 
+        printer: dict[str, Any] | None = None
+        if plan.label_printer:
+            self.printer = PrinterSimulator(self.truth_dir / "labels", host, 0)
+            printer = {"host": host, "port": await self.printer.start(), "out_dir": str(self.printer.out_dir)}
+
         self._tasks = [
             asyncio.create_task(self.camera.run(), name="world camera"),
             asyncio.create_task(self._flush_periodically(), name="world truth log"),
@@ -448,6 +458,7 @@ class LineWorld:
                 "height_px": plan.height_px,
             },
             "coldrooms": coldrooms,
+            "printer": printer,
             "cache": {
                 "path": str(cycle.cache_path),
                 "rendered": cycle.rendered,
@@ -471,6 +482,8 @@ class LineWorld:
             await lane.simulator.stop()
         if self.coldroom_server is not None:
             await self.coldroom_server.stop()
+        if self.printer is not None:
+            await self.printer.close()
         if self.plc_server is not None:
             await self.plc_server.stop()  # settles the belt to now and writes the last drops
         self.flush()

@@ -113,6 +113,15 @@ def _ask_for_priority(nice: int) -> None:
         )
 
 
+def demo_link_base(config: LineConfig, host: str, port: int) -> LineConfig:
+    """The demo config with its Digital Link base on the address the line serves on (loopback
+    when it listens on every address, since that is where this PC's browser finds it)."""
+    assert config.trace is not None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
+    trace = config.trace.model_copy(update={"digital_link_base": f"http://{shown}:{port}"})
+    return config.model_copy(update={"trace": trace})
+
+
 def _serve(args: argparse.Namespace, config: LineConfig) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # pymodbus logs every failed request with a raw-frame dump; our drivers log each fault once.
@@ -129,6 +138,9 @@ def _serve(args: argparse.Namespace, config: LineConfig) -> int:
         print(f"gradeline: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
     bound_port = sock.getsockname()[1]
+    if args.config is None and config.trace is not None:
+        # The demo's labels link to the demo's own resolver: scanning one opens its consumer page here.
+        config = demo_link_base(config, host, bound_port)
     # Listen now: uvicorn accepts only once the line is open (vision workers warm, devices open),
     # and a client arriving before then should wait in the backlog, not be refused.
     sock.listen(128)

@@ -9,12 +9,13 @@ import {LiveFeed} from "./live.js";
 import line from "./panels/line.js";
 import lots from "./panels/lots.js";
 import outlets from "./panels/outlets.js";
+import cartons from "./panels/cartons.js";
 import coldrooms from "./panels/coldrooms.js";
 import alarms from "./panels/alarms.js";
 import settings from "./panels/settings.js";
 import audit from "./panels/audit.js";
 
-const PANELS = [line, lots, outlets, coldrooms, alarms, settings, audit];
+const PANELS = [line, lots, outlets, cartons, coldrooms, alarms, settings, audit];
 const RANK = {integrator: 1, operator: 2, supervisor: 3, admin: 4};
 const $ = id => document.getElementById(id);
 

@@ -76,9 +76,8 @@ def line_factory(
     """A running line on fake devices; with ``trace`` its closed cartons get GS1 codes."""
     @asynccontextmanager
     async def open_line() -> AsyncIterator[FakeHandle]:
-        cfg = config or load_config(None)
-        if trace is not None:
-            cfg = cfg.model_copy(update={"trace": trace})
+        # the demo config, with the [trace] asked for (none: no codes, as a line without [trace])
+        cfg = (config or load_config(None)).model_copy(update={"trace": trace})
         engine = create_store_engine(f"sqlite:///{tmp_path}/api.db")
         migrate(engine)
         lot = open_lot(engine, code="LOT-9", grower="李四", variety="", product="apple", recipe="apple", line="line-1")

@@ -16,6 +16,7 @@ def test_no_file_gives_the_simulated_demo_line() -> None:
     assert config.scale.kind == "simulated"
     assert config.plc.device.kind == "simulated"
     assert config.database.url.startswith("sqlite:///var/")
+    assert config.trace is not None and config.trace.company_prefix == "9521234"  # demo codes (GS1's 952: examples)
 
 
 def test_misspelt_key_and_negative_lanes_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,6 +40,7 @@ EXPECTED = {
     ("POST", "/api/v1/alarms/{alarm_id}/unshelve"): Role.supervisor,
     ("POST", "/api/v1/alarms/{alarm_id}/service"): Role.supervisor,
     ("GET", "/api/v1/lots/{lot_id}/coldchain"): Role.integrator,
+    ("GET", "/api/v1/lots/{lot_id}/trace"): Role.integrator,
     ("POST", "/api/v1/lots/{lot_id}/coldchain/moves"): Role.operator,
     ("GET", "/api/v1/epcis/events"): Role.integrator,
     ("POST", "/api/v1/lots"): Role.operator,

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from api.config import LineConfig, load_config, parse_config
-from api.world import WorldBanner, config_to_toml, line_config_for_world, world_plan
+from api.world import (
+    PrinterEndpoint,
+    WorldBanner,
+    config_to_toml,
+    line_config_for_world,
+    world_plan,
+)
 from simulators.world_cycle import WorldConfigError
 
 
@@ -177,6 +183,15 @@ def test_line_config_for_a_simulated_demo_config() -> None:
     assert all(s.profile == "srth100" for s in line.sensors)
     with pytest.raises(ValueError, match="lanes"):
         line_config_for_world(LineConfig(), banner())  # 4 lanes against a 2-lane world
+
+
+def test_the_demos_trace_prints_on_the_worlds_label_printer() -> None:
+    demo = load_config(None).model_copy(update={"line": parse_config({"line": {"lanes": 2}}).line})
+    assert world_plan(demo).label_printer and not world_plan(parse_config({})).label_printer  # no [trace]: none
+    with_printer = banner().model_copy(update={"printer": PrinterEndpoint(host="127.0.0.1", port=9911, out_dir="/t")})
+    trace = line_config_for_world(demo, with_printer).trace
+    assert trace is not None and (trace.printer_host, trace.printer_port) == ("127.0.0.1", 9911)
+    assert line_config_for_world(demo, banner()).trace == demo.trace  # an older world: no printer
 
 
 def test_a_rooms_core_probe_sensor_is_served_as_its_probe() -> None:

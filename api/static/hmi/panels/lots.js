@@ -1,8 +1,9 @@
 // Lots: the lot being graded now with its counts (pushed on the live feed as "lot"), the form
 // that starts the next lot (a switch when one is open), closing the lot, and recent lots with
-// their pack-out and settlement pages.
+// their pack-out and settlement pages, and each one's trace view (追溯, panels/lot_trace.js).
 import {h, rows, byKey} from "../dom.js";
 import {t, language} from "../i18n.js";
+import {openTrace, relabelTrace, traceCard} from "./lot_trace.js";
 
 let el = {};
 let ctx = null;
@@ -35,6 +36,7 @@ async function loadList() {
     h("td", {text: t(lot.open ? "lots.open" : "lots.closed")}),
     h("td", {}, h("a", {href: pageUrl(lot.id, "packout"), target: "_blank", class: "packout-link", i18n: "lots.packout"}),
       ctx.atLeast("supervisor") ? h("a", {href: pageUrl(lot.id, "settlement"), target: "_blank", class: "settlement-link", i18n: "lots.settlement"}) : null),
+    h("td", {}, h("button", {type: "button", class: "trace-open", id: `lot-trace-${lot.id}`, i18n: "lots.trace", onclick: () => openTrace(lot.id)})),
   ]);
 }
 
@@ -101,7 +103,8 @@ export default {
           row("lots.recipe", "recipe"), row("lots.fruit", "fruit"), row("lots.kg", "kg")),
         el.classes, el.none, el.close, el.message),
       h("div", {class: "card"}, h("h2", {i18n: "lots.start_title"}), el.form),
-      h("div", {class: "card"}, h("h2", {i18n: "lots.recent"}), el.list));
+      h("div", {class: "card wide"}, h("h2", {i18n: "lots.recent"}), el.list),
+      traceCard(ctx));
     renderCurrent();
   },
 
@@ -113,5 +116,5 @@ export default {
     renderCurrent();
   },
 
-  relabel() { if (el.classes) renderCurrent(); },
+  relabel() { if (el.classes) { renderCurrent(); relabelTrace(); } },
 };

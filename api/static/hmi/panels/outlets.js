@@ -1,8 +1,10 @@
 // Outlets and cartons: each outlet's group, open carton fill and full flag (pushed on the live
 // feed as "outlets"), with the packer's buttons: mark full / clear, close carton. A closed
-// carton out of its class's tolerance is flagged.
+// carton out of its class's tolerance is flagged; a tap on its number opens it (codes, label,
+// reprint) in the cartons panel.
 import {h, rows} from "../dom.js";
 import {t} from "../i18n.js";
+import {openCarton} from "./cartons.js";
 
 let table = null;
 let closedList = null;
@@ -33,7 +35,8 @@ function render() {
 
 function renderClosed() {
   rows(closedList, closed.slice(0, 10), c => [
-    h("td", {text: c.id}), h("td", {text: c.outlet}), h("td", {text: t(`grade.${c.quality_class}`)}),
+    h("td", {}, h("button", {type: "button", class: "carton-open", text: `#${c.id}`, onclick: () => openCarton(c.id)})),
+    h("td", {text: c.outlet}), h("td", {text: t(`grade.${c.quality_class}`)}),
     h("td", {class: "n", text: c.fruit_count}), h("td", {class: "n", text: ((c.net_weight_g || 0) / 1000).toFixed(2)}),
     h("td", {class: c.compliant === false ? "fault carton-flag" : "carton-ok",
       text: c.compliant === false ? `${t("outlets.out_of_tolerance")} ${(c.issues || []).join("; ")}` : t("outlets.in_tolerance")}),
