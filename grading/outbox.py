@@ -159,10 +159,6 @@ FORWARDED = ForwardRegistry(
         ForwardedTable(
             cartons, key=("uid",), references={"lot_id": ("lots", "code"), "carried_to_lot_id": ("lots", "code")}
         ),
-        # certificates are written once: a received 合格证 as recorded, the center's as issued
-        # (after its carton, so the central database never has a certificate of an unknown carton)
-        ForwardedTable(incoming_certificates, key=("uid",), references={"lot_id": ("lots", "code")}, update=()),
-        ForwardedTable(center_certificates, key=("number",), update=()),
         ForwardedTable(events, key=("uid",), references={"lot_id": ("lots", "code")}),
         ForwardedTable(
             fruit, key=("uid",), references={"lot_id": ("lots", "code"), "carton_id": ("cartons", "uid")}
@@ -170,6 +166,10 @@ FORWARDED = ForwardRegistry(
         ForwardedTable(quarantine, key=("line_id", "origin_id"), update=(), origin_id="origin_id"),
         # one row per room, quantity and minute, updated while its minute lasts
         ForwardedTable(coldroom_readings, key=("room", "quantity", "minute_at")),
+        # certificates are written once: a received 合格证 as recorded, the center's as issued
+        # (after the cartons, so the central database never has a certificate of an unknown carton)
+        ForwardedTable(incoming_certificates, key=("uid",), references={"lot_id": ("lots", "code")}, update=()),
+        ForwardedTable(center_certificates, key=("number",), update=()),
     ]
 )
 

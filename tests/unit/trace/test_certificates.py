@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 
 from grading.grader import GradeResult
 from grading.lots import lots as lot_store
-from grading.lots.cartons import finish_carton, open_cartons
+from grading.lots.cartons import carry_cartons, finish_carton, open_cartons, resume_open_cartons
 from grading.lots.lots import LotDetails
 from grading.lots.receiving import (
     IncomingCertificate,
@@ -91,6 +91,8 @@ def test_a_carton_of_two_lots_gets_the_centers_certificate_and_exports_read_back
         b, _ = lot_store.start_lot(engine, LotDetails("YN-B", "李四", origin_village="坝心镇"), line="line-1",
                                    recipe_name="apple", recipe_hash=None, at=AT + timedelta(hours=1), by="t", switch=True)
         [single] = open_cartons(engine, b.id, [outlets()[1]], at=AT + timedelta(hours=1))
+        carry_cartons(engine, [mixed.id], b.id)  # kept open across the switch: a restart resumes it with B's
+        assert {c.id for c in resume_open_cartons(engine, b.id)} == {mixed.id, single.id}
         with engine.begin() as conn:
             conn.execute(insert(fruit), _fruit(a.id, mixed.id, 3, 0) + _fruit(b.id, mixed.id, 2, 10)
                          + _fruit(b.id, single.id, 4, 20))
