@@ -270,7 +270,11 @@ def test_trace_codes_and_certificates_are_forwarded_translated_and_once(database
     from grading.lots import lots as lot_store
     from grading.lots.cartons import carry_cartons, open_cartons
     from grading.lots.lots import LotDetails
-    from grading.lots.receiving import IncomingCertificate, record_certificate, set_platform_trace_code
+    from grading.lots.receiving import (
+        IncomingCertificate,
+        record_certificate,
+        set_platform_trace_code,
+    )
     from grading.schema import cartons, center_certificates, incoming_certificates
     from grading.trace.certificates import issue_center_certificate
     from tests.line_fakes import outlets
