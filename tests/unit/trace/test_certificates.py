@@ -10,6 +10,7 @@ import io
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -153,5 +154,23 @@ def test_a_carton_of_two_lots_gets_the_centers_certificate_and_exports_read_back
         window = json.loads("".join(export_chunks(engine, "certificates", "json", since=parse_bound("2026-12-02T09:30+00:00", "since"))))
         assert [c["kind"] for c in window] == ["center"]
         assert json.loads("".join(export_chunks(engine, "lots", "json", until=parse_bound("2026-12-02", "until")))) == []
+    finally:
+        engine.dispose()
+
+
+def test_the_cli_writes_the_same_export_as_the_library(sqlite_url: str, tmp_path: Path) -> None:
+    from api.cli import main
+
+    engine = create_store_engine(sqlite_url)
+    try:
+        migrate(engine)
+        lot_store.start_lot(engine, LotDetails("YN-C", "王五", platform_trace_code="53C"), line="l", recipe_name="apple",
+                            recipe_hash=None, at=AT, by="t")
+        out = tmp_path / "lots.csv"
+        assert main(["trace", "export", "lots", "--format", "csv", "--db", sqlite_url, "--out", str(out),
+                     "--since", "2026-12-02", "--until", "2026-12-03T00:00+08:00"]) == 0
+        assert out.read_bytes() == "".join(export_chunks(engine, "lots", "csv")).encode("utf-8")
+        assert out.read_bytes().startswith(b"lot_code,line,grower,") and "王五".encode() in out.read_bytes()
+        assert main(["trace", "export", "lots", "--format", "json", "--db", sqlite_url, "--since", "soon"]) == 2
     finally:
         engine.dispose()
