@@ -7,10 +7,11 @@ blocking reads run in the thread pool, as Starlette iterates a plain iterator th
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import ConfigDict, RootModel
 
 from api.auth import IntegratorCaller
 from api.problems import InvalidParameter, documented
@@ -22,10 +23,21 @@ router = APIRouter(prefix="/api/v1/exports", tags=["traceability"])
 _MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
+class ExportOut(RootModel[list[dict[str, Any]]]):
+    """``format=json``: one array of objects, keys as documented (docs/traceability.md, Exports)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [[{
+        "kind": "incoming", "number": None, "lot_codes": ["YN-A"], "subject_kind": None, "subject_uid": None,
+        "issuer": "张三", "contact": None, "product_name": "苹果", "quantity": "1250 kg", "origin": "石屏县宝秀镇",
+        "issued_on": "2026-12-01", "issued_at": None, "form": "handwritten", "recorded_at": "2026-12-02T08:00:00+00:00",
+        "recorded_by": "user:李娜", "note": None,
+    }]]})
+
+
 @router.get(
     "/{kind}",
-    responses={**documented(422), 200: {"content": {"text/csv": {}, "application/json": {}}}},
-    response_class=StreamingResponse,
+    response_model=ExportOut,
+    responses={**documented(422), 200: {"content": {"text/csv": {}}}},
 )
 async def export(
     request: Request,

@@ -90,6 +90,17 @@ class CertificateOut(CertificateIn):
     received_by: str
 
 
+class CertificatePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [_CERTIFICATE_EXAMPLE | {"id": 3, "lot_id": 12, "received_at": "2026-12-02T07:58:11+00:00",
+                                          "received_by": "user:李娜"}],
+        "next_cursor": None,
+    }]})
+
+    items: list[CertificateOut]
+    next_cursor: str | None = Field(None, description="Always null: a lot's certificates come in one page.")
+
+
 def certificate_out(cert: IncomingCertificate) -> CertificateOut:
     return CertificateOut(
         issuer=cert.issuer, form=cert.form, number=cert.number, contact=cert.contact, product_name=cert.product_name,
@@ -320,15 +331,16 @@ async def put_platform_trace_code(
     return lot_out(await find_lot(handle, lot_id), handle)
 
 
-@router.get("/{lot_id}/certificates", response_model=list[CertificateOut], responses=documented(404))
-async def list_certificates(request: Request, lot_id: LotId, _: IntegratorCaller) -> list[CertificateOut]:
+@router.get("/{lot_id}/certificates", response_model=CertificatePage, responses=documented(404))
+async def list_certificates(request: Request, lot_id: LotId, _: IntegratorCaller) -> CertificatePage:
     """The 合格证 received with the lot, in the order they were recorded."""
     handle = get_handle(request)
     await find_lot(handle, lot_id)
-    return [certificate_out(c) for c in await asyncio.to_thread(lot_certificates, handle.engine, lot_id)]
+    found = await asyncio.to_thread(lot_certificates, handle.engine, lot_id)
+    return CertificatePage(items=[certificate_out(c) for c in found])
 
 
-@router.post("/{lot_id}/certificates", response_model=CertificateOut, status_code=201, responses=documented(404))
+@router.post("/{lot_id}/certificates", response_model=CertificateOut, responses=documented(404))
 async def post_certificate(
     request: Request, lot_id: LotId, body: CertificateIn, who: OperatorCaller, audit: Audit
 ) -> CertificateOut:
