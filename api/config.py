@@ -303,6 +303,12 @@ class LineConfig(_Strict):
         lane_height = self.camera.geometry.height_px // self.line.lanes
         if lane_height < 16:
             raise ValueError("camera.geometry.height_px: too small for the number of lanes")
+        if self.lots.carry_over_partial_cartons and (self.trace is None or not self.trace.packing_center):
+            # a carton of two lots must carry the packing center's own 合格证, which names it
+            raise ValueError(
+                "lots.carry_over_partial_cartons: mixes lots in a carton, which then needs the packing center's "
+                "own 合格证: configure [trace] with packing_center"
+            )
         return self
 
     @property
