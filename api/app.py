@@ -24,6 +24,7 @@ from api.routes import (
     auth,
     coldrooms,
     epcis,
+    exports,
     health,
     hmi,
     labels,
@@ -114,7 +115,7 @@ def create_app(
     install_problem_handlers(app)
     for router in (
         health, line, lots, outlets, recipes, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics,
-        labels, epcis, lot_trace, hmi, resolver,
+        labels, epcis, lot_trace, exports, hmi, resolver,
     ):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]

@@ -306,6 +306,7 @@ async def open_line(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=version.hash,
             line=config.line.name, wall_clock=lambda: datetime.now(UTC), on_carton_closed=lot_stats.on_carton_closed,
             coder=coder, check_lot_code=CartonCoder.check_lot_code if coder is not None else lambda code: None,
+            carry_over=config.lots.carry_over_partial_cartons,
         )
         runtime.on_carton_full = line_lots.carton_full
         opened: list[Plc | Camera | Scale] = [devices.plc, devices.camera, *devices.scales]

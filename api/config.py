@@ -229,6 +229,15 @@ class LotSettings(_Strict):
     origin_plot: str = Field("", max_length=100, description="Plot (field) within the village.")
 
 
+class LotsSettings(_Strict):
+    carry_over_partial_cartons: bool = Field(
+        False,
+        description="At a lot switch, keep each packing outlet's partial carton open and top it up with the next "
+        "lot's fruit (it then gets the packing center's own 合格证 listing both lots, docs/traceability.md); "
+        "false: every open carton closes with its lot.",
+    )
+
+
 class SettlementSettings(_Strict):
     price_table: str | None = Field(
         None,
@@ -252,6 +261,7 @@ class LineConfig(_Strict):
     )
     recipe: str = Field("apple", min_length=1, description="Built-in recipe name or path to a recipe TOML file.")
     lot: LotSettings = Field(default_factory=LotSettings, description="The lot the line starts on, when no lot is open on the line and this code is new.")
+    lots: LotsSettings = Field(default_factory=LotsSettings, description="How lot switches treat open cartons.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Where records are stored.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="HMI logins, PIN lock-out, credential checks.")
@@ -294,6 +304,12 @@ class LineConfig(_Strict):
         lane_height = self.camera.geometry.height_px // self.line.lanes
         if lane_height < 16:
             raise ValueError("camera.geometry.height_px: too small for the number of lanes")
+        if self.lots.carry_over_partial_cartons and (self.trace is None or not self.trace.packing_center):
+            # a carton of two lots must carry the packing center's own 合格证, which names it
+            raise ValueError(
+                "lots.carry_over_partial_cartons: mixes lots in a carton, which then needs the packing center's "
+                "own 合格证: configure [trace] with packing_center"
+            )
         return self
 
     @property

@@ -58,9 +58,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from drivers.health import Backoff, FaultState, HealthState
 from grading.schema import (
     cartons,
+    center_certificates,
     coldroom_readings,
     events,
     fruit,
+    incoming_certificates,
     lots,
     quarantine,
     recipe_versions,
@@ -151,9 +153,12 @@ FORWARDED = ForwardRegistry(
         # A lot code is global: two lines grading one lot share its central row.
         # a recipe version is its text's hash (its primary key, text in SQLite's row_id: insert only)
         ForwardedTable(recipe_versions, key=("hash",), update=()),
-        ForwardedTable(lots, key=("code",), update=("ended_at",)),
+        # the platform's 追溯码 is often set after receiving: a later local change reaches the central row
+        ForwardedTable(lots, key=("code",), update=("ended_at", "platform_trace_code")),
         # a carton's close (count, weight, compliance) reaches the central row as an update
-        ForwardedTable(cartons, key=("uid",), references={"lot_id": ("lots", "code")}),
+        ForwardedTable(
+            cartons, key=("uid",), references={"lot_id": ("lots", "code"), "carried_to_lot_id": ("lots", "code")}
+        ),
         ForwardedTable(events, key=("uid",), references={"lot_id": ("lots", "code")}),
         ForwardedTable(
             fruit, key=("uid",), references={"lot_id": ("lots", "code"), "carton_id": ("cartons", "uid")}
@@ -161,6 +166,10 @@ FORWARDED = ForwardRegistry(
         ForwardedTable(quarantine, key=("line_id", "origin_id"), update=(), origin_id="origin_id"),
         # one row per room, quantity and minute, updated while its minute lasts
         ForwardedTable(coldroom_readings, key=("room", "quantity", "minute_at")),
+        # certificates are written once: a received 合格证 as recorded, the center's as issued
+        # (after the cartons, so the central database never has a certificate of an unknown carton)
+        ForwardedTable(incoming_certificates, key=("uid",), references={"lot_id": ("lots", "code")}, update=()),
+        ForwardedTable(center_certificates, key=("number",), update=()),
     ]
 )
 

@@ -52,6 +52,9 @@ lots = Table(
     Column("recipe_hash", String(64), ForeignKey("recipe_versions.hash"), nullable=True),
     Column("started_by", String(100), nullable=False, server_default=""),
     Column("closed_by", String(100), nullable=True),
+    # migration 0011_certificates: the national platform's 追溯码, opaque (its structure is not
+    # public: stored as given, trimmed; never computed here)
+    Column("platform_trace_code", String(128), nullable=True),
 )
 # One open lot per line: the database itself refuses a second.
 Index(
@@ -327,6 +330,10 @@ cartons = Table(
     Column("pack_date", Date, nullable=True),  # AI (13)
     Column("element_string", String(120), nullable=True),  # unbracketed, GS (ASCII 29) separators
     Column("digital_link", String(400), nullable=True),
+    # migration 0011_certificates: a partial carton kept open across a lot switch ([lots]
+    # carry_over_partial_cartons) names the lot it was carried into; ``lot_id`` stays the lot it
+    # was opened for, and its lots are the distinct lots of its fruit rows
+    Column("carried_to_lot_id", Integer, ForeignKey("lots.id"), nullable=True),
 )
 Index("ix_cartons_lot_id", cartons.c.lot_id)
 # a serial is never given twice (serials carry the line's id, so this holds across lines too)
@@ -335,3 +342,48 @@ Index(
     "uq_cartons_one_open_per_outlet", cartons.c.outlet, cartons.c.lot_id, unique=True,
     sqlite_where=cartons.c.closed_at.is_(None), postgresql_where=cartons.c.closed_at.is_(None),
 )
+
+# Certificates (migration 0011_certificates): each grower's 承诺达标合格证 as received with a lot,
+# and the certificates the packing center issues itself for a carton or pallet of mixed lots
+# (grading.trace.certificates; docs/traceability.md).
+
+incoming_certificates = Table(
+    "incoming_certificates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", String(36), nullable=False, unique=True),  # the key the outbox forwards it by
+    Column("lot_id", Integer, ForeignKey("lots.id"), nullable=False),
+    Column("number", String(64), nullable=False, server_default=""),  # as printed on it, if any
+    Column("issuer", String(100), nullable=False),  # 承诺主体
+    Column("contact", String(100), nullable=False, server_default=""),  # 联系方式
+    Column("product_name", String(64), nullable=False, server_default=""),  # 产品名称
+    Column("quantity", String(64), nullable=False, server_default=""),  # 数量, as written
+    Column("origin", String(200), nullable=False, server_default=""),  # 产地
+    Column("issued_on", Date, nullable=True),  # 开具时间 (a date)
+    Column("form", String(16), nullable=False),  # paper, electronic, handwritten
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_by", String(100), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+)
+Index("ix_incoming_certificates_lot_id", incoming_certificates.c.lot_id)
+
+center_certificates = Table(
+    "center_certificates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # from the line's durable counter (trace_counters), the line's id inside: never given twice
+    Column("number", String(40), nullable=False, unique=True),
+    Column("subject_kind", String(16), nullable=False),  # carton, pallet
+    Column("subject_uid", String(36), nullable=False),  # cartons.uid (or the pallet's)
+    Column("lot_codes", JSON, nullable=False),  # the contributing grower lots, in order of first fruit
+    Column("product_name", String(64), nullable=False, server_default=""),
+    Column("quantity", String(64), nullable=False, server_default=""),
+    Column("origin", String(200), nullable=False, server_default=""),
+    Column("issuer", String(100), nullable=False, server_default=""),
+    Column("contact", String(100), nullable=False, server_default=""),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("issued_by", String(100), nullable=False),
+    Column("line_id", String(64), nullable=False, server_default=""),
+    UniqueConstraint("subject_kind", "subject_uid", name="uq_center_certificates_subject"),
+)
+Index("ix_center_certificates_issued_at", center_certificates.c.issued_at)

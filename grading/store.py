@@ -171,6 +171,7 @@ class Lot:
     ended_at: datetime | None = None
     started_by: str = ""
     closed_by: str | None = None
+    platform_trace_code: str | None = None  # the national platform's 追溯码, opaque
 
     @property
     def is_open(self) -> bool:

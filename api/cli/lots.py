@@ -34,6 +34,7 @@ def register(parsers: CliParsers) -> None:
     start.add_argument("--plot", default="", help="Origin plot.")
     start.add_argument("--harvest-date", type=date.fromisoformat, help="YYYY-MM-DD.")
     start.add_argument("--received-kg", type=float, help="Received weight in kg.")
+    start.add_argument("--platform-trace-code", help="The national platform's 追溯码, as issued (opaque).")
     _api(start)
     start.set_defaults(func=_start)
     close = lot.add_parser("close", help="Close the open lot (the line stops intake first).")
@@ -88,7 +89,7 @@ def _start(args: argparse.Namespace) -> int:
         "code": args.code, "grower": args.grower, "grower_id": args.grower_id, "product": args.product,
         "variety": args.variety, "origin_village": args.village, "origin_plot": args.plot,
         "harvest_date": args.harvest_date.isoformat() if args.harvest_date else None,
-        "received_weight_kg": args.received_kg,
+        "received_weight_kg": args.received_kg, "platform_trace_code": args.platform_trace_code,
     }
     code, out = _call(args, "POST", "/api/v1/lots", body)
     if code:

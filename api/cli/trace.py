@@ -1,6 +1,8 @@
 """``gradeline trace ...``: read GS1 codes from the command line.
 
 ``trace label FILE.json`` draws a carton label (PNG, PDF, ZPL) and may send it to a printer.
+``trace export lots|cartons|certificates`` writes the line database's records as CSV or JSON for
+upload (``grading.trace.exports``; the layout is in docs/traceability.md, "Exports").
 ``trace parse TEXT`` prints the AIs of an element string (bracketed, unbracketed, or as a
 scanner sends it) or a GS1 Digital Link URI as JSON, and exits 2 with the reason when the input
 breaks a GS1 rule (grading.trace.gs1).
@@ -49,7 +51,7 @@ def _parse(args: argparse.Namespace) -> int:
 
 
 def register(parsers: CliParsers) -> None:
-    group = parsers.root.add_parser("trace", help="GS1 codes: parse and check.").add_subparsers(dest="trace", required=True)
+    group = parsers.root.add_parser("trace", help="GS1 codes: parse and check; labels; exports.").add_subparsers(dest="trace", required=True)
     p = group.add_parser(
         "parse", help="Parse an element string or GS1 Digital Link URI; exit 2 with the reason if invalid.",
         description="TEXT: (01)...(10)... bracketed; 01...10...<GS>21... unbracketed, with GS (ASCII 29, or "
@@ -69,7 +71,49 @@ def register(parsers: CliParsers) -> None:
     p.add_argument("--zpl", help="Write the ZPL job here.")
     p.add_argument("--print-to", metavar="HOST[:PORT]", help="Send the ZPL job to this printer (raw TCP, port 9100).")
     p.set_defaults(func=_label)
+    p = group.add_parser(
+        "export", help="Export lots, cartons or certificates as CSV or JSON (docs/traceability.md, Exports).",
+        description="Reads the line's database (--config's [database], or --db URL). --since is inclusive, --until "
+        "exclusive: YYYY-MM-DD (00:00 UTC) or an ISO 8601 time with offset. UTF-8; CSV without a BOM.",
+    )
+    p.add_argument("kind", choices=("lots", "cartons", "certificates"))
+    p.add_argument("--format", required=True, choices=("csv", "json"), dest="fmt")
+    p.add_argument("--since", help="From this date or time (inclusive).")
+    p.add_argument("--until", help="Up to this date or time (exclusive).")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", help="Line config TOML file (its [database]); none = the demo line's.")
+    source.add_argument("--db", help="Database URL (sqlite:///file.db, postgresql+psycopg://...).")
+    p.add_argument("--out", help="Write here (default: stdout).")
+    p.set_defaults(func=_export)
     register_sim(parsers)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from api.config import ConfigError, load_config
+    from grading.store import create_store_engine, migrate
+    from grading.trace.exports import ExportError, export_chunks, parse_bound
+
+    try:
+        since = parse_bound(args.since, "--since")
+        until = parse_bound(args.until, "--until")
+        url = args.db if args.db else load_config(args.config).database.url
+    except (ExportError, ConfigError) as exc:
+        print(f"gradeline: {exc}", file=sys.stderr)
+        return 2
+    engine = create_store_engine(url)
+    try:
+        migrate(engine)
+        chunks = export_chunks(engine, args.kind, args.fmt, since=since, until=until)
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(Path(args.out).open("wb")) if args.out else sys.stdout.buffer
+            for chunk in chunks:
+                out.write(chunk.encode("utf-8"))
+            out.flush()
+    finally:
+        engine.dispose()
+    return 0
 
 
 def _sim_printer(args: argparse.Namespace) -> int:

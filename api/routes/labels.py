@@ -43,6 +43,7 @@ class LabelOut(BaseModel):
         "carton_id": 87, "digital_link": "https://trace.example.cn/01/16901234567899/10/L2/21/line-1.87?13=261202&3103=009876",
         "hri": "(01)16901234567899(3103)009876(13)261202(10)L2(21)line-1.87", "product": "沃柑",
         "quality_class": "特级", "size_class": "L", "grower": "王*", "notes": [],
+        "platform_trace_code": None, "certificate_lots": ["L2"], "certificate_number": None,
     }]})
 
     carton_id: int
@@ -53,6 +54,11 @@ class LabelOut(BaseModel):
     size_class: str
     grower: str | None = Field(description="As printed, under the privacy setting.")
     notes: list[str] = Field(description="What the drawing had to shorten or leave out.")
+    platform_trace_code: str | None = Field(None, description="The lot's 追溯码 as printed (each lot's, for mixed lots).")
+    certificate_lots: list[str] = Field(default_factory=list, description="The lots the 合格证 block lists.")
+    certificate_number: str | None = Field(
+        None, description="The packing center's own certificate number: cartons of more than one lot only."
+    )
 
 
 async def _rendered(request: Request, carton_id: int) -> tuple[CartonLabel, RenderedLabel]:
@@ -87,6 +93,8 @@ async def carton_label(
             "carton_id": carton_id, "digital_link": label.digital_link, "hri": label.code.hri(),
             "product": label.product, "quality_class": label.quality_class, "size_class": label.size_class,
             "grower": present_grower(label.grower, label.grower_privacy), "notes": list(rendered.notes),
+            "platform_trace_code": label.platform_trace_code, "certificate_lots": list(label.certificate.lots),
+            "certificate_number": label.certificate.number,
         }
     if format == "zpl":
         body = rendered.zpl.encode()

@@ -7,6 +7,7 @@ Thin handlers over ``grading.lots``: the line-level operations are ``handle.lots
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -21,6 +22,15 @@ from api.routes.deps import get_handle
 from grading.lots import lots as lot_store
 from grading.lots.lots import LotDetails, LotError, LotNotFound
 from grading.lots.packout import lot_packout, packout_csv
+from grading.lots.receiving import (
+    TRACE_CODE_MAX_LENGTH,
+    CertificateForm,
+    IncomingCertificate,
+    ReceivingError,
+    lot_certificates,
+    record_certificate,
+    set_platform_trace_code,
+)
 from grading.store import Lot
 
 router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
@@ -32,7 +42,7 @@ _LOT_EXAMPLE: dict[str, Any] = {
     "harvest_date": "2026-12-01", "received_weight_kg": 1250.0, "recipe": "apple",
     "recipe_hash": "9f2c41d0c7b5e1e8a6a0f1e25b7c3d7a4c8b1f0e2d3c4b5a69788776655443322",
     "started_at": "2026-12-02T07:58:11+00:00", "ended_at": None, "started_by": "user:李娜", "closed_by": None,
-    "open": True, "counts": {"fruit_total": 5120, "weight_kg": 1034.2, "late_total": 0,
+    "platform_trace_code": None, "open": True, "counts": {"fruit_total": 5120, "weight_kg": 1034.2, "late_total": 0,
                              "quality_classes": {"extra": 1800, "class_i": 2900}, "size_classes": {"75-80": 2100}},
 }
 
@@ -42,6 +52,68 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+_CERTIFICATE_EXAMPLE: dict[str, Any] = {
+    "number": "HG530000-0042", "issuer": "张三", "contact": "138 0000 0000", "product_name": "苹果",
+    "quantity": "1250 kg", "origin": "云南省石屏县宝秀镇", "issued_on": "2026-12-01", "form": "paper", "note": "",
+}
+
+
+class CertificateIn(BaseModel):
+    """A grower's 承诺达标合格证 as received: its fields as written on it (free text)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_CERTIFICATE_EXAMPLE]})
+
+    issuer: str = Field(min_length=1, max_length=100, description="承诺主体: who promises (the grower or co-op).")
+    form: CertificateForm = Field("paper", description="paper (printed), electronic (QR) or handwritten.")
+    number: str = Field("", max_length=64, description="Its number as printed, if it has one.")
+    contact: str = Field("", max_length=100, description="联系方式.")
+    product_name: str = Field("", max_length=64, description="产品名称.")
+    quantity: str = Field("", max_length=64, description="数量 as written (weight and/or count).")
+    origin: str = Field("", max_length=200, description="产地.")
+    issued_on: date | None = Field(None, description="开具时间, YYYY-MM-DD.")
+    note: str = Field("", max_length=2000)
+
+    def certificate(self) -> IncomingCertificate:
+        return IncomingCertificate(**self.model_dump())
+
+
+class CertificateOut(CertificateIn):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        _CERTIFICATE_EXAMPLE | {"id": 3, "lot_id": 12, "received_at": "2026-12-02T07:58:11+00:00", "received_by": "user:李娜"}
+    ]})
+
+    id: int
+    lot_id: int
+    received_at: datetime | None
+    received_by: str
+
+
+class CertificatePage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [_CERTIFICATE_EXAMPLE | {"id": 3, "lot_id": 12, "received_at": "2026-12-02T07:58:11+00:00",
+                                          "received_by": "user:李娜"}],
+        "next_cursor": None,
+    }]})
+
+    items: list[CertificateOut]
+    next_cursor: str | None = Field(None, description="Always null: a lot's certificates come in one page.")
+
+
+def certificate_out(cert: IncomingCertificate) -> CertificateOut:
+    return CertificateOut(
+        issuer=cert.issuer, form=cert.form, number=cert.number, contact=cert.contact, product_name=cert.product_name,
+        quantity=cert.quantity, origin=cert.origin, issued_on=cert.issued_on, note=cert.note, id=cert.id or 0,
+        lot_id=cert.lot_id or 0, received_at=utc(cert.received_at), received_by=cert.received_by,
+    )
+
+
+_TRACE_CODE_FIELD = Field(
+    None, max_length=TRACE_CODE_MAX_LENGTH + 64,  # trimmed, then held to the limit (a 422 naming the field)
+    description=f"The national platform's 追溯码, opaque: stored as given after trimming (at most "
+    f"{TRACE_CODE_MAX_LENGTH} characters, no control characters). Blank: none.",
+)
 
 
 class LotStartIn(BaseModel):
@@ -63,6 +135,10 @@ class LotStartIn(BaseModel):
     origin_plot: str = Field("", max_length=100)
     harvest_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD.")
     received_weight_kg: float | None = Field(None, ge=0, le=1_000_000, strict=True, description="Weight received, for the yield.")
+    platform_trace_code: str | None = _TRACE_CODE_FIELD
+    certificates: list[CertificateIn] = Field(
+        default_factory=list, max_length=50, description="The grower's 承诺达标合格证 received with the fruit."
+    )
 
 
 class LotCounts(BaseModel):
@@ -93,8 +169,12 @@ class LotOut(BaseModel):
     ended_at: datetime | None
     started_by: str
     closed_by: str | None
+    platform_trace_code: str | None = Field(None, description="The national platform's 追溯码 (opaque), if given.")
     open: bool
     counts: LotCounts | None = Field(None, description="For the lot open on this line: fruit graded since the line started.")
+    certificates: list[CertificateOut] | None = Field(
+        None, description="GET /api/v1/lots/{id} only: the 合格证 received with the lot."
+    )
 
 
 class LotSwitchOut(BaseModel):
@@ -121,7 +201,8 @@ def lot_out(lot: Lot, handle: Any | None = None) -> LotOut:
         variety=lot.variety, origin_village=lot.origin_village, origin_plot=lot.origin_plot,
         harvest_date=lot.harvest_date, received_weight_kg=lot.received_weight_kg, recipe=lot.recipe,
         recipe_hash=lot.recipe_hash, started_at=utc(lot.started_at), ended_at=utc(lot.ended_at),
-        started_by=lot.started_by, closed_by=lot.closed_by, open=lot.is_open, counts=counts,
+        started_by=lot.started_by, closed_by=lot.closed_by, platform_trace_code=lot.platform_trace_code,
+        open=lot.is_open, counts=counts,
     )
 
 
@@ -149,14 +230,16 @@ async def start_lot(request: Request, body: LotStartIn, who: OperatorCaller, aud
     """Start a lot on this line, graded by the line's recipe. A lot already open is closed at the
     same cup boundary (a switch): every fruit is recorded against the lot open when it was graded."""
     handle = get_handle(request)
-    fields = body.model_dump()
+    fields = body.model_dump(exclude={"certificates"})
     try:
         fields["harvest_date"] = date.fromisoformat(body.harvest_date) if body.harvest_date else None
     except ValueError as exc:
         raise InvalidParameter("body.harvest_date", "not a date (YYYY-MM-DD)") from exc
-    details = LotDetails(**fields)
+    details = LotDetails(**fields, certificates=tuple(c.certificate() for c in body.certificates))
     try:
         switch = await handle.lots.start(details, by=who_text(who))
+    except ReceivingError as exc:
+        raise InvalidParameter(f"body.{exc.field}", exc.message) from exc
     except LotError as exc:
         await audit(who, "lot.start", target=body.code, outcome="refused", detail=str(exc))
         raise Conflict(str(exc)) from exc
@@ -210,8 +293,72 @@ async def current_lot(request: Request, _: IntegratorCaller) -> LotOut:
 
 @router.get("/{lot_id}", response_model=LotOut, responses=documented(404))
 async def get_lot(request: Request, lot_id: LotId, _: IntegratorCaller) -> LotOut:
+    """The lot, with the 合格证 received with it."""
     handle = get_handle(request)
+    out = lot_out(await find_lot(handle, lot_id), handle)
+    received = await asyncio.to_thread(lot_certificates, handle.engine, lot_id)
+    return out.model_copy(update={"certificates": [certificate_out(c) for c in received]})
+
+
+class TraceCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"platform_trace_code": "5300000012345678"}]})
+
+    platform_trace_code: str | None = _TRACE_CODE_FIELD
+
+
+@router.put("/{lot_id}/platform-trace-code", response_model=LotOut, responses=documented(404))
+async def put_platform_trace_code(
+    request: Request, lot_id: LotId, body: TraceCodeIn, who: SupervisorCaller, audit: Audit
+) -> LotOut:
+    """Set (or, with null or blank, clear) the lot's 追溯码 as the national platform issued it,
+    often after receiving. Its cartons' labels print it from then on (a reprint carries it)."""
+    handle = get_handle(request)
+    lot = await find_lot(handle, lot_id)
+    try:
+        before, after = await asyncio.to_thread(set_platform_trace_code, handle.engine, lot_id, body.platform_trace_code)
+    except ReceivingError as exc:
+        await audit(who, "lot.trace_code", target=lot.code, outcome="refused", detail=exc.message)
+        raise InvalidParameter(f"body.{exc.field}", exc.message) from exc
+    await audit(who, "lot.trace_code", target=lot.code, before={"platform_trace_code": before},
+                after={"platform_trace_code": after})
+
+    def refresh() -> None:  # the open lot as the live feed shows it (loop-owned: between decisions)
+        current = handle.runtime.lot
+        if current is not None and current.id == lot_id:
+            handle.runtime.lot = replace(current, platform_trace_code=after)
+
+    await handle.runtime.between_decisions(refresh)
     return lot_out(await find_lot(handle, lot_id), handle)
+
+
+@router.get("/{lot_id}/certificates", response_model=CertificatePage, responses=documented(404))
+async def list_certificates(request: Request, lot_id: LotId, _: IntegratorCaller) -> CertificatePage:
+    """The 合格证 received with the lot, in the order they were recorded."""
+    handle = get_handle(request)
+    await find_lot(handle, lot_id)
+    found = await asyncio.to_thread(lot_certificates, handle.engine, lot_id)
+    return CertificatePage(items=[certificate_out(c) for c in found])
+
+
+@router.post("/{lot_id}/certificates", response_model=CertificateOut, responses=documented(404))
+async def post_certificate(
+    request: Request, lot_id: LotId, body: CertificateIn, who: OperatorCaller, audit: Audit
+) -> CertificateOut:
+    """Record a 承诺达标合格证 the grower handed over with the lot (open or closed)."""
+    handle = get_handle(request)
+    lot = await find_lot(handle, lot_id)
+    try:
+        stored = await asyncio.to_thread(
+            record_certificate, handle.engine, lot_id, body.certificate(), at=datetime.now(UTC), by=who_text(who)
+        )
+    except ReceivingError as exc:
+        await audit(who, "lot.certificate", target=lot.code, outcome="refused", detail=exc.message)
+        raise InvalidParameter(f"body.{exc.field.removeprefix('certificate.')}", exc.message) from exc
+    except LotNotFound as exc:
+        raise NotFoundProblem(str(exc)) from exc
+    out = certificate_out(stored)
+    await audit(who, "lot.certificate", target=lot.code, after=out.model_dump(mode="json"))
+    return out
 
 
 @router.post("/{lot_id}/close", response_model=LotSwitchOut, responses=documented(404, 409))

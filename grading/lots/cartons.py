@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
 
 from grading.config import OutletSettings
 from grading.fruit_events import FruitGraded
@@ -69,6 +69,7 @@ class Carton:
     pack_date: date | None = None
     element_string: str | None = None
     digital_link: str | None = None
+    carried_to_lot_id: int | None = None  # kept open across a lot switch into this lot ([lots] carry-over)
 
     @property
     def net_weight_g(self) -> float | None:
@@ -127,15 +128,26 @@ def open_cartons_after(
     return OpenCarton(int(carton_id), lot_id, outlet.number, quality, size, at)
 
 
+def carry_cartons(engine: Engine, carton_ids: Sequence[int], lot_id: int) -> None:
+    """Mark open cartons as carried into ``lot_id`` (kept open across a lot switch): a restart
+    resumes them with that lot's cartons."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(cartons).where(cartons.c.id.in_(list(carton_ids)), cartons.c.closed_at.is_(None))
+            .values(carried_to_lot_id=lot_id)
+        )
+
+
 def resume_open_cartons(engine: Engine, lot_id: int) -> list[OpenCarton]:
-    """The lot's cartons still open (after a restart), with their fill from their fruit rows."""
+    """The lot's cartons still open (after a restart), with their fill from their fruit rows;
+    a carton carried into the lot from the one before is one of them."""
     query = (
         select(
             cartons.c.id, cartons.c.lot_id, cartons.c.outlet, cartons.c.quality_class, cartons.c.size_class,
             cartons.c.opened_at, func.count(fruit.c.id), func.coalesce(func.sum(fruit.c.weight_g), 0.0),
         )
         .select_from(cartons.outerjoin(fruit, fruit.c.carton_id == cartons.c.id))
-        .where(cartons.c.lot_id == lot_id, cartons.c.closed_at.is_(None))
+        .where(or_(cartons.c.lot_id == lot_id, cartons.c.carried_to_lot_id == lot_id), cartons.c.closed_at.is_(None))
         .group_by(cartons.c.id)
     )
     with engine.connect() as conn:

@@ -16,6 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from grading.lots.receiving import (
+    IncomingCertificate,
+    checked,
+    clean_trace_code,
+    insert_certificates,
+)
 from grading.schema import lots
 from grading.store import Lot, lot_from_row
 
@@ -41,6 +47,8 @@ class LotDetails:
     origin_plot: str = ""
     harvest_date: date | None = None
     received_weight_kg: float | None = None
+    platform_trace_code: str | None = None  # the platform's 追溯码, when it came with the fruit
+    certificates: tuple[IncomingCertificate, ...] = ()  # the grower's 合格证, recorded with the lot
 
 
 def open_lot_of(engine: Engine, line: str) -> Lot | None:
@@ -71,8 +79,12 @@ def start_lot(
 ) -> tuple[Lot, Lot | None]:
     """Open a lot on ``line``; returns it and the lot it replaced (closed at ``at``), if any.
 
-    Without ``switch`` an open lot on the line is an error. A lot code is unique.
+    Without ``switch`` an open lot on the line is an error. A lot code is unique. The incoming
+    certificates in ``details`` are stored in the same transaction (``ReceivingError`` for a
+    value that cannot be stored, before anything is written).
     """
+    trace_code = clean_trace_code(details.platform_trace_code)
+    received = [checked(c, f"certificates[{i}]") for i, c in enumerate(details.certificates)]
     try:
         with engine.begin() as conn:
             current = conn.execute(
@@ -90,9 +102,10 @@ def start_lot(
                     product=details.product, recipe=recipe_name, recipe_hash=recipe_hash, line=line,
                     origin_village=details.origin_village, origin_plot=details.origin_plot,
                     harvest_date=details.harvest_date, received_weight_kg=details.received_weight_kg,
-                    started_at=at, started_by=by,
+                    started_at=at, started_by=by, platform_trace_code=trace_code,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            insert_certificates(conn, int(lot_id), received, at=at, by=by)
             row = conn.execute(select(lots).where(lots.c.id == lot_id)).mappings().one()
             closed = None
             if current is not None:

@@ -4,7 +4,11 @@ Each operation does its database work off the loop (``asyncio.to_thread``) and c
 state only between two decisions (``LineRuntime.switch_lot`` / ``between_decisions``):
 
 * start a lot (a switch when one is open): the new lot and its open cartons are committed,
-  then the runtime switches at a cup boundary, then the old lot's cartons are finished;
+  then the runtime switches at a cup boundary, then the old lot's cartons are finished; with
+  ``carry_over`` (``[lots] carry_over_partial_cartons``) a partial carton (some fruit in it) is
+  instead kept open and topped up with the next lot's fruit, as packing centers do with the
+  last carton of a grower's lot: it then holds fruit of both lots, and when it closes it gets
+  the packing center's own certificate (``grading.trace.certificates``, through the coder);
 * close the open lot: intake stops, then the lot and its cartons are closed;
 * close a carton: a new one is committed, swapped in, and the old one finished from its rows
   once every fruit decided into it is committed.
@@ -53,6 +57,7 @@ class LineLots:
         on_carton_closed: Callable[[Carton], None] = lambda carton: None,
         coder: Callable[[Carton], Carton] | None = None,
         check_lot_code: Callable[[str], None] = lambda code: None,
+        carry_over: bool = False,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -66,6 +71,7 @@ class LineLots:
         # gives a closed carton its GS1 code (grading.trace.carton_codes), blocking: run off the loop
         self._coder = coder
         self._check_lot_code = check_lot_code  # raises LotError for a code the cartons' codes cannot carry
+        self.carry_over = carry_over  # keep partial cartons open across a lot switch
         self._lock = asyncio.Lock()  # one lot or carton operation at a time
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -88,13 +94,17 @@ class LineLots:
                 lot_store.start_lot, self.engine, _with_product(details, product), line=self.line,
                 recipe_name=self.recipe.name, recipe_hash=self.recipe_hash, at=at, by=by, switch=True,
             )
-            new = await asyncio.to_thread(
-                carton_store.open_cartons, self.engine, lot.id, self.packer.packing, at=at
-            )
+            # a carton counted empty here but filled before the switch is closed as today: one lot
+            kept = [c for c in self.packer.open_cartons() if c.fruit_count > 0] if self.carry_over and closed else []
+            kept_outlets = {c.outlet for c in kept}
+            renewed = [o for o in self.packer.packing if o.number not in kept_outlets]
+            new = await asyncio.to_thread(carton_store.open_cartons, self.engine, lot.id, renewed, at=at)
+            if kept:
+                await asyncio.to_thread(carton_store.carry_cartons, self.engine, [c.id for c in kept], lot.id)
             taken: list[OpenCarton] = []
 
             def switch() -> None:
-                taken.extend(self.packer.replace(new))
+                taken.extend(self.packer.replace(new, outlets=[o.number for o in renewed]))
                 self.runtime.decider.assigner.carton_swapped([c.outlet for c in new])
 
             await self.runtime.switch_lot(lot, between=switch)

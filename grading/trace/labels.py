@@ -70,6 +70,9 @@ class ComplianceCertificate:
     contact: str  # 联系方式
     issued_at: datetime  # 开具时间
     lots: tuple[str, ...] = ()  # the grower lots the carton's fruit came from (mixed lots: several)
+    # the packing center's own certificate number (center_certificates): mixed lots only; a
+    # single-lot carton's block is the center's promise for that lot and carries none
+    number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,8 @@ def _text_layer(label: CartonLabel) -> tuple[Image.Image, tuple[int, int], tuple
     ]
     if cert.lots:
         fields.append(("来源批次", "、".join(cert.lots)))
+    if cert.number:
+        fields.append(("合格证编号", cert.number))
     for name, value in fields:
         draw.text((MARGIN + 16, y), f"{name}: {value}", font=_font(28), fill=0)
         y += 34

@@ -3,7 +3,8 @@
 Owns ``StoreTraceLookup``. A carton view comes from the coded carton's row (GTIN, serial,
 pack date, the net weight read back from its element string, fruit count, class and size), its
 lot's (origin village, harvest date, the grower under ``[trace] grower_privacy`` via
-``present_grower``), the lot's grading summary (its pack-out, ``grading.lots.packout``) and the
+``present_grower``), the lot's grading summary (its pack-out, ``grading.lots.packout``), the
+platform's 追溯码 of its lot (of each of its lots, for a carton of mixed lots) and the
 temperature series of every cold room the lot stayed in (``grading.coldchain.history``: the
 room's minute means over each stay). A lot view (GTIN and lot) is the same without the carton's
 own fields, from the lot's first coded carton of that GTIN; a product view (GTIN only) names the
@@ -23,6 +24,7 @@ from grading.coldchain.history import ColdchainStore
 from grading.lots.packout import lot_packout
 from grading.recipe import Recipe
 from grading.schema import cartons, lots
+from grading.trace.certificates import carton_lots, joined
 from grading.trace.codes import TraceConfig, present_grower
 from grading.trace.gs1 import GS1Error, parse_unbracketed
 from grading.trace.resolver import (
@@ -62,7 +64,11 @@ class StoreTraceLookup:
             if row is None:
                 return None
             lot_row = conn.execute(select(lots).where(lots.c.id == row["lot_id"])).mappings().one()
+            # a carton of mixed lots ([lots] carry-over) shows every lot's 追溯码
+            contributing = carton_lots(conn, int(row["id"])) if serial is not None else []
         view = self._carton_view(row, lot_row)
+        trace_codes = joined([lot_row["platform_trace_code"], *(r["platform_trace_code"] for r in contributing)])
+        view = view.model_copy(update={"platform_trace_code": trace_codes or None})
         if serial is None:  # the lot's page: nothing of one carton
             view = view.model_copy(update={"serial": None, "net_weight_g": None, "fruit_count": None, "pack_date": None})
         return view

@@ -105,6 +105,7 @@ def line_factory(
             coder=None if trace is None else CartonCoder(
                 engine, trace, LineSerials(engine, "line-1", 1), product="apple", timezone=UTC
             ).code,
+            carry_over=cfg.lots.carry_over_partial_cartons,
         )
         task = asyncio.create_task(runtime.run())
         try:

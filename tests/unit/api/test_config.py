@@ -64,6 +64,9 @@ def test_cross_field_rules() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config({"outlets": [{"number": 1, "offset_cups": 5}, {"number": 1, "offset_cups": 6}]})
     assert [(i.field, i.message) for i in info.value.issues] == [("outlets", "outlet numbers must be unique")]
+    with pytest.raises(ConfigError) as info:
+        parse_config({"lots": {"carry_over_partial_cartons": True}})  # no [trace]: no one to issue the 合格证
+    assert [i.field for i in info.value.issues] == ["lots.carry_over_partial_cartons"]
 
 
 def test_every_field_has_a_description() -> None:

@@ -264,3 +264,56 @@ def test_a_row_of_another_line_is_never_overwritten(database_url: str, make_line
         for forwarder in forwarders:
             forwarder.close()
         central.dispose()
+
+
+def test_trace_codes_and_certificates_are_forwarded_translated_and_once(database_url: str, make_line: Any) -> None:
+    from grading.lots import lots as lot_store
+    from grading.lots.cartons import carry_cartons, open_cartons
+    from grading.lots.lots import LotDetails
+    from grading.lots.receiving import (
+        IncomingCertificate,
+        record_certificate,
+        set_platform_trace_code,
+    )
+    from grading.schema import cartons, center_certificates, incoming_certificates
+    from grading.trace.certificates import issue_center_certificate
+    from tests.line_fakes import outlets
+
+    central = create_store_engine(database_url)
+    migrate(central)
+    open_lot(central, code="OTHER", grower="", variety="", product="apple", recipe="apple", line="x")
+    line = make_line("l1")
+    forwarder = Forwarder(line.engine, central, batch_size=3)
+    at = datetime(2026, 12, 2, 8, tzinfo=UTC)
+    try:
+        [carton] = open_cartons(line.engine, line.lot_id, [outlets()[0]], at=at)
+        second, _ = lot_store.start_lot(line.engine, LotDetails("L-2", "李四", platform_trace_code="53-二"), line="l1",
+                                        recipe_name="apple", recipe_hash=None, at=at, by="t", switch=True)
+        carry_cartons(line.engine, [carton.id], second.id)
+        record_certificate(line.engine, line.lot_id, IncomingCertificate(issuer="张三", quantity="1 t"), at=at, by="t")
+        with line.engine.connect() as conn:
+            uid = conn.execute(select(cartons.c.uid).where(cartons.c.id == carton.id)).scalar_one()
+        issued = issue_center_certificate(line.engine, line_id="l1", subject_kind="carton", subject_uid=uid,
+                                          lot_ids=[line.lot_id, second.id], quantity="5 kg", at=at, by="t", issuer="中心")
+        _drain(forwarder)
+        set_platform_trace_code(line.engine, line.lot_id, "53-一")  # issued after receiving: an update
+        _drain(forwarder)
+
+        central_lots = {r["code"]: r for r in _rows(central, lots)}
+        assert central_lots["L-1"]["platform_trace_code"] == "53-一" and central_lots["L-2"]["platform_trace_code"] == "53-二"
+        (central_carton,) = _rows(central, cartons)
+        assert central_carton["carried_to_lot_id"] == central_lots["L-2"]["id"] != second.id
+        (received,) = _rows(central, incoming_certificates)
+        assert received["lot_id"] == central_lots["L-1"]["id"] and received["issuer"] == "张三"
+        (center,) = _rows(central, center_certificates)
+        assert center["number"] == issued.number == "l1.Z1" and center["lot_codes"] == ["L-1", "L-2"]
+
+        with line.engine.begin() as conn:  # a replay of everything changes nothing
+            for table in (lots, cartons, incoming_certificates, center_certificates):
+                ids = conn.execute(select(table.c.id)).scalars().all()
+                conn.execute(insert(outbox_changes), [{"table_name": table.name, "row_id": i, "queued_at_s": 0.0} for i in ids])
+        _drain(forwarder)
+        assert len(_rows(central, incoming_certificates)) == 1 and len(_rows(central, center_certificates)) == 1
+        assert len(_rows(central, cartons)) == 1 and len(_rows(central, lots)) == 3
+    finally:
+        central.dispose()

@@ -13,6 +13,7 @@ const FIELDS = [
   ["code", "lots.code", "text", true], ["grower", "lots.grower", "text", true], ["grower_id", "lots.grower_id", "text"],
   ["variety", "lots.variety", "text"], ["origin_village", "lots.village", "text"], ["origin_plot", "lots.plot", "text"],
   ["harvest_date", "lots.harvest_date", "date"], ["received_weight_kg", "lots.received_kg", "number"],
+  ["platform_trace_code", "lots.trace_code", "text"],
 ];
 
 function renderCurrent() {
