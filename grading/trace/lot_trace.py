@@ -14,9 +14,12 @@ built from the store in parts, each a model and a builder of its own:
   tolerance (``grading.lots.packout``);
 * ``cartons``: the lot's closed cartons, newest first, with their GS1 codes;
 * ``cold_stays``: every stay of the lot (or a pallet of it) in a cold room, with the room's
-  temperature over the stay (``grading.coldchain.history``).
+  temperature over the stay (``grading.coldchain.history``);
+* ``incoming_certificates``: the growers' 合格证 received with the lot (``grading.lots.receiving``),
+  and ``center_certificates``: the packing center's own certificates for cartons that mix this
+  lot with another (``grading.trace.certificates``). The lot's platform 追溯码 is in ``lot``.
 
-A further part (pallets, incoming certificates, the platform 追溯码) is a model, a builder
+A further part is a model (or the domain's own record), a builder
 called in ``lot_trace`` and one field of ``LotTrace`` with an empty default, so older readers
 of the JSON keep working. Class ids are the recipe's (``extra``, ``class_i``, ...): the HMI
 names them in the operator's language. Nothing here speaks HTTP.
@@ -28,14 +31,17 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
 from grading.coldchain.history import ColdchainStore
 from grading.lots.cartons import Carton, list_cartons
 from grading.lots.lots import get_lot
 from grading.lots.packout import lot_packout
+from grading.lots.receiving import IncomingCertificate, lot_certificates
 from grading.schema import cartons as cartons_table
+from grading.schema import center_certificates
 from grading.store import Lot
+from grading.trace.certificates import CenterCertificate, certificate_from_row
 from grading.trace.codes import PrivacyLevel, present_grower
 from grading.trace.gs1 import GS1Error, hri, parse_unbracketed
 
@@ -66,6 +72,7 @@ class TraceLotInfo(_Part):
     started_by: str
     closed_at: datetime | None = Field(description="null while it is open.")
     closed_by: str | None
+    platform_trace_code: str | None = Field(None, description="The national platform's 追溯码 (opaque); null: none yet.")
 
 
 class TraceClassCount(_Part):
@@ -143,6 +150,11 @@ class LotTrace(_Part):
     cartons: list[TraceCarton] = Field(description="Closed cartons, newest first, at most the limit asked for.")
     cartons_total: int = Field(description="Closed cartons of the lot, all of them.")
     cold_stays: list[TraceColdStay] = Field(description="Oldest first.")
+    incoming_certificates: list[IncomingCertificate] = Field(
+        default_factory=list, description="Growers' 合格证 received with the lot, in the order recorded.")
+    center_certificates: list[CenterCertificate] = Field(
+        default_factory=list,
+        description="The packing center's certificates for subjects that mix this lot with others, oldest first.")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -160,7 +172,7 @@ def _lot(lot: Lot) -> TraceLotInfo:
         origin_village=lot.origin_village, origin_plot=lot.origin_plot, harvest_date=lot.harvest_date,
         received_weight_kg=lot.received_weight_kg, recipe=lot.recipe, recipe_hash=lot.recipe_hash,
         started_at=_utc(lot.started_at), started_by=lot.started_by, closed_at=_utc(lot.ended_at),
-        closed_by=lot.closed_by,
+        closed_by=lot.closed_by, platform_trace_code=lot.platform_trace_code,
     )
 
 
@@ -223,6 +235,20 @@ def _cold_stays(engine: Engine, lot_id: int, wall_clock: Callable[[], datetime])
     ]
 
 
+def _center_certificates(engine: Engine, lot_id: int) -> list[CenterCertificate]:
+    # a mixed carton belongs to the lot it was opened for and names the lot it was carried into
+    mixed = select(cartons_table.c.uid).where(
+        or_(cartons_table.c.lot_id == lot_id, cartons_table.c.carried_to_lot_id == lot_id)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(center_certificates)
+            .where(center_certificates.c.subject_kind == "carton", center_certificates.c.subject_uid.in_(mixed))
+            .order_by(center_certificates.c.id)
+        ).mappings().all()
+    return [certificate_from_row(r) for r in rows]
+
+
 def lot_trace(
     engine: Engine, lot_id: int, *, privacy: PrivacyLevel, class_order: list[str], carton_limit: int = 1000,
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -237,6 +263,8 @@ def lot_trace(
     return LotTrace(
         grower=_grower(lot, privacy), lot=_lot(lot), packout=_packout(engine, lot, class_order),
         cartons=cartons, cartons_total=total, cold_stays=_cold_stays(engine, lot_id, wall_clock),
+        incoming_certificates=lot_certificates(engine, lot_id),
+        center_certificates=_center_certificates(engine, lot_id),
     )
 
 

@@ -159,6 +159,7 @@ def test_a_cartons_label_preview_reprint_and_its_lots_trace_view(
     page.click("#nav-lots")
     page.fill("#lot-start-code", "2026-1202-T")
     page.fill("#lot-start-grower", "赵六")
+    page.fill("#lot-start-platform_trace_code", "5325-0001-T")  # as the platform issued it
     page.click("#lot-start-submit")
     expect(page.locator("#lot-code")).to_have_text("2026-1202-T", timeout=15_000)
     if page.locator("#state").inner_text() != TEXT["zh-CN"]["running"]:
@@ -195,5 +196,7 @@ def test_a_cartons_label_preview_reprint_and_its_lots_trace_view(
     expect(page.locator("#trace-grower")).to_contain_text("赵六")  # staff see the full name
     expect(page.locator("#trace-grower")).to_contain_text("赵*")  # and what labels show
     expect(page.locator("#trace-cartons")).to_contain_text("line-1.")
+    expect(page.locator("#trace-lot")).to_contain_text("5325-0001-T")
+    expect(page.locator("#trace-certs-none")).to_be_visible()  # no grower's 合格证 recorded for it
     _shot(page, screenshots, "lot-trace-zh-CN-1280x800")
     assert page.errors == []  # type: ignore[attr-defined]

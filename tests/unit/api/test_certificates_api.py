@@ -74,6 +74,14 @@ def test_a_partial_carton_carried_across_a_lot_switch_gets_the_centers_certifica
         assert [c["issuer"] for c in listed] == ["王五", "合作社"] and listed[0]["contact"] == ""
         shown = client.get(f"/api/v1/lots/{lot['id']}", headers=reader).json()
         assert [c["number"] for c in shown["certificates"]] == ["", "HG-9"] and shown["platform_trace_code"] == "5300-L2-B"
+        # the lot's trace view has its 追溯码, its growers' certificates and the center's for the mixed carton
+        first = next(x for x in client.get("/api/v1/lots", headers=reader).json()["items"] if x["code"] == "LOT-9")
+        for lot_id, incoming in ((lot["id"], ["王五", "合作社"]), (first["id"], [])):
+            trace = client.get(f"/api/v1/lots/{lot_id}/trace", headers=reader).json()
+            assert [c["issuer"] for c in trace["incoming_certificates"]] == incoming
+            [center] = trace["center_certificates"]
+            assert center["number"] == "line-1.Z1" and center["lot_codes"] == ["LOT-9", "L2"]
+        assert trace["lot"]["platform_trace_code"] is None  # LOT-9 came without one
 
         exported = client.get("/api/v1/exports/certificates?format=csv", headers=reader)
         assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")

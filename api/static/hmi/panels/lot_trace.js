@@ -2,7 +2,7 @@
 // cartons with their codes (a tap opens the carton in the cartons panel) and its stays in the
 // cold rooms, from GET /api/v1/lots/{id}/trace. Staff see the grower's full name, with the name
 // the labels and the consumer page show beside it. One section per part of the record: a new
-// part of the record (pallets, certificates) is one more section() call.
+// part of the record (pallets) is one more section() call.
 import {h, rows} from "../dom.js";
 import {t} from "../i18n.js";
 import {openCarton} from "./cartons.js";
@@ -35,6 +35,7 @@ function render() {
     ["lots.code", tr.lot.code], ["lots.product", tr.lot.product], ["lots.variety", tr.lot.variety],
     ["lots.village", tr.lot.origin_village], ["lots.plot", tr.lot.origin_plot],
     ["lots.harvest_date", tr.lot.harvest_date], ["lots.received_kg", tr.lot.received_weight_kg],
+    ["lots.trace_code", tr.lot.platform_trace_code],
     ["lots.recipe", tr.lot.recipe_hash ? `${tr.lot.recipe} · ${tr.lot.recipe_hash.slice(0, 12)}` : tr.lot.recipe],
     ["trace.started", `${when(tr.lot.started_at)} ${tr.lot.started_by}`],
     ["trace.closed", tr.lot.closed_at ? `${when(tr.lot.closed_at)} ${tr.lot.closed_by || ""}` : t("lots.open")],
@@ -55,6 +56,13 @@ function render() {
     h("td", {class: "code", text: c.serial || t("cartons.uncoded")}), h("td", {class: "code", text: dash(c.gtin)}),
     h("td", {class: c.compliant === false ? "fault" : "", text: t(c.compliant === false ? "outlets.out_of_tolerance" : "outlets.in_tolerance")}),
   ]);
+  const certs = [
+    ...tr.incoming_certificates.map(c => [t("trace.cert_incoming"), c.number, c.issuer, c.issued_on, `${when(c.received_at)} ${c.received_by}`]),
+    ...tr.center_certificates.map(c => [t("trace.cert_center"), c.number, c.issuer, c.lot_codes.join("、"), `${when(c.issued_at)} ${c.issued_by}`]),
+  ];
+  el.certsNone.hidden = certs.length > 0;
+  el.certsTable.hidden = certs.length === 0;
+  rows(el.certs, certs, cells => cells.map((v, i) => h("td", {class: i === 1 ? "code" : "", text: dash(v)})));
   el.coldNone.hidden = tr.cold_stays.length > 0;
   el.coldTable.hidden = tr.cold_stays.length === 0;
   rows(el.cold, tr.cold_stays, s => [
@@ -93,12 +101,17 @@ export function traceCard(context) {
   el.cartonsNote = h("p", {class: "note", id: "trace-cartons-note"});
   el.cold = h("tbody", {id: "trace-cold"});
   el.coldNone = h("p", {class: "note", id: "trace-cold-none", i18n: "trace.no_cold"});
+  el.certs = h("tbody", {id: "trace-certs"});
+  el.certsNone = h("p", {class: "note", id: "trace-certs-none", i18n: "trace.no_certs"});
   el.message = h("p", {class: "note", id: "trace-message"});
   el.body = h("div", {class: "trace-parts"},
     section("trace.grower", "trace-part-grower", el.grower),
     section("trace.lot", "trace-part-lot", el.lot),
     section("trace.packout", "trace-part-packout", el.packout,
       h("table", {}, h("thead", {}, head(["cartons.class"], ["lots.fruit", "n"], ["lots.kg", "n"], ["trace.share", "n"])), el.classes)),
+    section("trace.certs", "trace-part-certs", el.certsNone, el.certsTable = h("div", {class: "scroll"},
+      h("table", {}, h("thead", {}, head(["trace.cert_kind"], ["trace.cert_number"], ["trace.cert_issuer"],
+        ["trace.cert_detail"], ["trace.cert_recorded"])), el.certs))),
     section("trace.cartons", "trace-part-cartons", el.cartonsNote, h("div", {class: "scroll"},
       h("table", {}, h("thead", {}, head(["cartons.carton"], ["cartons.class"], ["cartons.fruit", "n"], ["cartons.serial"],
         ["cartons.gtin"], ["cartons.compliance"])), el.cartons))),
