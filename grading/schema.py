@@ -335,3 +335,42 @@ Index(
     "uq_cartons_one_open_per_outlet", cartons.c.outlet, cartons.c.lot_id, unique=True,
     sqlite_where=cartons.c.closed_at.is_(None), postgresql_where=cartons.c.closed_at.is_(None),
 )
+
+# Pallets (migration 0011_pallets): pallets with their SSCC, and which cartons are on them.
+# A membership row is never deleted: taking a carton off sets ``removed_at``, so the history of
+# every pallet (and the EPCIS AggregationEvents built from it) survives; a carton is on at most
+# one pallet at a time (the partial unique index). Both forward by ``uid`` (grading.outbox).
+
+pallets = Table(
+    "pallets",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("uid", String(36), nullable=False, unique=True),
+    # SSCC-18 (AI 00): extension digit, company prefix, line digit + durable counter, check digit
+    Column("sscc", String(18), nullable=False, unique=True),
+    Column("line", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("shipped_at", DateTime(timezone=True), nullable=True),
+    Column("shipped_by", String(100), nullable=True),
+    Column("destination", String(200), nullable=True),
+)
+Index("ix_pallets_line_created_at", pallets.c.line, pallets.c.created_at)
+
+pallet_cartons = Table(
+    "pallet_cartons",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("uid", String(36), nullable=False, unique=True),
+    Column("pallet_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("pallets.id"), nullable=False),
+    Column("carton_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("cartons.id"), nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("added_by", String(100), nullable=False),
+    Column("removed_at", DateTime(timezone=True), nullable=True),
+    Column("removed_by", String(100), nullable=True),
+)
+Index("ix_pallet_cartons_pallet_id", pallet_cartons.c.pallet_id)
+Index(
+    "uq_pallet_cartons_one_pallet_per_carton", pallet_cartons.c.carton_id, unique=True,
+    sqlite_where=pallet_cartons.c.removed_at.is_(None), postgresql_where=pallet_cartons.c.removed_at.is_(None),
+)
