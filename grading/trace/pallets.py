@@ -15,7 +15,8 @@ Aggregation rules (docs/traceability.md, "Pallets"):
 * a shipped pallet changes no more, and an empty pallet is not shipped.
 
 Errors are typed (``PalletNotFound``, ``PalletConflict``, ``PalletInputError``) so the API can
-answer 404, 409 and 422. Time and actor are passed in. Blocking (database): call off the loop.
+answer 404, 409 and 422. ``pallet_label_of`` maps a pallet onto its SSCC label
+(``grading.trace.labels.PalletLabel``). Time and actor are passed in. Blocking (database): call off the loop.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +34,11 @@ from grading.schema import cartons, lots, pallet_cartons, pallets
 from grading.store import _write_transaction
 from grading.trace.codes import TraceConfig, sscc
 from grading.trace.gs1 import GS1Error, parse
+from grading.trace.labels import PalletLabel
 from grading.trace.serials import LineSerials
+
+if TYPE_CHECKING:
+    from grading.recipe import Recipe
 
 
 class PalletError(Exception):
@@ -321,3 +326,27 @@ def loose_cartons(engine: Engine, *, line: str, limit: int = 50) -> list[dict[st
             }
             for r in conn.execute(query).mappings()
         ]
+
+
+def pallet_label_of(pallet: Pallet, trace: TraceConfig, recipe: Recipe) -> PalletLabel:
+    """A pallet's SSCC label: what is on it, by product, class and size (the recipe's Chinese
+    class names, the configured product name), with its lots and, once shipped, the ship date."""
+    product = trace.product_names.get(recipe.product, recipe.product)
+    sizes = {s.id: s.name or s.id for s in recipe.size_classes}
+    kinds: dict[tuple[str, str | None], int] = {}
+    for carton in pallet.cartons:
+        key = (carton.quality_class, carton.size_class)
+        kinds[key] = kinds.get(key, 0) + 1
+    contents = []
+    for (quality, size), count in kinds.items():
+        try:
+            quality_name = recipe.quality_class(quality).name_zh
+        except KeyError:
+            quality_name = quality
+        size_name = sizes.get(size, size) if size else "混装"
+        contents.append(f"{product} {quality_name} {size_name} × {count} 箱")
+    return PalletLabel(
+        sscc=pallet.sscc, packing_center=trace.packing_center, carton_count=pallet.carton_count,
+        net_weight_g=pallet.net_weight_g, contents=tuple(contents), lots=pallet.lots, created_at=pallet.created_at,
+        shipped_at=pallet.shipped_at, destination=pallet.destination,
+    )
