@@ -33,6 +33,7 @@ from api.routes import (
     lots,
     metrics,
     outlets,
+    pallets,
     recipes,
     resolver,
     users,
@@ -113,7 +114,7 @@ def create_app(
     install_problem_handlers(app)
     for router in (
         health, line, lots, outlets, recipes, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics,
-        labels, epcis, hmi, resolver,
+        labels, pallets, epcis, hmi, resolver,
     ):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]

@@ -29,7 +29,15 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from grading.coldchain.history import minute_of
-from grading.schema import cartons, coldroom_readings, fruit, lot_residence, lots, pallet_cartons, pallets
+from grading.schema import (
+    cartons,
+    coldroom_readings,
+    fruit,
+    lot_residence,
+    lots,
+    pallet_cartons,
+    pallets,
+)
 from grading.trace.codes import TraceConfig
 from grading.trace.epcis import (
     CartonRef,

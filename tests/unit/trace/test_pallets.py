@@ -20,7 +20,14 @@ from grading.schema import pallet_cartons
 from grading.store import create_store_engine, migrate, open_lot
 from grading.trace.carton_codes import CartonCoder
 from grading.trace.codes import TraceConfig
-from grading.trace.epcis import EventQuery, carton_epc, document, pallet_epc, query_events, validation_errors
+from grading.trace.epcis import (
+    EventQuery,
+    carton_epc,
+    document,
+    pallet_epc,
+    query_events,
+    validation_errors,
+)
 from grading.trace.linters import has_valid_check_digit
 from grading.trace.pallets import (
     PalletConflict,
