@@ -14,7 +14,9 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from grading.access import Role
+from grading.trace.epcis import pallet_epc, validation_errors
 from tests.unit.api.conftest import REMOTE_CLIENT, Api, line_factory
+from tests.unit.trace.test_epcis import schema  # noqa: F401 (fixture)
 from tests.unit.trace.test_pallets import TRACE
 
 
@@ -28,7 +30,7 @@ class _Printer:
         self.jobs.append(job)
 
 
-def test_a_pallet_is_built_shipped_labelled_and_audited(tmp_path: Path) -> None:
+def test_a_pallet_is_built_shipped_labelled_and_audited(tmp_path: Path, schema: dict[str, Any]) -> None:  # noqa: F811
     app = create_app(line_factory(tmp_path, trace=TRACE), live_interval_s=0.05, live_recheck_s=0.1)
     with TestClient(app, client=REMOTE_CLIENT) as client:
         access = app.state.auth.access
@@ -95,8 +97,13 @@ def test_a_pallet_is_built_shipped_labelled_and_audited(tmp_path: Path) -> None:
         assert [p["id"] for p in listed["items"]] == [pid] and listed["next_cursor"] is None
         assert client.get("/api/v1/pallets?shipped=false", headers=reader).json()["items"] == []
 
-        events = client.get("/api/v1/epcis/events?EQ_bizStep=shipping", headers=reader)
-        assert events.status_code == 200, events.text
+        for step, expected in (("packing", 2), ("unpacking", 1), ("shipping", 1)):
+            answer = client.get(f"/api/v1/epcis/events?EQ_bizStep={step}", headers=reader)
+            assert answer.status_code == 200, answer.text
+            assert validation_errors(answer.json(), schema) == []
+            found = answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            assert len(found) == expected and all(pallet_epc(pallet["sscc"]) in (e.get("parentID"), *e.get("epcList", []))
+                                                  for e in found), found
 
         entries = client.get("/api/v1/audit", headers=sup, params={"limit": 100}).json()["items"]
         actions = [(e["action"], e["outcome"]) for e in entries if e["action"].startswith("pallet.")]

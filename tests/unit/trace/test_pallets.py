@@ -38,6 +38,7 @@ from grading.trace.pallets import (
     get_pallet,
     list_pallets,
     loose_cartons,
+    pallet_label_of,
     pallet_lots,
     remove_carton,
     ship_pallet,
@@ -141,6 +142,9 @@ def test_pallets_are_built_taken_apart_and_shipped(database_url: str, schema: di
         assert [p.id for p in list_pallets(engine, shipped=False)] == [p2.id]
         assert [p.id for p in list_pallets(engine, after_id=p2.id)] == [p1.id]
         assert get_pallet(engine, p1.id) == shipped and get_pallet(engine, 999) is None
+        label = pallet_label_of(shipped, TRACE.model_copy(update={"product_names": {"apple": "苹果"}}), load_recipe("apple"))
+        assert label.contents == ("苹果 特级 混装 × 2 箱",) and label.lots == ("YN-A",) and label.carton_count == 2
+        assert label.net_weight_g == 20_001 and label.shipped_at == shipped.shipped_at and label.destination == "昆明"
 
         # EPCIS: 4 ADD (packing), 1 DELETE (unpacking), 1 shipping
         events = StoreEventSource(engine, TRACE).events()
