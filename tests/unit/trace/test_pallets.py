@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from epcis_event_hash_generator import hash_generator, json_to_py
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from grading.lots.cartons import Carton, finish_carton, open_cartons
 from grading.lots.lots import close_lot
@@ -128,6 +129,8 @@ def test_pallets_are_built_taken_apart_and_shipped(database_url: str, schema: di
                 .order_by(pallet_cartons.c.id)
             ).all()
         assert [tuple(h) for h in history] == [(p1.id, "op2"), (p2.id, None)]
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # the database holds the rule too
+            conn.execute(insert(pallet_cartons).values(uid="x", pallet_id=p1.id, carton_id=b1.id, added_at=at, added_by="t"))
         assert loose_cartons(engine, line="line-1") == []
 
         shipped = ship_pallet(engine, p1.id, at=at + timedelta(hours=1), by="op", destination="昆明")
