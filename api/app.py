@@ -35,6 +35,7 @@ from api.routes import (
     lots,
     metrics,
     outlets,
+    pallets,
     recipes,
     resolver,
     users,
@@ -115,7 +116,7 @@ def create_app(
     install_problem_handlers(app)
     for router in (
         health, line, lots, outlets, recipes, coldrooms, alarms, lot_coldchain, auth, users, audit, live, metrics,
-        labels, epcis, lot_trace, exports, hmi, resolver,
+        labels, pallets, epcis, lot_trace, exports, hmi, resolver,
     ):
         app.include_router(router.router)
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]

@@ -100,6 +100,8 @@ class LineHandle:
     trace_lookup: TraceLookup | None = None
     # Set with [trace]: the EPCIS events of the store (app.state.epcis_events).
     epcis_events: EpcisEventSource | None = None
+    # Set with [trace]: the line's durable carton serials and SSCC serial references (pallets).
+    serials: LineSerials | None = None
 
 
 @dataclass
@@ -241,7 +243,10 @@ async def open_line(
             stack.callback(forwarder.close, 5.0)
         prices = load_price_table(config.settlement.price_table)  # a bad table stops the start, with its file and field
         # [trace]: a carton kind without a GTIN stops the start; cartons a stop left uncoded get their code
-        coder = await asyncio.to_thread(_carton_coder, config, recipe, engine)
+        serials = None if config.trace is None else LineSerials(
+            engine, config.line.id, config.line.number, block=config.trace.serial_block
+        )
+        coder = await asyncio.to_thread(_carton_coder, config, recipe, engine, serials)
         version, _ = await asyncio.to_thread(store_recipe_ref, engine, config.recipe, at=datetime.now(UTC), by="config")
         lot = await asyncio.to_thread(_lot_to_run, engine, config, recipe, version.hash)
         packer = CartonPacker(config.outlets, wall_clock=lambda: datetime.now(UTC))
@@ -350,6 +355,7 @@ async def open_line(
                 coldchain_service=coldchain, forwarder=forwarder, printer=label_printer(config),
                 trace_lookup=None if config.trace is None else StoreTraceLookup(engine, config.trace, recipe),
                 epcis_events=None if config.trace is None else StoreEventSource(engine, config.trace),
+                serials=serials,
             )
         finally:
             await line_lots.wait_idle()  # a carton the PLC closed gets its totals before the line stops
@@ -366,11 +372,13 @@ def label_printer(config: LineConfig) -> RawTcpPrinter | None:
     return RawTcpPrinter(trace.printer_host, trace.printer_port)
 
 
-def _carton_coder(config: LineConfig, recipe: Recipe, engine: Engine) -> Callable[[Carton], Carton] | None:
+def _carton_coder(
+    config: LineConfig, recipe: Recipe, engine: Engine, serials: LineSerials | None
+) -> Callable[[Carton], Carton] | None:
     """With ``[trace]``: what gives each closed carton its GS1 code. Refuses a start whose
     packing outlets pack a carton kind with no GTIN in ``[trace] gtins``."""
     trace = config.trace
-    if trace is None:
+    if trace is None or serials is None:
         return None
     missing = missing_gtins(trace, recipe.product, config.outlets)
     if missing:
@@ -379,7 +387,6 @@ def _carton_coder(config: LineConfig, recipe: Recipe, engine: Engine) -> Callabl
         CartonCoder.check_lot_code(config.lot.code)
     except LotError as exc:
         raise ValueError(f"lot.code: {exc}") from exc
-    serials = LineSerials(engine, config.line.id, config.line.number, block=trace.serial_block)
     # the pack date (AI 13) is the packing center's own calendar date: the machine's local zone
     local_zone = datetime.now().astimezone().tzinfo or UTC
     coder = CartonCoder(engine, trace, serials, product=recipe.product, timezone=local_zone)

@@ -64,6 +64,8 @@ from grading.schema import (
     fruit,
     incoming_certificates,
     lots,
+    pallet_cartons,
+    pallets,
     quarantine,
     recipe_versions,
 )
@@ -162,6 +164,13 @@ FORWARDED = ForwardRegistry(
         ForwardedTable(events, key=("uid",), references={"lot_id": ("lots", "code")}),
         ForwardedTable(
             fruit, key=("uid",), references={"lot_id": ("lots", "code"), "carton_id": ("cartons", "uid")}
+        ),
+        # shipping (and its destination) reaches the central row as an update; a membership's
+        # removal likewise. Pallets come before their memberships, cartons before both.
+        ForwardedTable(pallets, key=("uid",), update=("shipped_at", "shipped_by", "destination")),
+        ForwardedTable(
+            pallet_cartons, key=("uid",), references={"pallet_id": ("pallets", "uid"), "carton_id": ("cartons", "uid")},
+            update=("removed_at", "removed_by"),
         ),
         ForwardedTable(quarantine, key=("line_id", "origin_id"), update=(), origin_id="origin_id"),
         # one row per room, quantity and minute, updated while its minute lasts

@@ -52,7 +52,7 @@ lots = Table(
     Column("recipe_hash", String(64), ForeignKey("recipe_versions.hash"), nullable=True),
     Column("started_by", String(100), nullable=False, server_default=""),
     Column("closed_by", String(100), nullable=True),
-    # migration 0011_certificates: the national platform's 追溯码, opaque (its structure is not
+    # migration 0012_certificates: the national platform's 追溯码, opaque (its structure is not
     # public: stored as given, trimmed; never computed here)
     Column("platform_trace_code", String(128), nullable=True),
 )
@@ -330,7 +330,7 @@ cartons = Table(
     Column("pack_date", Date, nullable=True),  # AI (13)
     Column("element_string", String(120), nullable=True),  # unbracketed, GS (ASCII 29) separators
     Column("digital_link", String(400), nullable=True),
-    # migration 0011_certificates: a partial carton kept open across a lot switch ([lots]
+    # migration 0012_certificates: a partial carton kept open across a lot switch ([lots]
     # carry_over_partial_cartons) names the lot it was carried into; ``lot_id`` stays the lot it
     # was opened for, and its lots are the distinct lots of its fruit rows
     Column("carried_to_lot_id", Integer, ForeignKey("lots.id"), nullable=True),
@@ -343,7 +343,46 @@ Index(
     sqlite_where=cartons.c.closed_at.is_(None), postgresql_where=cartons.c.closed_at.is_(None),
 )
 
-# Certificates (migration 0011_certificates): each grower's 承诺达标合格证 as received with a lot,
+# Pallets (migration 0011_pallets): pallets with their SSCC, and which cartons are on them.
+# A membership row is never deleted: taking a carton off sets ``removed_at``, so the history of
+# every pallet (and the EPCIS AggregationEvents built from it) survives; a carton is on at most
+# one pallet at a time (the partial unique index). Both forward by ``uid`` (grading.outbox).
+
+pallets = Table(
+    "pallets",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("uid", String(36), nullable=False, unique=True),
+    # SSCC-18 (AI 00): extension digit, company prefix, line digit + durable counter, check digit
+    Column("sscc", String(18), nullable=False, unique=True),
+    Column("line", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("shipped_at", DateTime(timezone=True), nullable=True),
+    Column("shipped_by", String(100), nullable=True),
+    Column("destination", String(200), nullable=True),
+)
+Index("ix_pallets_line_created_at", pallets.c.line, pallets.c.created_at)
+
+pallet_cartons = Table(
+    "pallet_cartons",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("uid", String(36), nullable=False, unique=True),
+    Column("pallet_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("pallets.id"), nullable=False),
+    Column("carton_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("cartons.id"), nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("added_by", String(100), nullable=False),
+    Column("removed_at", DateTime(timezone=True), nullable=True),
+    Column("removed_by", String(100), nullable=True),
+)
+Index("ix_pallet_cartons_pallet_id", pallet_cartons.c.pallet_id)
+Index(
+    "uq_pallet_cartons_one_pallet_per_carton", pallet_cartons.c.carton_id, unique=True,
+    sqlite_where=pallet_cartons.c.removed_at.is_(None), postgresql_where=pallet_cartons.c.removed_at.is_(None),
+)
+
+# Certificates (migration 0012_certificates): each grower's 承诺达标合格证 as received with a lot,
 # and the certificates the packing center issues itself for a carton or pallet of mixed lots
 # (grading.trace.certificates; docs/traceability.md).
 

@@ -1,4 +1,4 @@
-"""Carton labels: one raster for the PNG and PDF previews, and a ZPL job for label printers.
+"""Carton and pallet labels: one raster for the PNG and PDF previews, and a ZPL job for label printers.
 
 Owns the label's content and layout (100 x 150 mm at 8 dots/mm, 203 dpi): the Chinese text
 (product, quality class, size, origin, grower under the privacy setting, pack date, net weight,
@@ -9,14 +9,20 @@ ZPL: the text, boxes and HRI are one ``^GFA`` graphic field cut from the same ra
 preview (so Chinese prints on any ZPL printer without a downloaded CJK font), while the QR
 (``^BQ``) and the GS1 DataMatrix (``^BX``, FNC1 written with the escape character) are native
 printer symbols, sharper than a bitmap. ``^CI28`` declares UTF-8 for the field data.
-Not owned: where the label data comes from (the merge maps cartons onto ``CartonLabel``) and
-sending the job (``drivers.printer``).
+
+The pallet (SSCC) label, same size: the packing center, carton count, total net weight, the
+products and classes on it, its grower lots, ship date and destination once shipped, and the
+GS1-128 of (00) SSCC with its HRI below. It shares the raster, graphic field and ZPL job with
+the carton label; the GS1-128 is native too (``^BC``, ``>;>8``: Code C with FNC1 first).
+
+Not owned: where the label data comes from (the merge maps cartons onto ``CartonLabel``,
+``grading.trace.pallets`` pallets onto ``PalletLabel``) and sending the job (``drivers.printer``).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -121,15 +127,26 @@ def carton_label(
     )
 
 
+Box = tuple[int, int, int, int]
+
+
 @dataclass(frozen=True)
 class RenderedLabel:
-    """The label drawn: the whole raster (PNG/PDF) and the ZPL job."""
+    """The label drawn: the whole raster (PNG/PDF), the ZPL job, and where each symbol is
+    (``qr``, ``datamatrix``, ``gs1_128``): the ZPL draws those natively, outside the graphic field."""
 
     image: Image.Image  # mode "1", WIDTH_DOTS x HEIGHT_DOTS
     zpl: str
-    qr_box: tuple[int, int, int, int]
-    datamatrix_box: tuple[int, int, int, int]
+    boxes: Mapping[str, Box]
     notes: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def qr_box(self) -> Box:
+        return self.boxes["qr"]
+
+    @property
+    def datamatrix_box(self) -> Box:
+        return self.boxes["datamatrix"]
 
     def png(self) -> bytes:
         buffer = io.BytesIO()
@@ -271,22 +288,122 @@ def _zpl_datamatrix(code: CartonCode) -> str:
     return _DM_ESCAPE + "1" + code.element_string().replace(GS, _DM_ESCAPE + "1")
 
 
+def _zpl_job(layer: Image.Image, symbols: Sequence[str]) -> str:
+    """One label's ZPL: the text layer as a graphic field, then the native symbols."""
+    return "".join([
+        "^XA^CI28",
+        f"^PW{WIDTH_DOTS}^LL{HEIGHT_DOTS}^LH0,0",
+        f"^FO0,0{_graphic_field(layer)}^FS",
+        *symbols,
+        "^PQ1^XZ\n",
+    ])
+
+
 def render(label: CartonLabel) -> RenderedLabel:
     layer, qr_at, dm_at, _qr_size = _text_layer(label)
     image = layer.copy()
     qr_box = _paste_modules(image, qr_modules(label.digital_link), *qr_at, QR_MODULE_DOTS, quiet=4)
     dm = datamatrix_modules(label.code.bracketed())
     dm_box = _paste_modules(image, dm, *dm_at, DM_MODULE_DOTS, quiet=2)
-    zpl = "".join([
-        "^XA^CI28",
-        f"^PW{WIDTH_DOTS}^LL{HEIGHT_DOTS}^LH0,0",
-        f"^FO0,0{_graphic_field(layer)}^FS",
+    zpl = _zpl_job(layer, [
         # ^BQN,2,<magnification>: model 2; "MA," = error correction M, automatic data mode
         f"^FO{qr_box[0] + 4 * QR_MODULE_DOTS},{qr_box[1] + 4 * QR_MODULE_DOTS}^BQN,2,{QR_MODULE_DOTS}"
         f"^FDMA,{label.digital_link}^FS",
         # ^BX: ECC 200, module height, escape character for FNC1 (`1)
         f"^FO{dm_box[0] + 2 * DM_MODULE_DOTS},{dm_box[1] + 2 * DM_MODULE_DOTS}"
         f"^BXN,{DM_MODULE_DOTS},200,0,0,1,{_DM_ESCAPE}^FD{_zpl_datamatrix(label.code)}^FS",
-        "^PQ1^XZ\n",
     ])
-    return RenderedLabel(image=image, zpl=zpl, qr_box=qr_box, datamatrix_box=dm_box)
+    return RenderedLabel(image=image, zpl=zpl, boxes={"qr": qr_box, "datamatrix": dm_box})
+
+
+# --- pallet (SSCC) label ----------------------------------------------------------------------
+
+GS1_128_MODULE_DOTS = 4  # X = 0.5 mm, inside GS1's range for logistic labels (0.495-1.016 mm)
+GS1_128_HEIGHT_DOTS = 256  # 32 mm: GS1 asks at least 31.75 mm for a logistic label's bars
+GS1_128_QUIET_MODULES = 10
+
+
+@dataclass(frozen=True)
+class PalletLabel:
+    """Everything printed on a pallet's SSCC label; ``grading.trace.pallets`` fills it."""
+
+    sscc: str
+    packing_center: str
+    carton_count: int
+    net_weight_g: int
+    contents: tuple[str, ...]  # one line per product / class / size: "沃柑 特级 L × 12 箱"
+    lots: tuple[str, ...]
+    created_at: datetime
+    shipped_at: datetime | None = None
+    destination: str | None = None
+
+    @property
+    def hri(self) -> str:
+        return f"(00){self.sscc}"
+
+
+def gs1_128_modules(bracketed_elements: str) -> NDArray[np.bool_]:
+    """One row of GS1-128 bars (FNC1 after the start character) for ``[00]...``."""
+    symbol = zint.Symbol()
+    symbol.symbology = zint.Symbology.GS1_128
+    symbol.input_mode = zint.InputMode.GS1
+    symbol.scale = 0.5  # one pixel per module
+    symbol.show_text = False
+    symbol.encode(bracketed_elements)
+    symbol.buffer()
+    return np.asarray(symbol.bitmap)[0, :, 0] == 0
+
+
+def _wrapped(text: str, per_line: int) -> list[str]:
+    return [text[i : i + per_line] for i in range(0, len(text), per_line)] or [""]
+
+
+def _pallet_layer(label: PalletLabel) -> tuple[Image.Image, tuple[int, int], list[str]]:
+    """Text and boxes of a pallet label; where the GS1-128 goes; what was left out."""
+    image = Image.new("1", (WIDTH_DOTS, HEIGHT_DOTS), 1)
+    draw = ImageDraw.Draw(image)
+    notes: list[str] = []
+    bars_width = (len(gs1_128_modules(f"[00]{label.sscc}")) + 2 * GS1_128_QUIET_MODULES) * GS1_128_MODULE_DOTS
+    bars_at = ((WIDTH_DOTS - bars_width) // 2, HEIGHT_DOTS - MARGIN - 56 - GS1_128_HEIGHT_DOTS)
+    bottom = bars_at[1] - 24  # the text stops above the bars
+    draw.text((MARGIN, MARGIN), label.packing_center or "托盘标签", font=_font(44), fill=0)
+    draw.text((MARGIN, MARGIN + 60), "托盘 SSCC", font=_font(64), fill=0)
+    draw.line((MARGIN, MARGIN + 148, WIDTH_DOTS - MARGIN, MARGIN + 148), fill=0, width=4)
+    rows = [
+        ("箱数", f"{label.carton_count} 箱"),
+        ("净重合计", _kg(label.net_weight_g)),
+        ("组托日期", label.created_at.strftime("%Y-%m-%d")),
+        *([("发货日期", label.shipped_at.strftime("%Y-%m-%d"))] if label.shipped_at else []),
+        *([("目的地", label.destination)] if label.destination else []),
+    ]
+    y = MARGIN + 168
+    for name, value in rows:
+        draw.text((MARGIN, y), f"{name}: {value}", font=_font(36), fill=0)
+        y += 46
+    lines = ["品名 / 等级 / 规格:", *(f"  {c}" for c in label.contents)]
+    lines += ["来源批次:", *(f"  {part}" for part in _wrapped("、".join(label.lots), 30))]
+    for number, line in enumerate(lines):
+        if y + 40 > bottom:
+            notes.append(f"{len(lines) - number} lines of contents and lots left out (no room)")
+            break
+        draw.text((MARGIN, y), line, font=_font(30), fill=0)
+        y += 38
+    hri_width = draw.textlength(label.hri, font=_font(40))
+    draw.text(((WIDTH_DOTS - hri_width) / 2, bars_at[1] + GS1_128_HEIGHT_DOTS + 8), label.hri, font=_font(40), fill=0)
+    return image, bars_at, notes
+
+
+def render_pallet(label: PalletLabel) -> RenderedLabel:
+    layer, (x, y), notes = _pallet_layer(label)
+    image = layer.copy()
+    bars = gs1_128_modules(f"[00]{label.sscc}")
+    column = np.repeat(bars, GS1_128_MODULE_DOTS)
+    tile = Image.fromarray(np.where(np.tile(column, (GS1_128_HEIGHT_DOTS, 1)), 0, 255).astype(np.uint8)).convert("1")
+    left = x + GS1_128_QUIET_MODULES * GS1_128_MODULE_DOTS
+    image.paste(tile, (left, y))
+    box = (x, y, x + tile.width + 2 * GS1_128_QUIET_MODULES * GS1_128_MODULE_DOTS, y + GS1_128_HEIGHT_DOTS)
+    zpl = _zpl_job(layer, [
+        # ^BY module width; ^BC height, no printer HRI (the raster has it); >; Code C, >8 FNC1
+        f"^BY{GS1_128_MODULE_DOTS}^FO{left},{y}^BCN,{GS1_128_HEIGHT_DOTS},N,N,N^FD>;>800{label.sscc}^FS",
+    ])
+    return RenderedLabel(image=image, zpl=zpl, boxes={"gs1_128": box}, notes=tuple(notes))

@@ -9,7 +9,10 @@ Owns ``StoreEventSource``, which builds, each time it is asked, from the rows th
   product: no TransformationEvent);
 * sensor ObjectEvents ``sensor_reporting`` for every stay of a lot in a cold room: the room's
   minute temperature rows cut into ``interval`` pieces (min, max, mean weighted by samples; an
-  ``ALARM_CONDITION`` when any minute was outside the room's band), for the lot's classes.
+  ``ALARM_CONDITION`` when any minute was outside the room's band), for the lot's classes;
+* an AggregationEvent ADD ``packing`` per carton put on a pallet (parent: the pallet's SSCC),
+  at its ``added_at``, and a DELETE ``unpacking`` per carton taken off, at its ``removed_at``;
+* an ObjectEvent OBSERVE ``shipping`` (``in_transit``) per shipped pallet, at its ``shipped_at``.
 
 Read point and business location are the packing center's GLN (``[trace] packing_center_gln``),
 a cold room's with the room as GLN extension (254). Events are the ``grading.trace.epcis``
@@ -26,7 +29,15 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from grading.coldchain.history import minute_of
-from grading.schema import cartons, coldroom_readings, fruit, lot_residence, lots
+from grading.schema import (
+    cartons,
+    coldroom_readings,
+    fruit,
+    lot_residence,
+    lots,
+    pallet_cartons,
+    pallets,
+)
 from grading.trace.codes import TraceConfig
 from grading.trace.epcis import (
     CartonRef,
@@ -34,9 +45,11 @@ from grading.trace.epcis import (
     LotInput,
     Place,
     SensorSummary,
+    aggregation_event,
     commissioning_event,
     lot_class,
     sensor_event,
+    shipping_event,
     transformation_event,
 )
 
@@ -79,6 +92,16 @@ class StoreEventSource:
                 ).mappings().all()
                 for s in stays
             }
+            memberships = conn.execute(
+                select(pallets.c.sscc, cartons.c.gtin, cartons.c.serial, pallet_cartons.c.added_at,
+                       pallet_cartons.c.removed_at)
+                .join(pallets, pallets.c.id == pallet_cartons.c.pallet_id)
+                .join(cartons, cartons.c.id == pallet_cartons.c.carton_id)
+                .order_by(pallet_cartons.c.id)
+            ).all()
+            shipped = conn.execute(
+                select(pallets.c.sscc, pallets.c.shipped_at).where(pallets.c.shipped_at.is_not(None)).order_by(pallets.c.id)
+            ).all()
         by_lot: dict[int, list[CartonRef]] = {}
         out: list[Event] = []
         for lot_id, gtin, serial, closed_at in coded:
@@ -105,6 +128,13 @@ class StoreEventSource:
             room = Place(self._trace.packing_center_gln, str(stay["room"]))
             for summary in self._summaries(str(stay["room"]), minutes[int(stay["id"])]):
                 out.append(sensor_event([summary], summary.end, room=room, lots=classes))
+        for sscc, gtin, serial, added_at, removed_at in memberships:
+            ref = CartonRef(gtin, serial)
+            out.append(aggregation_event(sscc, [ref], _utc(added_at), add=True, read_point=self._center))
+            if removed_at is not None:
+                out.append(aggregation_event(sscc, [ref], _utc(removed_at), add=False, read_point=self._center))
+        for sscc, shipped_at in shipped:
+            out.append(shipping_event([sscc], _utc(shipped_at), read_point=self._center, biz_location=self._center))
         return out
 
     def _summaries(self, room: str, rows: Sequence[Any]) -> list[SensorSummary]:

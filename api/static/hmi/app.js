@@ -14,8 +14,9 @@ import coldrooms from "./panels/coldrooms.js";
 import alarms from "./panels/alarms.js";
 import settings from "./panels/settings.js";
 import audit from "./panels/audit.js";
+import pallets from "./panels/pallets.js";
 
-const PANELS = [line, lots, outlets, cartons, coldrooms, alarms, settings, audit];
+const PANELS = [line, lots, outlets, cartons, pallets, coldrooms, alarms, settings, audit];
 const RANK = {integrator: 1, operator: 2, supervisor: 3, admin: 4};
 const $ = id => document.getElementById(id);
 

@@ -67,6 +67,7 @@ class FakeHandle:
     printer: Any = None
     trace_lookup: Any = None
     epcis_events: Any = None
+    serials: Any = None
 
 
 def line_factory(
@@ -98,12 +99,13 @@ def line_factory(
         runtime.fruit_events.subscribe("cartons", packer.on_fruit)
         runtime.fruit_events.subscribe("lots", stats.on_fruit)
         recipe = load_recipe("apple")
+        serials = LineSerials(engine, "line-1", 1)
         lots = LineLots(
             engine=engine, runtime=runtime, writer=writer, packer=packer, recipe=recipe, recipe_hash=None,
             line="line-1", wall_clock=lambda: datetime.now(UTC), on_carton_closed=stats.on_carton_closed,
             check_lot_code=CartonCoder.check_lot_code if trace is not None else lambda code: None,
             coder=None if trace is None else CartonCoder(
-                engine, trace, LineSerials(engine, "line-1", 1), product="apple", timezone=UTC
+                engine, trace, serials, product="apple", timezone=UTC
             ).code,
             carry_over=cfg.lots.carry_over_partial_cartons,
         )
@@ -114,6 +116,7 @@ def line_factory(
                 recipe=recipe, camera=camera, plc=plc, printer=label_printer(cfg),
                 trace_lookup=None if trace is None else StoreTraceLookup(engine, trace, recipe),
                 epcis_events=None if trace is None else StoreEventSource(engine, trace),
+                serials=None if trace is None else serials,
             )
         finally:
             await runtime.shutdown()

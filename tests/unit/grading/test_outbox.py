@@ -25,7 +25,7 @@ from grading.outbox import (
     outbox_changes,
 )
 from grading.records import EventRecord, FruitRecord
-from grading.schema import events, fruit, lots, quarantine
+from grading.schema import cartons, events, fruit, lots, pallet_cartons, pallets, quarantine
 from grading.store import RecordWriter, create_store_engine, migrate, open_lot
 
 
@@ -275,7 +275,7 @@ def test_trace_codes_and_certificates_are_forwarded_translated_and_once(database
         record_certificate,
         set_platform_trace_code,
     )
-    from grading.schema import cartons, center_certificates, incoming_certificates
+    from grading.schema import center_certificates, incoming_certificates
     from grading.trace.certificates import issue_center_certificate
     from tests.line_fakes import outlets
 
@@ -316,4 +316,51 @@ def test_trace_codes_and_certificates_are_forwarded_translated_and_once(database
         assert len(_rows(central, incoming_certificates)) == 1 and len(_rows(central, center_certificates)) == 1
         assert len(_rows(central, cartons)) == 1 and len(_rows(central, lots)) == 3
     finally:
+        central.dispose()
+
+
+def test_pallets_and_their_cartons_are_forwarded_with_removals_and_shipping(database_url: str, make_line: Any) -> None:
+    """A carton moved from one pallet to another, a shipped pallet: the central rows refer to the
+    central pallet and carton ids, keep the removal, and a replay changes nothing."""
+    from grading.trace.pallets import add_carton, create_pallet, remove_carton, ship_pallet
+    from grading.trace.serials import LineSerials
+    from tests.unit.trace.test_pallets import TRACE, coded_cartons
+
+    central = create_store_engine(database_url)
+    migrate(central)
+    open_lot(central, code="OTHER", grower="", variety="", product="apple", recipe="apple", line="x")
+    line = make_line("l1")
+    forwarder = Forwarder(line.engine, central, batch_size=3)  # small batches: order across batches
+    try:
+        serials = LineSerials(line.engine, "l1", 1)
+        c1, c2 = coded_cartons(line.engine, line.lot_id, 2, serials)
+        at = datetime(2026, 12, 2, 12, tzinfo=UTC)
+        p1 = create_pallet(line.engine, TRACE, serials, line="l1", at=at, by="op")
+        p2 = create_pallet(line.engine, TRACE, serials, line="l1", at=at, by="op")
+        add_carton(line.engine, p1.id, carton_id=c1.id, at=at, by="op")
+        add_carton(line.engine, p1.id, carton_id=c2.id, at=at, by="op")
+        _drain(forwarder)
+        remove_carton(line.engine, p1.id, c2.id, at=at, by="op")  # off and on in one batch
+        add_carton(line.engine, p2.id, carton_id=c2.id, at=at, by="op")
+        ship_pallet(line.engine, p1.id, at=at, by="op", destination="昆明")
+        _drain(forwarder)
+
+        central_pallets = {r["uid"]: r for r in _rows(central, pallets)}
+        assert set(central_pallets) == {p1.uid, p2.uid}
+        assert central_pallets[p1.uid]["shipped_by"] == "op" and central_pallets[p1.uid]["destination"] == "昆明"
+        sscc_of = {r["id"]: r["sscc"] for r in central_pallets.values()}
+        serial_of = {r["id"]: r["serial"] for r in _rows(central, cartons)}
+        forwarded = [(sscc_of[r["pallet_id"]], serial_of[r["carton_id"]], r["removed_by"]) for r in _rows(central, pallet_cartons)]
+        assert forwarded == [(p1.sscc, c1.serial, None), (p1.sscc, c2.serial, "op"), (p2.sscc, c2.serial, None)]
+
+        before = _rows(central, pallet_cartons), _rows(central, pallets)
+        with line.engine.begin() as conn:  # a replay of everything
+            for table in (lots, cartons, pallets, pallet_cartons):
+                ids = conn.execute(select(table.c.id)).scalars().all()
+                conn.execute(insert(outbox_changes), [{"table_name": table.name, "row_id": i, "queued_at_s": 0.0} for i in ids])
+        _drain(forwarder)
+        assert (_rows(central, pallet_cartons), _rows(central, pallets)) == before
+        assert _rows(central, quarantine) == []
+    finally:
+        forwarder.close()
         central.dispose()

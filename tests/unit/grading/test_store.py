@@ -46,7 +46,7 @@ def test_migration_matches_schema_and_is_idempotent(database_url: str) -> None:
         version = conn.execute(text("select version_num from alembic_version")).scalar_one()
     engine.dispose()
     assert diff == []
-    assert version == "0011_certificates"
+    assert version == "0012_certificates"
 
 
 def test_migration_0002_keeps_existing_rows_and_gives_old_events_uids(database_url: str) -> None:

@@ -309,14 +309,14 @@ def test_a_line_whose_outlets_pack_a_kind_without_a_gtin_is_refused(tmp_path: Pa
     engine = create_store_engine(config.database.url)
     try:
         with pytest.raises(ValueError, match=r"trace\.gtins: no GTIN for outlet \d+: product='apple' quality_class='class_i'"):
-            _carton_coder(config, recipe, engine)
+            _carton_coder(config, recipe, engine, LineSerials(engine, "line-1", 1))
         assert label_printer(config) is None  # no printer_host: no printing
         chinese_lot = parse_config({"database": {"url": f"sqlite:///{tmp_path}/line.db"}, "lot": {"code": "批次1"},
                                     "trace": TRACE.model_dump() | {"gtins": [*TRACE.model_dump()["gtins"], {
                                         "product": "apple", "quality_class": "class_ii", "size_class": "*",
                                         "gtin": "16901234567875"}]}})
         with pytest.raises(ValueError, match=r"lot\.code: .*AI \(10\)"):
-            _carton_coder(chinese_lot, recipe, engine)
+            _carton_coder(chinese_lot, recipe, engine, LineSerials(engine, "line-1", 1))
     finally:
         engine.dispose()
 

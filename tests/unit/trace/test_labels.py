@@ -108,3 +108,30 @@ def test_label_from_the_line_config(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="no GTIN configured"):
         from_config(config, product="沃柑", quality_class="特级", size_class="M", lot="L1", serial=7,
                     pack_date=date(2025, 9, 15), net_weight_g=10000, certificate=carton_label().certificate)
+
+
+def test_pallet_label_gs1_128_decodes_to_the_sscc_and_biip_checks_it(tmp_path: Path) -> None:
+    """zxing-cpp and zbar read the (00) SSCC back from the PNG, biip parses the element string
+    with its check digit, and the ZPL job carries the same SSCC as a native GS1-128."""
+    from datetime import datetime
+
+    import biip
+
+    from grading.trace.labels import PalletLabel, render_pallet
+
+    label = PalletLabel(
+        sscc="369012341000000014", packing_center="华宁县果品分选中心", carton_count=3, net_weight_g=30_001,
+        contents=("沃柑 特级 L × 2 箱", "沃柑 一级 M × 1 箱"), lots=("YN2509A", "YN2509B"),
+        created_at=datetime(2026, 12, 2, 9), shipped_at=datetime(2026, 12, 3, 7), destination="昆明",
+    )
+    rendered = render_pallet(label)
+    (bars,) = [b for b in zxingcpp.read_barcodes(rendered.image.convert("L")) if "128" in str(b.format)]
+    assert bars.symbology_identifier == "]C1" and bars.bytes.decode("ascii") == "00" + label.sscc  # FNC1 first
+    path = tmp_path / "pallet.png"
+    path.write_bytes(rendered.png())
+    assert _zbar(path) == ["00" + label.sscc]
+    parsed = biip.parse("]C1" + bars.bytes.decode("ascii"))
+    assert parsed.sscc is not None and parsed.sscc.value == label.sscc and parsed.sscc.extension_digit == 3
+    assert rendered.zpl.startswith("^XA^CI28") and rendered.zpl.isascii()
+    assert f"^BCN,{256},N,N,N^FD>;>800{label.sscc}^FS" in rendered.zpl
+    assert rendered.notes == () and render_pallet(label).png() == rendered.png()

@@ -6,16 +6,16 @@ Adds ``lots.platform_trace_code`` (nullable: the platform issues it, often after
 承诺达标合格证 as received with a lot) and ``center_certificates`` (the certificates the packing
 center issues for a carton or pallet of mixed lots). Existing rows stay valid.
 
-Revision ID: 0011_certificates
-Revises: 0010_carton_codes
+Revision ID: 0012_certificates
+Revises: 0011_pallets
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_certificates"
-down_revision = "0010_carton_codes"
+revision = "0012_certificates"
+down_revision = "0011_pallets"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,75 @@
+"""The pallet panel (组托) in a headless Chromium, zh-CN: an operator logs in on the PIN pad,
+creates a pallet, clicks one carton onto it and scans the other (the scanner's keystrokes and
+Enter), takes one off, ships it behind the confirmation dialog, and sees the SSCC label preview.
+The app is fake line devices with ``[trace]`` (tests/browser/pallet_app.py), not ``gradeline run``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.browser.pallet_app import OPERATOR, OPERATOR_PIN
+from tests.browser.test_hmi import CHROMIUM_FLAGS, SCREEN, _log_in, _page, _shot, browser
+
+pytestmark = pytest.mark.slow
+__all__ = ["CHROMIUM_FLAGS", "browser"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("hmi-pallets")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tests.browser.pallet_app:pallet_app", "--factory",
+         "--host", "127.0.0.1", "--port", "0", "--log-level", "info"],
+        cwd=REPO, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PALLET_HMI_DIR": str(folder)},
+    )
+    assert proc.stderr is not None
+    try:
+        for line in proc.stderr:
+            if (match := re.search(r"running on (http://[\d.:]+)", line)) is not None:
+                yield match[1]
+                break
+        else:
+            raise AssertionError("uvicorn printed no address")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_build_and_ship_a_pallet_on_the_panel(base_url: str, browser: Browser, screenshots: Path) -> None:
+    page = _page(browser, SCREEN)
+    _log_in(page, base_url, OPERATOR, OPERATOR_PIN)
+    page.click("#nav-pallets")
+    loose = page.locator("#pallet-loose tr")
+    expect(loose).to_have_count(2)
+    serials = [loose.nth(i).locator("td").nth(1).inner_text() for i in range(2)]
+    page.click("#pallet-new")
+    expect(page.locator("#pallet-sscc")).to_have_text(re.compile(r"^\(00\)369012341\d{9}$"))
+    loose.nth(0).locator("button.pallet-add").click()
+    expect(page.locator("#pallet-cartons tr")).to_have_count(1)
+    # the other carton by its bracketed code, typed key by key as a scanner does, then Enter
+    page.locator("#pallet-scan").click()
+    page.keyboard.type(f"(01)16901234567899(21){serials[1]}")
+    page.keyboard.press("Enter")
+    expect(page.locator("#pallet-cartons tr")).to_have_count(2)
+    expect(page.locator("#pallet-count")).to_have_text("2")
+    expect(page.locator("#pallet-loose tr")).to_have_count(0)
+    page.locator("#pallet-cartons button.pallet-remove").first.click()
+    expect(page.locator("#pallet-count")).to_have_text("1")
+    page.click("#pallet-ship")
+    expect(page.locator("#confirm")).to_be_visible()
+    page.click("#confirm-yes")
+    expect(page.locator("#pallet-state")).to_contain_text("已发货")
+    expect(page.locator("#pallet-scan")).to_be_disabled()
+    page.wait_for_function("document.querySelector('#pallet-label').naturalWidth === 800")
+    _shot(page, screenshots, "hmi-pallets-1280x800")
+    assert page.errors == []  # type: ignore[attr-defined]
