@@ -9,6 +9,7 @@ SSCCs to give: every route answers 409 saying so.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,8 @@ from api.routes.deps import get_handle
 from api.routes.lots import who_text
 from drivers.printer import PrinterError
 from grading.trace import pallets as domain
-from grading.trace.labels import RenderedLabel, render_pallet
+from grading.trace.certificates import CenterCertificate
+from grading.trace.labels import PalletLabel, RenderedLabel, render_pallet
 
 router = APIRouter(prefix="/api/v1", tags=["pallets"])
 PalletId = Annotated[int, Path(ge=1, le=2**62, description="Pallet id.")]
@@ -77,12 +79,15 @@ class PalletCartonOut(BaseModel):
     added_by: str
 
 
+_PALLET_EXAMPLE: dict[str, Any] = {
+    "id": 4, "sscc": "369012341000000014", "hri": "(00)369012341000000014", "line": "line-1",
+    "created_at": "2026-12-02T08:00:00Z", "created_by": "user:wang", "shipped_at": None, "shipped_by": None,
+    "destination": None, "carton_count": 0, "net_weight_g": 0, "lots": [], "cartons": [],
+}
+
+
 class PalletOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": 4, "sscc": "369012341000000014", "hri": "(00)369012341000000014", "line": "line-1",
-        "created_at": "2026-12-02T08:00:00Z", "created_by": "user:wang", "shipped_at": None, "shipped_by": None,
-        "destination": None, "carton_count": 0, "net_weight_g": 0, "lots": [], "cartons": [],
-    }]})
+    model_config = ConfigDict(json_schema_extra={"examples": [_PALLET_EXAMPLE]})
 
     id: int
     sscc: str = Field(description="SSCC-18, AI (00).")
@@ -97,9 +102,13 @@ class PalletOut(BaseModel):
     net_weight_g: int
     lots: list[str] = Field(description="The grower lots of the cartons now on it.")
     cartons: list[PalletCartonOut]
+    certificate: CenterCertificate | None = Field(
+        None, description="The packing center's own 合格证: a pallet of more than one lot gets it when it ships.")
 
 
 class PalletPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_PALLET_EXAMPLE], "next_cursor": None}]})
+
     items: list[PalletOut]
     next_cursor: str | None
 
@@ -116,7 +125,24 @@ class LooseCartonOut(BaseModel):
     closed_at: datetime | None
 
 
+class LooseCartonPage(BaseModel):
+    """The newest first, at most ``limit``: a touch screen lists the latest, so no further page."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{
+        "carton_id": 87, "gtin": "19521234000010", "serial": "line-1.87", "lot": "2026-1202-003",
+        "quality_class": "extra", "size_class": None, "net_weight_g": 9876, "fruit_count": 48,
+        "closed_at": "2026-12-02T08:01:00Z",
+    }], "next_cursor": None}]})
+
+    items: list[LooseCartonOut]
+    next_cursor: None = None
+
+
 class PalletPrintOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "pallet_id": 4, "sscc": "369012341000000014", "printer": "192.168.1.40:9100", "bytes": 48213,
+    }]})
+
     pallet_id: int
     sscc: str
     printer: str = Field(description="host:port the job went to.")
@@ -128,7 +154,7 @@ def _out(pallet: domain.Pallet) -> dict[str, Any]:
         "id": pallet.id, "sscc": pallet.sscc, "hri": f"(00){pallet.sscc}", "line": pallet.line,
         "created_at": pallet.created_at, "created_by": pallet.created_by, "shipped_at": pallet.shipped_at,
         "shipped_by": pallet.shipped_by, "destination": pallet.destination, "carton_count": pallet.carton_count,
-        "net_weight_g": pallet.net_weight_g, "lots": list(pallet.lots),
+        "net_weight_g": pallet.net_weight_g, "lots": list(pallet.lots), "certificate": pallet.certificate,
         "cartons": [{
             "carton_id": c.carton_id, "gtin": c.gtin, "serial": c.serial, "lot": c.lot_code,
             "quality_class": c.quality_class, "size_class": c.size_class, "net_weight_g": c.net_weight_g,
@@ -159,7 +185,7 @@ async def _found(handle: Any, pallet_id: int) -> domain.Pallet:
     return pallet
 
 
-@router.post("/pallets", response_model=PalletOut, status_code=201, responses=documented(409))
+@router.post("/pallets", response_model=PalletOut, responses=documented(409))
 async def create_pallet(request: Request, who: OperatorCaller, audit: Audit, body: PalletIn | None = None) -> Any:
     """A new, empty pallet with its SSCC (from the line's durable counter: never given twice)."""
     handle = _traced(request)
@@ -188,13 +214,14 @@ async def list_pallets(
     return {"items": [_out(p) for p in page], "next_cursor": encode_cursor(page[-1].id) if len(found) > limit else None}
 
 
-@router.get("/pallets/loose-cartons", response_model=list[LooseCartonOut], responses=documented(409))
+@router.get("/pallets/loose-cartons", response_model=LooseCartonPage, responses=documented(409))
 async def loose_cartons(
     request: Request, _: IntegratorCaller, limit: Annotated[int, Query(ge=1, le=200)] = 30,
 ) -> Any:
     """The line's closed, coded cartons on no pallet, newest first: what can go on one."""
     handle = _traced(request)
-    return await asyncio.to_thread(domain.loose_cartons, handle.engine, line=handle.config.line.name, limit=limit)
+    found = await asyncio.to_thread(domain.loose_cartons, handle.engine, line=handle.config.line.name, limit=limit)
+    return {"items": found, "next_cursor": None}
 
 
 @router.get("/pallets/{pallet_id}", response_model=PalletOut, responses=documented(404, 409))
@@ -249,31 +276,59 @@ async def ship_pallet(request: Request, pallet_id: PalletId, who: OperatorCaller
         pallet = await asyncio.to_thread(
             domain.ship_pallet, handle.engine, pallet_id, at=datetime.now(UTC), by=who_text(who),
             destination=body.destination if body else None,
+            certifier=domain.certifier_of(handle.config.trace, handle.serials.line_id, handle.recipe.product),
         )
     except domain.PalletError as exc:
         await audit(who, "pallet.ship", target=str(pallet_id), outcome="refused", detail=str(exc))
         raise _problem(exc) from exc
     await audit(who, "pallet.ship", target=pallet.sscc, before={"shipped": False},
-                after={"shipped": True, "carton_count": pallet.carton_count, "destination": pallet.destination})
+                after={"shipped": True, "carton_count": pallet.carton_count, "destination": pallet.destination,
+                       "certificate": pallet.certificate.number if pallet.certificate else None})
     return _out(pallet)
 
 
-async def _rendered(handle: Any, pallet_id: int) -> tuple[domain.Pallet, RenderedLabel]:
+async def _rendered(handle: Any, pallet_id: int) -> tuple[domain.Pallet, PalletLabel, RenderedLabel]:
     pallet = await _found(handle, pallet_id)
     label = domain.pallet_label_of(pallet, handle.config.trace, handle.recipe)
-    return pallet, await asyncio.to_thread(render_pallet, label)
+    return pallet, label, await asyncio.to_thread(render_pallet, label)
+
+
+class PalletLabelOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "pallet_id": 4, "sscc": "369012341000000014", "hri": "(00)369012341000000014", "packing_center": "华宁柑橘包装中心",
+        "carton_count": 2, "net_weight_g": 20001, "contents": ["沃柑 特级 L × 2 箱"], "lots": ["YN-A", "YN-B"],
+        "created_at": "2026-12-02T08:00:00Z", "shipped_at": "2026-12-02T10:00:00Z", "destination": "昆明",
+        "certificate_number": "line-1.Z3", "notes": [],
+    }]})
+
+    pallet_id: int
+    sscc: str
+    hri: str = Field(description="As printed under the GS1-128.")
+    packing_center: str
+    carton_count: int
+    net_weight_g: int
+    contents: list[str] = Field(description="One line per product / class / size with its carton count.")
+    lots: list[str]
+    created_at: datetime
+    shipped_at: datetime | None
+    destination: str | None
+    certificate_number: str | None = Field(description="The center's 合格证 of a mixed-lot pallet, once shipped.")
+    notes: list[str] = Field(description="What the drawing had to leave out.")
 
 
 @router.get(
-    "/pallets/{pallet_id}/label",
+    "/pallets/{pallet_id}/label", response_model=PalletLabelOut,
     responses={**documented(404, 409), 200: {"content": {m: {} for m in _MEDIA.values()}}},
 )
 async def pallet_label(
     request: Request, pallet_id: PalletId, _: IntegratorCaller,
-    format: Annotated[Literal["png", "pdf", "zpl"], Query(description="png (default), pdf or zpl.")] = "png",
-) -> Response:
-    """The pallet's SSCC label, 100 x 150 mm: PNG preview (default), PDF, or the ZPL job."""
-    _pallet, rendered = await _rendered(_traced(request), pallet_id)
+    format: Annotated[Literal["png", "pdf", "zpl", "json"], Query(description="png (default), pdf, zpl or json.")] = "png",
+) -> Any:
+    """The pallet's SSCC label, 100 x 150 mm: PNG preview (default), PDF, the ZPL job, or what it
+    says as JSON."""
+    pallet, label, rendered = await _rendered(_traced(request), pallet_id)
+    if format == "json":
+        return {**asdict(label), "pallet_id": pallet.id, "hri": label.hri, "notes": list(rendered.notes)}
     if format == "zpl":
         body = rendered.zpl.encode()
     else:
@@ -289,7 +344,7 @@ async def print_pallet_label(request: Request, pallet_id: PalletId, who: Operato
     if printer is None:
         await audit(who, "pallet.label.print", target=str(pallet_id), outcome="refused", detail="no printer")
         raise Conflict("no label printer is configured ([trace] printer_host)")
-    pallet, rendered = await _rendered(handle, pallet_id)
+    pallet, _label, rendered = await _rendered(handle, pallet_id)
     job = rendered.zpl.encode()
     where = f"{printer.host}:{printer.port}"
     try:

@@ -11,6 +11,10 @@ number and never gives one twice) and carries the line's id, like carton serials
 never give the same number. Issuing is idempotent per subject: a second call returns the
 certificate already issued.
 
+``reserve_certificate_number`` and ``insert_center_certificate`` are the two halves, for a
+caller that must commit the certificate with what it certifies (a pallet's shipping,
+``grading.trace.pallets``).
+
 Also ``carton_lots``: the lots a carton's fruit come from (its fruit rows' distinct lots, in
 the order their first fruit went in), which the label and the consumer page show.
 
@@ -78,6 +82,45 @@ def center_certificate_of(engine: Engine | Connection, subject_kind: str, subjec
     return None if row is None else certificate_from_row(row)
 
 
+def reserve_certificate_number(engine: Engine, line_id: str) -> str:
+    """The next certificate number of the line, committed before it is used anywhere (a number
+    reserved and then not used is skipped, never given again)."""
+    (value,) = reserve(engine, f"certificate:{line_id}")
+    return certificate_number(line_id, value)
+
+
+def insert_center_certificate(
+    conn: Connection,
+    *,
+    number: str,
+    line_id: str,
+    subject_kind: SubjectKind,
+    subject_uid: str,
+    lot_ids: Sequence[int],
+    quantity: str,
+    at: datetime,
+    by: str,
+    issuer: str,
+    contact: str = "",
+    product_name: str = "",
+    origin: str = "",
+) -> None:
+    """Store a certificate under a reserved ``number`` in the caller's transaction, so it commits
+    with what it certifies (a pallet's shipping). ``lot_ids``: at least two distinct, in order."""
+    distinct = list(dict.fromkeys(lot_ids))
+    if len(distinct) < 2:
+        raise ValueError("a packing center certificate is for fruit of more than one lot")
+    codes = dict(conn.execute(select(lots.c.id, lots.c.code).where(lots.c.id.in_(distinct))).all())
+    missing = [i for i in distinct if i not in codes]
+    if missing:
+        raise ValueError(f"no lot {', '.join(map(str, missing))}")
+    conn.execute(insert(center_certificates).values(
+        number=number, subject_kind=subject_kind, subject_uid=subject_uid,
+        lot_codes=[codes[i] for i in distinct], product_name=product_name, quantity=quantity, origin=origin,
+        issuer=issuer, contact=contact, issued_at=at, issued_by=by, line_id=line_id,
+    ))
+
+
 def issue_center_certificate(
     engine: Engine,
     *,
@@ -98,26 +141,19 @@ def issue_center_certificate(
     ``lot_ids``: the contributing grower lots, in the order to print them (at least two distinct).
     Returns the certificate already issued for the subject, if there is one.
     """
-    distinct = list(dict.fromkeys(lot_ids))
-    if len(distinct) < 2:
+    if len(set(lot_ids)) < 2:
         raise ValueError("a packing center certificate is for fruit of more than one lot")
     found = center_certificate_of(engine, subject_kind, subject_uid)
     if found is not None:
         return found
-    with engine.connect() as conn:
-        codes = dict(conn.execute(select(lots.c.id, lots.c.code).where(lots.c.id.in_(distinct))).all())
-    missing = [i for i in distinct if i not in codes]
-    if missing:
-        raise ValueError(f"no lot {', '.join(map(str, missing))}")
-    (value,) = reserve(engine, f"certificate:{line_id}")  # durable before the number is used anywhere
-    number = certificate_number(line_id, value)
+    number = reserve_certificate_number(engine, line_id)  # durable before the number is used anywhere
     try:
         with engine.begin() as conn:
-            conn.execute(insert(center_certificates).values(
-                number=number, subject_kind=subject_kind, subject_uid=subject_uid,
-                lot_codes=[codes[i] for i in distinct], product_name=product_name, quantity=quantity, origin=origin,
-                issuer=issuer, contact=contact, issued_at=at, issued_by=by, line_id=line_id,
-            ))
+            insert_center_certificate(
+                conn, number=number, line_id=line_id, subject_kind=subject_kind, subject_uid=subject_uid,
+                lot_ids=lot_ids, quantity=quantity, at=at, by=by, issuer=issuer, contact=contact,
+                product_name=product_name, origin=origin,
+            )
     except IntegrityError:  # issued for this subject meanwhile: that one stands, this number is skipped
         found = center_certificate_of(engine, subject_kind, subject_uid)
         if found is None:

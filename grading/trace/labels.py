@@ -336,6 +336,7 @@ class PalletLabel:
     created_at: datetime
     shipped_at: datetime | None = None
     destination: str | None = None
+    certificate_number: str | None = None  # the center's 合格证 of a pallet of mixed lots (issued at shipping)
 
     @property
     def hri(self) -> str:
@@ -375,6 +376,7 @@ def _pallet_layer(label: PalletLabel) -> tuple[Image.Image, tuple[int, int], lis
         ("组托日期", label.created_at.strftime("%Y-%m-%d")),
         *([("发货日期", label.shipped_at.strftime("%Y-%m-%d"))] if label.shipped_at else []),
         *([("目的地", label.destination)] if label.destination else []),
+        *([("承诺达标合格证", label.certificate_number)] if label.certificate_number else []),
     ]
     y = MARGIN + 168
     for name, value in rows:

@@ -15,9 +15,12 @@ built from the store in parts, each a model and a builder of its own:
 * ``cartons``: the lot's closed cartons, newest first, with their GS1 codes;
 * ``cold_stays``: every stay of the lot (or a pallet of it) in a cold room, with the room's
   temperature over the stay (``grading.coldchain.history``);
+* ``pallets``: the pallets holding its cartons (SSCC, how many of its cartons, shipped, the
+  certificate of a mixed pallet; ``grading.trace.pallets``);
 * ``incoming_certificates``: the growers' 合格证 received with the lot (``grading.lots.receiving``),
-  and ``center_certificates``: the packing center's own certificates for cartons that mix this
-  lot with another (``grading.trace.certificates``). The lot's platform 追溯码 is in ``lot``.
+  and ``center_certificates``: the packing center's own certificates for cartons and pallets
+  that mix this lot with another (``grading.trace.certificates``). The lot's platform 追溯码 is
+  in ``lot``.
 
 A further part is a model (or the domain's own record), a builder
 called in ``lot_trace`` and one field of ``LotTrace`` with an empty default, so older readers
@@ -44,6 +47,7 @@ from grading.store import Lot
 from grading.trace.certificates import CenterCertificate, certificate_from_row
 from grading.trace.codes import PrivacyLevel, present_grower
 from grading.trace.gs1 import GS1Error, hri, parse_unbracketed
+from grading.trace.pallets import Pallet, pallets_of_lot
 
 
 class _Part(BaseModel):
@@ -119,6 +123,18 @@ class TraceColdStay(_Part):
     minutes_out_of_band: float
 
 
+class TracePallet(_Part):
+    id: int
+    sscc: str = Field(description="SSCC-18, AI (00).")
+    cartons_of_lot: int = Field(description="Cartons of this lot on it (a partial carton carried into it counts).")
+    carton_count: int = Field(description="All its cartons.")
+    lots: list[str] = Field(description="Every lot on it: more than one means it ships with the center's certificate.")
+    created_at: datetime
+    shipped_at: datetime | None = Field(description="null while it is being built.")
+    destination: str | None
+    certificate_number: str | None = Field(description="The center's 合格证 of a mixed pallet, once shipped.")
+
+
 class LotTrace(_Part):
     """One lot from the grower to its cartons and cold rooms."""
 
@@ -150,6 +166,7 @@ class LotTrace(_Part):
     cartons: list[TraceCarton] = Field(description="Closed cartons, newest first, at most the limit asked for.")
     cartons_total: int = Field(description="Closed cartons of the lot, all of them.")
     cold_stays: list[TraceColdStay] = Field(description="Oldest first.")
+    pallets: list[TracePallet] = Field(default_factory=list, description="Pallets holding its cartons, oldest first.")
     incoming_certificates: list[IncomingCertificate] = Field(
         default_factory=list, description="Growers' 合格证 received with the lot, in the order recorded.")
     center_certificates: list[CenterCertificate] = Field(
@@ -235,7 +252,16 @@ def _cold_stays(engine: Engine, lot_id: int, wall_clock: Callable[[], datetime])
     ]
 
 
-def _center_certificates(engine: Engine, lot_id: int) -> list[CenterCertificate]:
+def _pallet(pallet: Pallet, lot: Lot, carried: set[int]) -> TracePallet:
+    return TracePallet(
+        id=pallet.id, sscc=pallet.sscc, carton_count=pallet.carton_count, lots=list(pallet.lots),
+        cartons_of_lot=sum(1 for c in pallet.cartons if c.lot_code == lot.code or c.carton_id in carried),
+        created_at=pallet.created_at, shipped_at=pallet.shipped_at, destination=pallet.destination,
+        certificate_number=pallet.certificate.number if pallet.certificate else None,
+    )
+
+
+def _center_certificates(engine: Engine, lot_id: int, pallets: list[Pallet]) -> list[CenterCertificate]:
     # a mixed carton belongs to the lot it was opened for and names the lot it was carried into
     mixed = select(cartons_table.c.uid).where(
         or_(cartons_table.c.lot_id == lot_id, cartons_table.c.carried_to_lot_id == lot_id)
@@ -246,7 +272,8 @@ def _center_certificates(engine: Engine, lot_id: int) -> list[CenterCertificate]
             .where(center_certificates.c.subject_kind == "carton", center_certificates.c.subject_uid.in_(mixed))
             .order_by(center_certificates.c.id)
         ).mappings().all()
-    return [certificate_from_row(r) for r in rows]
+    found = [certificate_from_row(r) for r in rows] + [p.certificate for p in pallets if p.certificate is not None]
+    return sorted(found, key=lambda c: c.issued_at)
 
 
 def lot_trace(
@@ -260,11 +287,17 @@ def lot_trace(
     that is still going."""
     lot = get_lot(engine, lot_id)
     cartons, total = _cartons(engine, lot_id, carton_limit)
+    pallets = pallets_of_lot(engine, lot_id)
+    with engine.connect() as conn:
+        carried = set(conn.execute(
+            select(cartons_table.c.id).where(cartons_table.c.carried_to_lot_id == lot_id)
+        ).scalars())
     return LotTrace(
         grower=_grower(lot, privacy), lot=_lot(lot), packout=_packout(engine, lot, class_order),
         cartons=cartons, cartons_total=total, cold_stays=_cold_stays(engine, lot_id, wall_clock),
+        pallets=[_pallet(p, lot, carried) for p in pallets],
         incoming_certificates=lot_certificates(engine, lot_id),
-        center_certificates=_center_certificates(engine, lot_id),
+        center_certificates=_center_certificates(engine, lot_id, pallets),
     )
 
 

@@ -12,7 +12,9 @@ Aggregation rules (docs/traceability.md, "Pallets"):
   with a symbology identifier, bracketed HRI, Digital Link URI), matched on GTIN and serial;
 * a carton is on at most one pallet at a time (the database's partial unique index says so
   too); taking it off keeps the membership row with ``removed_at``, so history is kept;
-* a shipped pallet changes no more, and an empty pallet is not shipped.
+* a shipped pallet changes no more, and an empty pallet is not shipped;
+* a pallet of more than one grower lot ships with the packing center's own 合格证
+  (``grading.trace.certificates``), committed with the shipping.
 
 Errors are typed (``PalletNotFound``, ``PalletConflict``, ``PalletInputError``) so the API can
 answer 404, 409 and 422. ``pallet_label_of`` maps a pallet onto its SSCC label
@@ -27,11 +29,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, union, update
 from sqlalchemy.exc import IntegrityError
 
-from grading.schema import cartons, lots, pallet_cartons, pallets
+from grading.schema import cartons, center_certificates, lots, pallet_cartons, pallets
 from grading.store import _write_transaction
+from grading.trace.certificates import (
+    CenterCertificate,
+    certificate_from_row,
+    insert_center_certificate,
+    joined,
+    reserve_certificate_number,
+)
 from grading.trace.codes import TraceConfig, sscc
 from grading.trace.gs1 import GS1Error, parse
 from grading.trace.labels import PalletLabel
@@ -85,6 +94,8 @@ class Pallet:
     shipped_by: str | None
     destination: str | None
     cartons: tuple[PalletCarton, ...]
+    lots: tuple[str, ...] = ()  # the grower lots of the cartons now on it (a carried carton's both), sorted
+    certificate: CenterCertificate | None = None  # the center's own, for a pallet of mixed lots, issued at shipping
 
     @property
     def carton_count(self) -> int:
@@ -94,9 +105,16 @@ class Pallet:
     def net_weight_g(self) -> int:
         return sum(c.net_weight_g for c in self.cartons)
 
-    @property
-    def lots(self) -> tuple[str, ...]:
-        return tuple(sorted({c.lot_code for c in self.cartons}))
+
+@dataclass(frozen=True)
+class PalletCertifier:
+    """Who issues the certificate of a pallet of mixed lots, from the line's ``[trace]``."""
+
+    line_id: str
+    issuer: str  # 承诺主体: [trace] packing_center
+    contact: str = ""
+    product_name: str = ""
+    origin: str = ""  # when the lots name no origin village
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -131,13 +149,46 @@ def _current_cartons(conn: Connection, pallet_ids: Sequence[int]) -> dict[int, l
     return out
 
 
+def _lots_on(conn: Connection, pallet_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """Per pallet, the lot rows of the cartons now on it: each carton's own lot and, for a
+    partial carton carried across a lot switch, the lot it was topped up from; by code."""
+    on = (
+        select(pallet_cartons.c.pallet_id, cartons.c.lot_id.label("lot_id"))
+        .join(cartons, cartons.c.id == pallet_cartons.c.carton_id)
+        .where(pallet_cartons.c.pallet_id.in_(pallet_ids), pallet_cartons.c.removed_at.is_(None))
+    )
+    carried = (
+        select(pallet_cartons.c.pallet_id, cartons.c.carried_to_lot_id.label("lot_id"))
+        .join(cartons, cartons.c.id == pallet_cartons.c.carton_id)
+        .where(pallet_cartons.c.pallet_id.in_(pallet_ids), pallet_cartons.c.removed_at.is_(None),
+               cartons.c.carried_to_lot_id.is_not(None))
+    )
+    both = union(on, carried).subquery()
+    rows = conn.execute(
+        select(both.c.pallet_id, lots).join(lots, lots.c.id == both.c.lot_id).order_by(lots.c.code)
+    ).mappings().all()
+    out: dict[int, list[Any]] = {}
+    for r in rows:
+        out.setdefault(int(r["pallet_id"]), []).append(r)
+    return out
+
+
 def _pallets(conn: Connection, rows: Sequence[Any]) -> list[Pallet]:
-    members = _current_cartons(conn, [int(r["id"]) for r in rows]) if rows else {}
+    ids = [int(r["id"]) for r in rows]
+    members = _current_cartons(conn, ids) if rows else {}
+    lots_on = _lots_on(conn, ids) if rows else {}
+    certified = {
+        c["subject_uid"]: certificate_from_row(c)
+        for c in conn.execute(select(center_certificates).where(
+            center_certificates.c.subject_kind == "pallet", center_certificates.c.subject_uid.in_([r["uid"] for r in rows])
+        )).mappings()
+    } if rows else {}
     return [
         Pallet(
             id=int(r["id"]), uid=r["uid"], sscc=r["sscc"], line=r["line"], created_at=_utc(r["created_at"]) or r["created_at"],
             created_by=r["created_by"], shipped_at=_utc(r["shipped_at"]), shipped_by=r["shipped_by"],
             destination=r["destination"], cartons=tuple(members.get(int(r["id"]), ())),
+            lots=tuple(str(lot["code"]) for lot in lots_on.get(int(r["id"]), ())), certificate=certified.get(r["uid"]),
         )
         for r in rows
     ]
@@ -171,6 +222,20 @@ def list_pallets(
         query = query.where(pallets.c.id < after_id)
     with engine.connect() as conn:
         return _pallets(conn, conn.execute(query).mappings().all())
+
+
+def pallets_of_lot(engine: Engine, lot_id: int) -> list[Pallet]:
+    """The pallets that hold (now, or when they shipped) a carton of ``lot_id``, oldest first:
+    a carton of the lot, or a partial carton carried into it."""
+    holding = (
+        select(pallet_cartons.c.pallet_id)
+        .join(cartons, cartons.c.id == pallet_cartons.c.carton_id)
+        .where(pallet_cartons.c.removed_at.is_(None),
+               (cartons.c.lot_id == lot_id) | (cartons.c.carried_to_lot_id == lot_id))
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(select(pallets).where(pallets.c.id.in_(holding)).order_by(pallets.c.id)).mappings().all()
+        return _pallets(conn, rows)
 
 
 def new_sscc(trace: TraceConfig, serials: LineSerials) -> str:
@@ -275,34 +340,70 @@ def remove_carton(engine: Engine, pallet_id: int, carton_id: int, *, at: datetim
         return _load(conn, pallet_id)
 
 
-def ship_pallet(engine: Engine, pallet_id: int, *, at: datetime, by: str, destination: str | None = None) -> Pallet:
-    """Mark a pallet shipped (it then changes no more); an empty pallet is refused."""
-    with _write_transaction(engine) as conn:
-        row = _lock_open(conn, pallet_id)
-        count = conn.execute(
-            select(func.count()).select_from(pallet_cartons).where(
-                pallet_cartons.c.pallet_id == pallet_id, pallet_cartons.c.removed_at.is_(None)
+def certifier_of(trace: TraceConfig, line_id: str, product: str) -> PalletCertifier:
+    """The line's issuer of mixed-lot pallets' certificates: the packing center of ``[trace]``."""
+    return PalletCertifier(
+        line_id=line_id, issuer=trace.packing_center, contact=trace.contact,
+        product_name=trace.product_names.get(product, product), origin=trace.origin,
+    )
+
+
+def ship_pallet(
+    engine: Engine, pallet_id: int, *, at: datetime, by: str, destination: str | None = None,
+    certifier: PalletCertifier | None = None,
+) -> Pallet:
+    """Mark a pallet shipped (it then changes no more); an empty pallet is refused.
+
+    A pallet whose cartons come from more than one grower lot leaves with the packing center's
+    own 合格证 (the 2025 Measures: mixed produce gets a new certificate), issued by ``certifier``
+    and committed in the same transaction as the shipping, so a shipped mixed pallet always has
+    one. Its number is reserved (committed) first: a crash skips it, never reuses it. Without a
+    certifier that has an issuer, a mixed pallet is refused."""
+    number: str | None = None
+    for _attempt in range(3):
+        with engine.connect() as conn:
+            mixed = len(_lots_on(conn, [pallet_id]).get(pallet_id, ())) > 1
+        if mixed and (certifier is None or not certifier.issuer):
+            raise PalletConflict(
+                f"pallet {pallet_id} holds fruit of more than one lot: it ships with the packing center's own "
+                "合格证, and [trace] packing_center (its 承诺主体) is not set"
             )
-        ).scalar_one()
-        if not count:
-            raise PalletConflict(f"pallet {row['sscc']} is empty: nothing to ship")
-        values: dict[str, Any] = {"shipped_at": at, "shipped_by": by}
-        if destination is not None:
-            values["destination"] = destination
-        conn.execute(update(pallets).where(pallets.c.id == pallet_id).values(**values))
-        return _load(conn, pallet_id)
+        if mixed and number is None and certifier is not None:
+            number = reserve_certificate_number(engine, certifier.line_id)
+        with _write_transaction(engine) as conn:
+            row = _lock_open(conn, pallet_id)
+            count = conn.execute(
+                select(func.count()).select_from(pallet_cartons).where(
+                    pallet_cartons.c.pallet_id == pallet_id, pallet_cartons.c.removed_at.is_(None)
+                )
+            ).scalar_one()
+            if not count:
+                raise PalletConflict(f"pallet {row['sscc']} is empty: nothing to ship")
+            contributing = _lots_on(conn, [pallet_id]).get(pallet_id, [])
+            if len(contributing) > 1:
+                if number is None or certifier is None:
+                    continue  # it became mixed since the look above: reserve a number, then again
+                pallet = _load(conn, pallet_id)
+                insert_center_certificate(
+                    conn, number=number, line_id=certifier.line_id, subject_kind="pallet", subject_uid=row["uid"],
+                    lot_ids=[int(lot["id"]) for lot in contributing],
+                    quantity=f"{count} 箱 / {pallet.net_weight_g / 1000:.3f} kg", at=at, by=by, issuer=certifier.issuer,
+                    contact=certifier.contact, product_name=certifier.product_name,
+                    origin=joined([lot["origin_village"] for lot in contributing]) or certifier.origin,
+                )
+            values: dict[str, Any] = {"shipped_at": at, "shipped_by": by}
+            if destination is not None:
+                values["destination"] = destination
+            conn.execute(update(pallets).where(pallets.c.id == pallet_id).values(**values))
+            return _load(conn, pallet_id)
+    raise PalletConflict(f"pallet {pallet_id} kept changing while it was being shipped: try again")
 
 
 def pallet_lots(engine: Engine, pallet_id: int) -> list[str]:
-    """The distinct grower lot codes of the cartons now on the pallet, sorted (for a mixed-lot
-    pallet's certificate)."""
+    """The distinct grower lot codes of the cartons now on the pallet, sorted (a carried
+    carton's both lots)."""
     with engine.connect() as conn:
-        return sorted(str(code) for code in conn.execute(
-            select(lots.c.code).distinct()
-            .join(cartons, cartons.c.lot_id == lots.c.id)
-            .join(pallet_cartons, pallet_cartons.c.carton_id == cartons.c.id)
-            .where(pallet_cartons.c.pallet_id == pallet_id, pallet_cartons.c.removed_at.is_(None))
-        ).scalars())
+        return [str(lot["code"]) for lot in _lots_on(conn, [pallet_id]).get(pallet_id, ())]
 
 
 def loose_cartons(engine: Engine, *, line: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -330,7 +431,8 @@ def loose_cartons(engine: Engine, *, line: str, limit: int = 50) -> list[dict[st
 
 def pallet_label_of(pallet: Pallet, trace: TraceConfig, recipe: Recipe) -> PalletLabel:
     """A pallet's SSCC label: what is on it, by product, class and size (the recipe's Chinese
-    class names, the configured product name), with its lots and, once shipped, the ship date."""
+    class names, the configured product name), with its lots and, once shipped, the ship date
+    and (mixed lots) the center's certificate number."""
     product = trace.product_names.get(recipe.product, recipe.product)
     sizes = {s.id: s.name or s.id for s in recipe.size_classes}
     kinds: dict[tuple[str, str | None], int] = {}
@@ -349,4 +451,5 @@ def pallet_label_of(pallet: Pallet, trace: TraceConfig, recipe: Recipe) -> Palle
         sscc=pallet.sscc, packing_center=trace.packing_center, carton_count=pallet.carton_count,
         net_weight_g=pallet.net_weight_g, contents=tuple(contents), lots=pallet.lots, created_at=pallet.created_at,
         shipped_at=pallet.shipped_at, destination=pallet.destination,
+        certificate_number=pallet.certificate.number if pallet.certificate else None,
     )

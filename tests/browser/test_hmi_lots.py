@@ -198,5 +198,6 @@ def test_a_cartons_label_preview_reprint_and_its_lots_trace_view(
     expect(page.locator("#trace-cartons")).to_contain_text("line-1.")
     expect(page.locator("#trace-lot")).to_contain_text("5325-0001-T")
     expect(page.locator("#trace-certs-none")).to_be_visible()  # no grower's 合格证 recorded for it
+    expect(page.locator("#trace-pallets-none")).to_be_visible()  # its carton is on no pallet yet
     _shot(page, screenshots, "lot-trace-zh-CN-1280x800")
     assert page.errors == []  # type: ignore[attr-defined]

@@ -45,12 +45,12 @@ def test_a_pallet_is_built_shipped_labelled_and_audited(tmp_path: Path, schema: 
             assert done.status_code == 200, done.text
             closed.append(client.get(f"/api/v1/cartons/{done.json()['id']}", headers=reader).json())
         assert all(c["serial"] for c in closed), closed
-        loose = client.get("/api/v1/pallets/loose-cartons", headers=reader).json()
+        loose = client.get("/api/v1/pallets/loose-cartons", headers=reader).json()["items"]
         assert [c["carton_id"] for c in loose] == [closed[1]["id"], closed[0]["id"]]
 
         assert client.post("/api/v1/pallets", headers=reader).status_code == 403
         made = client.post("/api/v1/pallets", headers=op, json={})
-        assert made.status_code == 201, made.text
+        assert made.status_code == 200, made.text
         pallet = made.json()
         assert pallet["sscc"].startswith("369012341") and pallet["hri"] == f"(00){pallet['sscc']}"
         pid = pallet["id"]

@@ -73,4 +73,14 @@ def test_a_lots_trace_runs_from_grower_to_cartons_and_cold_rooms(tmp_path: Path)
         assert stay["room"] == "冷库1" and stay["left_at"] is None
         assert (stay["temperature_min_c"], stay["temperature_max_c"]) == (2.0, 5.0)
 
+        assert trace["pallets"] == [] and trace["incoming_certificates"] == [] == trace["center_certificates"]
+
+        # on a pallet, shipped: the trace runs on to its SSCC (one lot: no center certificate)
+        pallet = client.post("/api/v1/pallets", headers=op).json()
+        client.post(f"/api/v1/pallets/{pallet['id']}/cartons", headers=op, json={"carton_id": carton["id"]}).raise_for_status()
+        client.post(f"/api/v1/pallets/{pallet['id']}/ship", headers=op, json={"destination": "昆明"}).raise_for_status()
+        [on] = client.get(f"/api/v1/lots/{lot['id']}/trace", headers=reader).json()["pallets"]
+        assert (on["sscc"], on["cartons_of_lot"], on["carton_count"], on["lots"]) == (pallet["sscc"], 1, 1, ["LOT-9"])
+        assert on["shipped_at"] is not None and on["destination"] == "昆明" and on["certificate_number"] is None
+
         assert client.get("/api/v1/lots/999/trace", headers=reader).status_code == 404

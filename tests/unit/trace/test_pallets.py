@@ -31,6 +31,7 @@ from grading.trace.epcis import (
 )
 from grading.trace.linters import has_valid_check_digit
 from grading.trace.pallets import (
+    PalletCertifier,
     PalletConflict,
     PalletInputError,
     PalletNotFound,
@@ -171,5 +172,24 @@ def test_pallets_are_built_taken_apart_and_shipped(database_url: str, schema: di
         ships = query_events(events, EventQuery(eq_biz_step=("shipping",))).events
         assert [(e["epcList"], e["disposition"]) for e in ships] == [([pallet_epc(p1.sscc)], "in_transit")]
         assert query_events(events, EventQuery(match_epc=(pallet_epc(p1.sscc),))).events == ships
+
+        # p2 (YN-B) and a carton of YN-C: it ships only with the center's own 合格证, issued with the shipping
+        close_lot(engine, lot_b.id, at=T0 + timedelta(hours=6), by="t")
+        lot_c = open_lot(engine, code="YN-C", grower="h", variety="", product="apple", recipe="apple", line="line-1")
+        (c1,) = coded_cartons(engine, lot_c.id, 1, serials, start=T0 + timedelta(hours=6))
+        add_carton(engine, p2.id, carton_id=c1.id, at=T0 + timedelta(hours=7), by="op")
+        later = T0 + timedelta(hours=8)
+        for refusing in (None, PalletCertifier(line_id="line-1", issuer="")):
+            with pytest.raises(PalletConflict, match="packing_center"):
+                ship_pallet(engine, p2.id, at=later, by="op", certifier=refusing)
+        assert get_pallet(engine, p2.id).shipped_at is None  # type: ignore[union-attr]
+        certifier = PalletCertifier(line_id="line-1", issuer="华宁包装中心", product_name="苹果", origin="华宁县")
+        mixed = ship_pallet(engine, p2.id, at=later, by="op", certifier=certifier)
+        cert = mixed.certificate
+        assert cert is not None and mixed.shipped_at is not None and mixed.lots == ("YN-B", "YN-C")
+        assert (cert.number, cert.subject_kind, cert.subject_uid, cert.lot_codes) == ("line-1.Z1", "pallet", mixed.uid, ("YN-B", "YN-C"))
+        assert cert.issuer == "华宁包装中心" and cert.quantity == "2 箱 / 20.000 kg" and cert.origin == "华宁县"
+        assert get_pallet(engine, p2.id) == mixed and shipped.certificate is None  # one lot: none needed
+        assert pallet_label_of(mixed, TRACE, load_recipe("apple")).certificate_number == "line-1.Z1"
     finally:
         engine.dispose()

@@ -2,7 +2,7 @@
 // cartons with their codes (a tap opens the carton in the cartons panel) and its stays in the
 // cold rooms, from GET /api/v1/lots/{id}/trace. Staff see the grower's full name, with the name
 // the labels and the consumer page show beside it. One section per part of the record: a new
-// part of the record (pallets) is one more section() call.
+// part of the record is one more section() call.
 import {h, rows} from "../dom.js";
 import {t} from "../i18n.js";
 import {openCarton} from "./cartons.js";
@@ -56,6 +56,14 @@ function render() {
     h("td", {class: "code", text: c.serial || t("cartons.uncoded")}), h("td", {class: "code", text: dash(c.gtin)}),
     h("td", {class: c.compliant === false ? "fault" : "", text: t(c.compliant === false ? "outlets.out_of_tolerance" : "outlets.in_tolerance")}),
   ]);
+  el.palletsNone.hidden = tr.pallets.length > 0;
+  el.palletsTable.hidden = tr.pallets.length === 0;
+  rows(el.pallets, tr.pallets, p => [
+    h("td", {class: "code", text: p.sscc}), h("td", {class: "n", text: `${p.cartons_of_lot} / ${p.carton_count}`}),
+    h("td", {text: p.lots.join("、")}),
+    h("td", {text: p.shipped_at ? `${when(p.shipped_at)} ${p.destination || ""}` : t("trace.pallet_building")}),
+    h("td", {class: "code", text: dash(p.certificate_number)}),
+  ]);
   const certs = [
     ...tr.incoming_certificates.map(c => [t("trace.cert_incoming"), c.number, c.issuer, c.issued_on, `${when(c.received_at)} ${c.received_by}`]),
     ...tr.center_certificates.map(c => [t("trace.cert_center"), c.number, c.issuer, c.lot_codes.join("、"), `${when(c.issued_at)} ${c.issued_by}`]),
@@ -102,6 +110,8 @@ export function traceCard(context) {
   el.cold = h("tbody", {id: "trace-cold"});
   el.coldNone = h("p", {class: "note", id: "trace-cold-none", i18n: "trace.no_cold"});
   el.certs = h("tbody", {id: "trace-certs"});
+  el.pallets = h("tbody", {id: "trace-pallets"});
+  el.palletsNone = h("p", {class: "note", id: "trace-pallets-none", i18n: "trace.no_pallets"});
   el.certsNone = h("p", {class: "note", id: "trace-certs-none", i18n: "trace.no_certs"});
   el.message = h("p", {class: "note", id: "trace-message"});
   el.body = h("div", {class: "trace-parts"},
@@ -115,6 +125,9 @@ export function traceCard(context) {
     section("trace.cartons", "trace-part-cartons", el.cartonsNote, h("div", {class: "scroll"},
       h("table", {}, h("thead", {}, head(["cartons.carton"], ["cartons.class"], ["cartons.fruit", "n"], ["cartons.serial"],
         ["cartons.gtin"], ["cartons.compliance"])), el.cartons))),
+    section("trace.pallets", "trace-part-pallets", el.palletsNone, el.palletsTable = h("div", {class: "scroll"},
+      h("table", {}, h("thead", {}, head(["trace.pallet_sscc"], ["trace.pallet_cartons", "n"], ["trace.pallet_lots"],
+        ["trace.pallet_shipped"], ["trace.cert_number"])), el.pallets))),
     section("trace.cold", "trace-part-cold", el.coldNone, el.coldTable = h("div", {class: "scroll"},
       h("table", {}, h("thead", {}, head(["trace.room"], ["trace.entered"], ["trace.left"], ["trace.temps", "n"],
         ["trace.out_of_band", "n"])), el.cold))));

@@ -30,6 +30,9 @@ function render() {
   el.count.textContent = pallet.carton_count;
   el.weight.textContent = kg(pallet.net_weight_g);
   el.lots.textContent = pallet.lots.join("、") || "—";
+  // several lots: it ships with the center's own 合格证 (issued at shipping)
+  el.cert.textContent = pallet.certificate ? t("pallets.certificate", {number: pallet.certificate.number})
+    : pallet.lots.length > 1 ? t("pallets.certificate_at_ship") : "";
   el.state.textContent = pallet.shipped_at ? t("pallets.shipped_at", {at: new Date(pallet.shipped_at).toLocaleString()}) : t("pallets.open");
   rows(el.cartons, pallet.cartons, c => [
     h("td", {text: c.carton_id}), h("td", {text: c.serial}), h("td", {text: c.lot}),
@@ -44,7 +47,7 @@ async function loadLoose() {
   const loose = await act(() => ctx.get("/api/v1/pallets/loose-cartons?limit=20"));
   if (!loose) return;
   const open = Boolean(pallet) && !pallet.shipped_at;
-  rows(el.loose, loose, c => [
+  rows(el.loose, loose.items, c => [
     h("td", {text: c.carton_id}), h("td", {text: c.serial}), h("td", {text: c.lot}),
     h("td", {text: t(`grade.${c.quality_class}`)}), h("td", {class: "n", text: kg(c.net_weight_g)}),
     h("td", {}, open ? h("button", {type: "button", class: "pallet-add", i18n: "pallets.add",
@@ -90,6 +93,7 @@ export default {
     el.count = h("span", {id: "pallet-count"});
     el.weight = h("span", {id: "pallet-weight"});
     el.lots = h("span", {id: "pallet-lots"});
+    el.cert = h("span", {id: "pallet-certificate"});
     el.state = h("span", {id: "pallet-state"});
     el.cartons = h("table", {id: "pallet-cartons"});
     el.loose = h("table", {id: "pallet-loose"});
@@ -104,7 +108,7 @@ export default {
     el.current = h("div", {},
       h("p", {}, el.sscc, " ", el.state),
       h("p", {}, h("span", {i18n: "pallets.count"}), " ", el.count, "  ", h("span", {i18n: "pallets.weight"}), " ", el.weight,
-        "  ", h("span", {i18n: "pallets.lots"}), " ", el.lots),
+        "  ", h("span", {i18n: "pallets.lots"}), " ", el.lots, "  ", el.cert),
       h("form", {id: "pallet-scan-form", onsubmit: scanned}, h("label", {for: "pallet-scan", i18n: "pallets.scan"}), el.scan),
       el.cartons,
       h("p", {}, el.print, " ", el.ship),
