@@ -1,8 +1,13 @@
-"""Where the browser tests put their screenshots, said at the end of the run."""
+"""Where the browser tests put their screenshots, said at the end of the run; and
+``served_app``, which serves an app factory with uvicorn in its own process."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +29,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for folder in _taken:
         shots = sorted(p.name for p in folder.glob("*.png"))
         terminalreporter.write_line(f"HMI screenshots ({len(shots)}) in {folder}: {', '.join(shots)}")
+
+
+def served_app(factory: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve ``module:function`` (an app factory) on an ephemeral port of 127.0.0.1 in a uvicorn
+    process of its own; yields its base URL and stops it afterwards. For a fixture to yield from."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", "0",
+         "--log-level", "info"],
+        cwd=_REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    assert proc.stderr is not None
+    try:
+        for line in proc.stderr:
+            if (match := re.search(r"running on (http://[\d.:]+)", line)) is not None:
+                yield match[1]
+                break
+        else:
+            raise AssertionError("uvicorn printed no address")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -4,9 +4,6 @@ it shows the carton and the cold-room temperature chart."""
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,32 +11,17 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from grading.trace.codes import carton_code
+from tests.browser.conftest import served_app
 from tests.unit.trace.consumer_fixtures import GTIN
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
 def resolver_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.unit.trace.consumer_fixtures:resolver_app", "--factory",
-         "--host", "127.0.0.1", "--port", "0", "--log-level", "info"],
-        cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    try:
-        for line in proc.stderr:
-            if (match := re.search(r"running on (http://[\d.:]+)", line)) is not None:
-                yield match[1]
-                break
-        else:
-            raise AssertionError("uvicorn printed no address")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    yield from served_app("tests.unit.trace.consumer_fixtures:resolver_app")
 
 
 def test_consumer_page_from_a_carton_qr_on_a_phone(resolver_url: str, screenshots: Path) -> None:

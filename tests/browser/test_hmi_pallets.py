@@ -5,44 +5,25 @@ The app is fake line devices with ``[trace]`` (tests/browser/pallet_app.py), not
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
 
+from tests.browser.conftest import served_app
 from tests.browser.pallet_app import OPERATOR, OPERATOR_PIN
 from tests.browser.test_hmi import CHROMIUM_FLAGS, SCREEN, _log_in, _page, _shot, browser
 
 pytestmark = pytest.mark.slow
 __all__ = ["CHROMIUM_FLAGS", "browser"]
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("hmi-pallets")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.browser.pallet_app:pallet_app", "--factory",
-         "--host", "127.0.0.1", "--port", "0", "--log-level", "info"],
-        cwd=REPO, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PALLET_HMI_DIR": str(folder)},
-    )
-    assert proc.stderr is not None
-    try:
-        for line in proc.stderr:
-            if (match := re.search(r"running on (http://[\d.:]+)", line)) is not None:
-                yield match[1]
-                break
-        else:
-            raise AssertionError("uvicorn printed no address")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    yield from served_app("tests.browser.pallet_app:pallet_app", {"PALLET_HMI_DIR": str(folder)})
 
 
 def test_build_and_ship_a_pallet_on_the_panel(base_url: str, browser: Browser, screenshots: Path) -> None:
