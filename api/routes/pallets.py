@@ -66,7 +66,9 @@ class ShipIn(BaseModel):
     destination: str | None = Field(None, min_length=1, max_length=200)
 
 
-class PalletCartonOut(BaseModel):
+class CodedCartonOut(BaseModel):
+    """A closed, coded carton as the pallet views list it."""
+
     carton_id: int
     gtin: str
     serial: str
@@ -75,6 +77,9 @@ class PalletCartonOut(BaseModel):
     size_class: str | None
     net_weight_g: int
     fruit_count: int | None
+
+
+class PalletCartonOut(CodedCartonOut):
     added_at: datetime
     added_by: str
 
@@ -113,15 +118,7 @@ class PalletPage(BaseModel):
     next_cursor: str | None
 
 
-class LooseCartonOut(BaseModel):
-    carton_id: int
-    gtin: str
-    serial: str
-    lot: str
-    quality_class: str
-    size_class: str | None
-    net_weight_g: int
-    fruit_count: int | None
+class LooseCartonOut(CodedCartonOut):
     closed_at: datetime | None
 
 
