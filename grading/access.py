@@ -28,7 +28,7 @@ from enum import StrEnum
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from grading.schema import api_tokens, auth_sessions, login_failures, users
+from grading.schema import api_tokens, as_utc, auth_sessions, login_failures, users
 
 
 class Role(StrEnum):
@@ -211,17 +211,13 @@ class LockoutPolicy:
     session_duration_s: float = 12 * 3600.0  # one shift
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; every time stored here is UTC
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
 
 def _user(row: object) -> User:
     r = row._mapping  # type: ignore[attr-defined]
     return User(
         id=int(r["id"]), name=r["name"], role=Role(r["role"]), active=bool(r["active"]),
-        created_at=_utc(r["created_at"]), failed_pins=int(r["failed_pins"]),
-        locked_at=_utc(r["locked_at"]) if r["locked_at"] is not None else None,
+        created_at=as_utc(r["created_at"]), failed_pins=int(r["failed_pins"]),
+        locked_at=as_utc(r["locked_at"]) if r["locked_at"] is not None else None,
     )
 
 
@@ -229,8 +225,8 @@ def _token(row: object) -> Token:
     r = row._mapping  # type: ignore[attr-defined]
     return Token(
         id=int(r["id"]), name=r["name"], role=Role(r["role"]), prefix=r["prefix"],
-        created_at=_utc(r["created_at"]), created_by=r["created_by"],
-        revoked_at=_utc(r["revoked_at"]) if r["revoked_at"] is not None else None,
+        created_at=as_utc(r["created_at"]), created_by=r["created_by"],
+        revoked_at=as_utc(r["revoked_at"]) if r["revoked_at"] is not None else None,
     )
 
 
@@ -332,7 +328,7 @@ class AccessStore:
                 )
             ).one()
             if failures[0] >= policy.address_failures_limit:
-                oldest = _utc(failures[1])
+                oldest = as_utc(failures[1])
                 retry_after_s = max(1.0, (oldest - window_start).total_seconds())
                 raise AddressLimited("too many wrong PINs from this address", retry_after_s)
             row = conn.execute(select(users).where(users.c.name == name)).first()
@@ -408,7 +404,7 @@ class AccessStore:
         if row is None:
             return None
         user = _user(row)
-        expires_at = _utc(row.expires_at)
+        expires_at = as_utc(row.expires_at)
         if not user.active or expires_at <= self._clock():
             return None
         return Session(user=user, csrf_token=row.csrf_token, expires_at=expires_at)

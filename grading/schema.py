@@ -10,6 +10,9 @@ Rows the database still refuses land in ``quarantine`` with the database's reaso
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import overload
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -28,6 +31,19 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """A time read back from a ``DateTime(timezone=True)`` column, in UTC with its zone: SQLite
+    hands it back naive (every time is written in UTC), PostgreSQL in the session's zone."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData()
 

@@ -7,13 +7,14 @@ Thin handlers over ``grading.lots``: the line-level operations are ``handle.lots
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.auth import Audit, IntegratorCaller, OperatorCaller, SupervisorCaller
 from api.paging import Cursor, Limit, decode_cursor, encode_cursor
@@ -31,6 +32,7 @@ from grading.lots.receiving import (
     record_certificate,
     set_platform_trace_code,
 )
+from grading.schema import as_utc
 from grading.store import Lot
 
 router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
@@ -47,17 +49,24 @@ _LOT_EXAMPLE: dict[str, Any] = {
 }
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive UTC datetimes; every time the API gives carries its zone."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
 
 _CERTIFICATE_EXAMPLE: dict[str, Any] = {
     "number": "HG530000-0042", "issuer": "张三", "contact": "138 0000 0000", "product_name": "苹果",
     "quantity": "1250 kg", "origin": "云南省石屏县宝秀镇", "issued_on": "2026-12-01", "form": "paper", "note": "",
 }
+
+
+def _iso_date(value: object) -> object:
+    # JSON has no date: only the text YYYY-MM-DD is one (pydantic alone would also take a number
+    # as a Unix time, and the schema says a date string)
+    if value is None or isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a date YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 class CertificateIn(BaseModel):
@@ -72,7 +81,7 @@ class CertificateIn(BaseModel):
     product_name: str = Field("", max_length=64, description="产品名称.")
     quantity: str = Field("", max_length=64, description="数量 as written (weight and/or count).")
     origin: str = Field("", max_length=200, description="产地.")
-    issued_on: date | None = Field(None, description="开具时间, YYYY-MM-DD.")
+    issued_on: IsoDate | None = Field(None, description="开具时间, YYYY-MM-DD.")
     note: str = Field("", max_length=2000)
 
     def certificate(self) -> IncomingCertificate:
@@ -105,7 +114,7 @@ def certificate_out(cert: IncomingCertificate) -> CertificateOut:
     return CertificateOut(
         issuer=cert.issuer, form=cert.form, number=cert.number, contact=cert.contact, product_name=cert.product_name,
         quantity=cert.quantity, origin=cert.origin, issued_on=cert.issued_on, note=cert.note, id=cert.id or 0,
-        lot_id=cert.lot_id or 0, received_at=utc(cert.received_at), received_by=cert.received_by,
+        lot_id=cert.lot_id or 0, received_at=as_utc(cert.received_at), received_by=cert.received_by,
     )
 
 
@@ -200,7 +209,7 @@ def lot_out(lot: Lot, handle: Any | None = None) -> LotOut:
         id=lot.id, code=lot.code, line=lot.line, grower=lot.grower, grower_id=lot.grower_id, product=lot.product,
         variety=lot.variety, origin_village=lot.origin_village, origin_plot=lot.origin_plot,
         harvest_date=lot.harvest_date, received_weight_kg=lot.received_weight_kg, recipe=lot.recipe,
-        recipe_hash=lot.recipe_hash, started_at=utc(lot.started_at), ended_at=utc(lot.ended_at),
+        recipe_hash=lot.recipe_hash, started_at=as_utc(lot.started_at), ended_at=as_utc(lot.ended_at),
         started_by=lot.started_by, closed_by=lot.closed_by, platform_trace_code=lot.platform_trace_code,
         open=lot.is_open, counts=counts,
     )
@@ -404,8 +413,8 @@ class PackoutOut(BaseModel):
 async def packout_report(handle: Any, lot: Lot) -> dict[str, Any]:
     report = await asyncio.to_thread(lot_packout, handle.engine, lot.id)
     out = report.as_dict(lot, handle.recipe.quality_class_ids())
-    out["lot"]["started_at"] = utc(out["lot"]["started_at"])
-    out["lot"]["ended_at"] = utc(out["lot"]["ended_at"])
+    out["lot"]["started_at"] = as_utc(out["lot"]["started_at"])
+    out["lot"]["ended_at"] = as_utc(out["lot"]["ended_at"])
     return out
 
 

@@ -13,9 +13,10 @@ from api.auth import Audit, IntegratorCaller, OperatorCaller
 from api.paging import Cursor, Limit, decode_cursor, encode_cursor
 from api.problems import Conflict, NotFoundProblem, documented
 from api.routes.deps import get_handle
-from api.routes.lots import utc, who_text
+from api.routes.lots import who_text
 from grading.lots.cartons import Carton, carton_fruit_uids, get_carton, list_cartons
 from grading.lots.lots import LotError
+from grading.schema import as_utc
 from grading.trace.gs1 import hri, parse_unbracketed
 
 router = APIRouter(prefix="/api/v1", tags=["outlets and cartons"])
@@ -124,7 +125,7 @@ class CartonPage(BaseModel):
 def carton_out(carton: Carton) -> dict[str, Any]:
     return {
         "id": carton.id, "lot_id": carton.lot_id, "outlet": carton.outlet, "quality_class": carton.quality_class,
-        "size_class": carton.size_class, "opened_at": utc(carton.opened_at), "closed_at": utc(carton.closed_at),
+        "size_class": carton.size_class, "opened_at": as_utc(carton.opened_at), "closed_at": as_utc(carton.closed_at),
         "closed_by": carton.closed_by, "fruit_count": carton.fruit_count, "fruit_weight_g": carton.fruit_weight_g,
         "scale_weight_g": carton.scale_weight_g, "net_weight_g": carton.net_weight_g,
         "off_grade_count": carton.off_grade_count, "compliant": carton.compliant, "issues": carton.issues,
@@ -154,7 +155,7 @@ def outlet_rows(handle: Any) -> list[dict[str, Any]]:
             "full_by_hand": by_hand,
             "carton": None if carton is None else {
                 "id": carton.id, "quality_class": carton.quality_class, "size_class": carton.size_class,
-                "opened_at": utc(carton.opened_at), "fruit_count": carton.fruit_count,
+                "opened_at": as_utc(carton.opened_at), "fruit_count": carton.fruit_count,
                 "fruit_weight_g": round(carton.fruit_weight_g, 1),
             },
         })

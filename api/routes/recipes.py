@@ -19,9 +19,10 @@ from starlette.convertors import Convertor, register_url_convertor
 from api.auth import Audit, SupervisorCaller
 from api.problems import InvalidParameter, NotFoundProblem, documented
 from api.routes.deps import get_handle
-from api.routes.lots import utc, who_text
+from api.routes.lots import who_text
 from grading.lots import recipes as store
 from grading.recipe import RecipeError
+from grading.schema import as_utc
 
 
 class Sha256Convertor(Convertor[str]):
@@ -87,7 +88,7 @@ class ValidationOut(BaseModel):
 
 def _out(version: store.RecipeVersion, active: str | None) -> dict[str, Any]:
     return {"hash": version.hash, "name": version.name, "product": version.product,
-            "created_at": utc(version.created_at), "created_by": version.created_by, "active": version.hash == active}
+            "created_at": as_utc(version.created_at), "created_by": version.created_by, "active": version.hash == active}
 
 
 def _validate(text: str) -> tuple[Any, list[dict[str, str]]]:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from grading.schema import coldroom_readings, lot_residence, lots
+from grading.schema import as_utc, coldroom_readings, lot_residence, lots
 
 
 def minute_of(at: datetime) -> datetime:
@@ -128,9 +128,6 @@ class Stay:
     minutes_out_of_band: float
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
 
 class ColdchainStore:
     def __init__(self, engine: Engine, wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -168,7 +165,7 @@ class ColdchainStore:
         with self._engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [
-            {"minute_at": _utc(r["minute_at"]), "min": r["min_value"], "max": r["max_value"], "mean": r["mean_value"],
+            {"minute_at": as_utc(r["minute_at"]), "min": r["min_value"], "max": r["max_value"], "mean": r["mean_value"],
              "samples": r["samples"], "out_of_band_s": r["out_of_band_s"]}
             for r in rows
         ]
@@ -233,7 +230,7 @@ class ColdchainStore:
                 .order_by(lot_residence.c.entered_at)
             ).mappings().all()
         return [{"residence_id": r["id"], "lot_id": r["lot_id"], "lot_code": r["code"], "pallet": r["pallet"],
-                 "entered_at": _utc(r["entered_at"])} for r in rows]
+                 "entered_at": as_utc(r["entered_at"])} for r in rows]
 
     def lot_exists(self, lot_id: int) -> bool:
         with self._engine.connect() as conn:
@@ -249,7 +246,7 @@ class ColdchainStore:
             ).mappings().all()
             out = []
             for s in stays:
-                entered, left = _utc(s["entered_at"]), _utc(s["left_at"]) if s["left_at"] is not None else None
+                entered, left = as_utc(s["entered_at"]), as_utc(s["left_at"]) if s["left_at"] is not None else None
                 end = left or now
                 rows = conn.execute(
                     select(coldroom_readings).where(
@@ -260,7 +257,7 @@ class ColdchainStore:
                 lo = hi = None
                 weighted = weight = out_s = 0.0
                 for r in rows:
-                    start = _utc(r["minute_at"])
+                    start = as_utc(r["minute_at"])
                     overlap = (min(end, start + timedelta(minutes=1)) - max(entered, start)).total_seconds() / 60
                     if overlap <= 0:
                         continue

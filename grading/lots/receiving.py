@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from grading.schema import incoming_certificates, lots
+from grading.schema import as_utc, incoming_certificates, lots
 
 TRACE_CODE_MAX_LENGTH = 128
 CertificateForm = Literal["paper", "electronic", "handwritten"]
@@ -97,7 +97,9 @@ def checked(certificate: IncomingCertificate, field: str = "certificate") -> Inc
 
 
 def certificate_from_row(row: Mapping[Any, Any]) -> IncomingCertificate:
-    return IncomingCertificate(**{name: row[name] for name in IncomingCertificate.__dataclass_fields__})
+    values = {name: row[name] for name in IncomingCertificate.__dataclass_fields__}
+    values["received_at"] = as_utc(values["received_at"])
+    return IncomingCertificate(**values)
 
 
 def insert_certificates(

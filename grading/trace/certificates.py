@@ -31,7 +31,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from grading.schema import center_certificates, fruit, lots
+from grading.schema import as_utc, center_certificates, fruit, lots
 from grading.trace.serials import reserve
 
 SubjectKind = Literal["carton", "pallet"]
@@ -59,6 +59,7 @@ class CenterCertificate:
 def certificate_from_row(row: Mapping[Any, Any]) -> CenterCertificate:
     values = {name: row[name] for name in CenterCertificate.__dataclass_fields__}
     values["lot_codes"] = tuple(values["lot_codes"] or ())
+    values["issued_at"] = as_utc(values["issued_at"])
     return CenterCertificate(**values)
 
 

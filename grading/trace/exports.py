@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, func, select
 
-from grading.schema import cartons, center_certificates, fruit, incoming_certificates, lots
+from grading.schema import as_utc, cartons, center_certificates, fruit, incoming_certificates, lots
 from grading.trace.gs1 import GS1Error, parse_unbracketed
 
 ExportKind = Literal["lots", "cartons", "certificates"]
@@ -145,12 +145,6 @@ def parse_bound(text: str | None, name: str) -> datetime | None:
     return at.astimezone(UTC)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; they were written in UTC
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 def _window(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
     where = []
@@ -188,7 +182,7 @@ def lot_records(engine: Engine, since: datetime | None = None, until: datetime |
                 variety=r["variety"], origin_village=r["origin_village"], origin_plot=r["origin_plot"],
                 harvest_date=r["harvest_date"], received_weight_kg=r["received_weight_kg"],
                 platform_trace_code=r["platform_trace_code"], recipe=r["recipe"], recipe_hash=r["recipe_hash"],
-                started_at=_utc(r["started_at"]), ended_at=_utc(r["ended_at"]), started_by=r["started_by"],
+                started_at=as_utc(r["started_at"]), ended_at=as_utc(r["ended_at"]), started_by=r["started_by"],
                 closed_by=r["closed_by"], certificates_received=int(received.get(r["id"], 0)),
             )
 
@@ -243,7 +237,7 @@ def carton_records(
                 lot_codes=[lot_rows[i][0] for i in contributing],
                 platform_trace_codes=list(dict.fromkeys(lot_rows[i][1] for i in contributing if lot_rows[i][1])),
                 outlet=r["outlet"], quality_class=r["quality_class"], size_class=r["size_class"],
-                opened_at=_utc(r["opened_at"]), closed_at=_utc(r["closed_at"]), closed_by=r["closed_by"],
+                opened_at=as_utc(r["opened_at"]), closed_at=as_utc(r["closed_at"]), closed_by=r["closed_by"],
                 fruit_count=r["fruit_count"], fruit_weight_g=r["fruit_weight_g"], scale_weight_g=r["scale_weight_g"],
                 net_weight_g=weight, compliant=r["compliant"], gtin=r["gtin"], serial=r["serial"],
                 pack_date=r["pack_date"], gs1_hri=hri, digital_link=r["digital_link"],
@@ -262,7 +256,7 @@ def _incoming(engine: Engine, since: datetime | None, until: datetime | None) ->
                 kind="incoming", number=r["number"] or None, lot_codes=[codes[r["lot_id"]]], subject_kind=None,
                 subject_uid=None, issuer=r["issuer"], contact=r["contact"] or None,
                 product_name=r["product_name"] or None, quantity=r["quantity"] or None, origin=r["origin"] or None,
-                issued_on=r["issued_on"], issued_at=None, form=r["form"], recorded_at=_utc(r["received_at"]),
+                issued_on=r["issued_on"], issued_at=None, form=r["form"], recorded_at=as_utc(r["received_at"]),
                 recorded_by=r["received_by"], note=r["note"] or None,
             )
 
@@ -270,7 +264,7 @@ def _incoming(engine: Engine, since: datetime | None, until: datetime | None) ->
 def _center(engine: Engine, since: datetime | None, until: datetime | None) -> Iterator[CertificateRecord]:
     for rows in _chunks(engine, center_certificates, _window(center_certificates.c.issued_at, since, until)):
         for r in rows:
-            at = _utc(r["issued_at"])
+            at = as_utc(r["issued_at"])
             yield CertificateRecord(
                 kind="center", number=r["number"], lot_codes=list(r["lot_codes"]), subject_kind=r["subject_kind"],
                 subject_uid=r["subject_uid"], issuer=r["issuer"], contact=r["contact"] or None,

@@ -41,8 +41,8 @@ from grading.lots.cartons import Carton, list_cartons
 from grading.lots.lots import get_lot
 from grading.lots.packout import lot_packout
 from grading.lots.receiving import IncomingCertificate, lot_certificates
+from grading.schema import as_utc, center_certificates
 from grading.schema import cartons as cartons_table
-from grading.schema import center_certificates
 from grading.store import Lot
 from grading.trace.certificates import CenterCertificate, certificate_from_row
 from grading.trace.codes import PrivacyLevel, present_grower
@@ -174,10 +174,6 @@ class LotTrace(_Part):
         description="The packing center's certificates for subjects that mix this lot with others, oldest first.")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite gives naive UTC datetimes back; the record's times carry their zone."""
-    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
-
 
 def _grower(lot: Lot, privacy: PrivacyLevel) -> TraceGrower:
     return TraceGrower(name=lot.grower, grower_id=lot.grower_id, public_name=present_grower(lot.grower, privacy))
@@ -188,7 +184,7 @@ def _lot(lot: Lot) -> TraceLotInfo:
         id=lot.id, code=lot.code, line=lot.line, product=lot.product, variety=lot.variety,
         origin_village=lot.origin_village, origin_plot=lot.origin_plot, harvest_date=lot.harvest_date,
         received_weight_kg=lot.received_weight_kg, recipe=lot.recipe, recipe_hash=lot.recipe_hash,
-        started_at=_utc(lot.started_at), started_by=lot.started_by, closed_at=_utc(lot.ended_at),
+        started_at=as_utc(lot.started_at), started_by=lot.started_by, closed_at=as_utc(lot.ended_at),
         closed_by=lot.closed_by, platform_trace_code=lot.platform_trace_code,
     )
 
@@ -216,7 +212,7 @@ def _carton(carton: Carton) -> TraceCarton:
             printed = None
     return TraceCarton(
         id=carton.id, outlet=carton.outlet, quality_class=carton.quality_class, size_class=carton.size_class,
-        closed_at=_utc(carton.closed_at), fruit_count=carton.fruit_count, net_weight_g=carton.net_weight_g,
+        closed_at=as_utc(carton.closed_at), fruit_count=carton.fruit_count, net_weight_g=carton.net_weight_g,
         compliant=carton.compliant, gtin=carton.gtin, serial=carton.serial, pack_date=carton.pack_date,
         hri=printed, digital_link=carton.digital_link,
     )

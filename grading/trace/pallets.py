@@ -26,13 +26,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, union, update
 from sqlalchemy.exc import IntegrityError
 
-from grading.schema import cartons, center_certificates, lots, pallet_cartons, pallets
+from grading.schema import as_utc, cartons, center_certificates, lots, pallet_cartons, pallets
 from grading.store import _write_transaction
 from grading.trace.certificates import (
     CenterCertificate,
@@ -117,11 +117,6 @@ class PalletCertifier:
     origin: str = ""  # when the lots name no origin village
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
 
 def _net_weight_g(row: Any) -> int:
     # the weight the carton's code carries: the scale's reading, else its fruit's (CartonCoder)
@@ -144,7 +139,7 @@ def _current_cartons(conn: Connection, pallet_ids: Sequence[int]) -> dict[int, l
         out.setdefault(int(r["pallet_id"]), []).append(PalletCarton(
             carton_id=int(r["id"]), gtin=r["gtin"], serial=r["serial"], lot_code=r["lot_code"],
             quality_class=r["quality_class"], size_class=r["size_class"], net_weight_g=_net_weight_g(r),
-            fruit_count=r["fruit_count"], added_at=_utc(r["added_at"]) or r["added_at"], added_by=r["added_by"],
+            fruit_count=r["fruit_count"], added_at=as_utc(r["added_at"]) or r["added_at"], added_by=r["added_by"],
         ))
     return out
 
@@ -185,8 +180,8 @@ def _pallets(conn: Connection, rows: Sequence[Any]) -> list[Pallet]:
     } if rows else {}
     return [
         Pallet(
-            id=int(r["id"]), uid=r["uid"], sscc=r["sscc"], line=r["line"], created_at=_utc(r["created_at"]) or r["created_at"],
-            created_by=r["created_by"], shipped_at=_utc(r["shipped_at"]), shipped_by=r["shipped_by"],
+            id=int(r["id"]), uid=r["uid"], sscc=r["sscc"], line=r["line"], created_at=as_utc(r["created_at"]) or r["created_at"],
+            created_by=r["created_by"], shipped_at=as_utc(r["shipped_at"]), shipped_by=r["shipped_by"],
             destination=r["destination"], cartons=tuple(members.get(int(r["id"]), ())),
             lots=tuple(str(lot["code"]) for lot in lots_on.get(int(r["id"]), ())), certificate=certified.get(r["uid"]),
         )
@@ -423,7 +418,7 @@ def loose_cartons(engine: Engine, *, line: str, limit: int = 50) -> list[dict[st
             {
                 "carton_id": int(r["id"]), "gtin": r["gtin"], "serial": r["serial"], "lot": r["lot_code"],
                 "quality_class": r["quality_class"], "size_class": r["size_class"], "net_weight_g": _net_weight_g(r),
-                "fruit_count": r["fruit_count"], "closed_at": _utc(r["closed_at"]),
+                "fruit_count": r["fruit_count"], "closed_at": as_utc(r["closed_at"]),
             }
             for r in conn.execute(query).mappings()
         ]

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, func, select
 
 from grading.coldchain.history import minute_of
 from grading.schema import (
+    as_utc,
     cartons,
     coldroom_readings,
     fruit,
@@ -52,10 +53,6 @@ from grading.trace.epcis import (
     shipping_event,
     transformation_event,
 )
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class StoreEventSource:
@@ -86,7 +83,7 @@ class StoreEventSource:
                 int(s["id"]): conn.execute(
                     select(coldroom_readings).where(
                         coldroom_readings.c.room == s["room"], coldroom_readings.c.quantity == "temperature",
-                        coldroom_readings.c.minute_at >= minute_of(_utc(s["entered_at"])),
+                        coldroom_readings.c.minute_at >= minute_of(as_utc(s["entered_at"])),
                         coldroom_readings.c.minute_at < (s["left_at"] or now),
                     ).order_by(coldroom_readings.c.minute_at)
                 ).mappings().all()
@@ -107,7 +104,7 @@ class StoreEventSource:
         for lot_id, gtin, serial, closed_at in coded:
             ref = CartonRef(gtin, serial)
             by_lot.setdefault(int(lot_id), []).append(ref)
-            out.append(commissioning_event([ref], _utc(closed_at), read_point=self._center))
+            out.append(commissioning_event([ref], as_utc(closed_at), read_point=self._center))
         for lot_id, refs in by_lot.items():
             lot = lot_rows[lot_id]
             intake = self._trace.intake_gtins.get(lot["product"])
@@ -116,7 +113,7 @@ class StoreEventSource:
             kg = lot["received_weight_kg"] or round(float(graded_g.get(lot_id, 0.0)) / 1000.0, 3)
             if kg > 0:
                 out.append(transformation_event(
-                    [LotInput(lot_class(intake, lot["code"]), kg)], refs, _utc(lot["ended_at"]),
+                    [LotInput(lot_class(intake, lot["code"]), kg)], refs, as_utc(lot["ended_at"]),
                     read_point=self._center, biz_location=self._center,
                 ))
         for stay in stays:
@@ -130,18 +127,18 @@ class StoreEventSource:
                 out.append(sensor_event([summary], summary.end, room=room, lots=classes))
         for sscc, gtin, serial, added_at, removed_at in memberships:
             ref = CartonRef(gtin, serial)
-            out.append(aggregation_event(sscc, [ref], _utc(added_at), add=True, read_point=self._center))
+            out.append(aggregation_event(sscc, [ref], as_utc(added_at), add=True, read_point=self._center))
             if removed_at is not None:
-                out.append(aggregation_event(sscc, [ref], _utc(removed_at), add=False, read_point=self._center))
+                out.append(aggregation_event(sscc, [ref], as_utc(removed_at), add=False, read_point=self._center))
         for sscc, shipped_at in shipped:
-            out.append(shipping_event([sscc], _utc(shipped_at), read_point=self._center, biz_location=self._center))
+            out.append(shipping_event([sscc], as_utc(shipped_at), read_point=self._center, biz_location=self._center))
         return out
 
     def _summaries(self, room: str, rows: Sequence[Any]) -> list[SensorSummary]:
         pieces: dict[datetime, list[Any]] = {}
         step = self._interval.total_seconds()
         for r in rows:
-            at = _utc(r["minute_at"])
+            at = as_utc(r["minute_at"])
             start = datetime.fromtimestamp(at.timestamp() // step * step, UTC)
             pieces.setdefault(start, []).append(r)
         out = []
@@ -151,7 +148,7 @@ class StoreEventSource:
             out.append(SensorSummary(
                 # an interval still running ends at its last minute's end, never in the future
                 device_id=room, start=start,
-                end=min(start + self._interval, max(_utc(r["minute_at"]) for r in piece) + timedelta(minutes=1)),
+                end=min(start + self._interval, max(as_utc(r["minute_at"]) for r in piece) + timedelta(minutes=1)),
                 min_value=min(float(r["min_value"]) for r in piece), max_value=max(float(r["max_value"]) for r in piece),
                 mean_value=round(mean, 3), alarm=any(float(r["out_of_band_s"]) > 0 for r in piece),
             ))
