@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -79,21 +81,46 @@ def until() -> Callable[[Callable[[], object], float, str], Awaitable[None]]:
 
 def launch_gradeline(config: Path, cwd: Path) -> tuple[subprocess.Popen[str], str]:
     """``gradeline run --config CONFIG --world --port 0`` as a subprocess (the config's line, its
-    real drivers against the simulated world in a child process); the process and its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--world", "--port", "0",
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    real drivers against the simulated world in a child process); the process and its base URL.
+
+    Its stderr goes to ``CWD/gradeline-run.stderr`` and its stdout, once the address is read, to
+    a thread that reads it to the end: a pipe nobody reads fills (64 KiB) and then blocks the
+    line's next log line, its shutdown included."""
+    errors = cwd / STDERR_FILE
+    with errors.open("a", encoding="utf-8") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "run", "--config", str(config), "--world", "--port", "0",
+             "--log-level", "warning"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # its own process group: stop_gradeline can end the world with it
+        )
     assert proc.stdout is not None
     said = []
     for text in proc.stdout:  # it says that it starts the simulated world first
         said.append(text)
         if (match := re.search(r"serving (http://\S+)/", text)) is not None:
+            threading.Thread(target=deque, args=(proc.stdout, 0), name="gradeline stdout", daemon=True).start()
             return proc, match.group(1)
     proc.kill()
-    raise AssertionError(f"gradeline run printed no address: {said!r} {proc.communicate()[1][-2000:]}")
+    proc.wait()
+    raise AssertionError(f"gradeline run printed no address: {said!r} {errors.read_text(encoding='utf-8')[-2000:]}")
+
+
+STDERR_FILE = "gradeline-run.stderr"
+
+
+def stop_gradeline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> int:
+    """SIGINT, as an operator's Ctrl-C, and its exit code. If it has not stopped within
+    ``timeout_s``, its whole process group (the simulated world too) is killed, so nothing
+    outlives the test, and the test fails."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise AssertionError(f"gradeline run did not stop within {timeout_s:.0f} s of SIGINT") from None
 
 
 def gradeline_cli(*args: str, cwd: Path, stdin: str | None = None) -> str:
@@ -120,7 +147,7 @@ def start_gradeline(tmp_path: Path) -> Iterator[Callable[[str], tuple[subprocess
     yield start
     for proc in procs:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 

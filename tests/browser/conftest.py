@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +45,8 @@ def served_app(factory: str, env: dict[str, str] | None = None) -> Iterator[str]
     try:
         for line in proc.stderr:
             if (match := re.search(r"running on (http://[\d.:]+)", line)) is not None:
+                # read the rest (an access log line per request): a full pipe would block uvicorn
+                threading.Thread(target=deque, args=(proc.stderr, 0), daemon=True).start()
                 yield match[1]
                 break
         else:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import gradeline_cli, launch_gradeline
+from tests.conftest import gradeline_cli, launch_gradeline, stop_gradeline
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +60,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        line.send_signal(signal.SIGINT)
-        line.wait(timeout=30)
+        stop_gradeline(line)
         coldroom.terminate()
         coldroom.wait(timeout=10)
 

@@ -8,7 +8,6 @@ starts a batch, and its cooling progress shows."""
 from __future__ import annotations
 
 import re
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.test_hmi import _log_in, _page, _shot, browser  # noqa: F401  (the module's browser fixture)
-from tests.conftest import gradeline_cli, launch_gradeline
+from tests.conftest import gradeline_cli, launch_gradeline, stop_gradeline
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +50,7 @@ def alarm_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        line.send_signal(signal.SIGINT)
-        line.wait(timeout=30)
+        stop_gradeline(line)
 
 
 def test_acknowledge_an_alarm_in_chinese_and_in_english(alarm_line: str, browser: Browser, screenshots: Path) -> None:  # noqa: F811

@@ -10,7 +10,6 @@ pack-out page must show exactly the lot's fruit count."""
 from __future__ import annotations
 
 import json
-import signal
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from tests.browser.test_hmi import (
     _shot,
     browser,
 )
-from tests.conftest import gradeline_cli, launch_gradeline
+from tests.conftest import gradeline_cli, launch_gradeline, stop_gradeline
 
 pytestmark = pytest.mark.slow
 __all__ = ["CHROMIUM_FLAGS", "browser"]
@@ -75,8 +74,7 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     try:
         yield url, token
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        stop_gradeline(proc, 60.0)
 
 
 def _api(url: str, token: str, path: str) -> dict:  # type: ignore[type-arg]

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import gradeline_cli, launch_gradeline
+from tests.conftest import gradeline_cli, launch_gradeline, stop_gradeline
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +50,7 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
     try:
         yield Line(url, config, tmp, admin, supervisor)
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert stop_gradeline(proc) == 0
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(line: Line) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import gradeline_cli
+from tests.conftest import STDERR_FILE, gradeline_cli
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_sigint_while_running_writes_every_graded_fruit(demo: tuple[Running, Pat
     _wait_for(lambda: _try_json(run, "/api/v1/line", "fruit_total"), 30, "fruit")
     run.proc.send_signal(signal.SIGINT)
     assert run.proc.wait(timeout=30) == 0
-    stderr = run.proc.stderr.read() if run.proc.stderr else ""
+    stderr = (db.parent / STDERR_FILE).read_text(encoding="utf-8")
     match = re.search(r"line stopped: fruit_total=(\d+) fruit_rows_written=(\d+)", stderr)
     assert match, stderr[-2000:]
     assert _rows(db) == int(match.group(1)) == int(match.group(2)) > 0

@@ -6,7 +6,6 @@ printer` (its own process), and the EPCIS query answers its commissioning event.
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import gradeline_cli, launch_gradeline
+from tests.conftest import gradeline_cli, launch_gradeline, stop_gradeline
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -92,8 +91,7 @@ def test_a_closed_carton_is_coded_resolved_printed_and_commissioned(tmp_path: Pa
                         for e in ev.get("epcList", [])]
                 assert f"https://id.gs1.org/01/16901234567899/21/{carton['serial']}" in epcs
         finally:
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=60) == 0
+            assert stop_gradeline(proc, 60.0) == 0
     finally:
         printer.terminate()
         printer.wait(timeout=30)
