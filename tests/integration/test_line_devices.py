@@ -80,7 +80,12 @@ def test_scale_killed_mid_run_sends_its_lane_to_recheck_and_recovers(tmp_path: P
                 ):
                     token, _ = app.state.auth.access.create_token("test", Role.integrator, "test")
                     bearer = {"Authorization": f"Bearer {token}"}
-                    rooms_state = (await client.get("/api/v1/coldrooms/sensors", headers=bearer)).json()["items"]
+                    # both up: a poll that came late on a busy machine shows as stale until the next
+                    for _attempt in range(50):
+                        rooms_state = (await client.get("/api/v1/coldrooms/sensors", headers=bearer)).json()["items"]
+                        if [s["state"] for s in rooms_state] == ["up", "up"]:
+                            break
+                        await asyncio.sleep(0.1)
                     metrics = (await client.get("/metrics")).text  # from loopback: no token needed
                 assert [s["state"] for s in rooms_state] == ["up", "up"]
                 assert 'gradeline_coldroom_temperature_celsius{room="room-1"}' in metrics

@@ -63,12 +63,15 @@ async function start(event) {
 }
 
 async function close() {
-  if (!current) return;
-  const ok = await ctx.confirm({title: t("lots.close"), body: t("lots.close_body", {code: current.code}), yes: t("lots.close"), interlocks: []});
+  // the lot as it was asked about: the live feed may replace `current` (null once closed)
+  // while the dialog or the request is pending
+  const lot = current;
+  if (!lot) return;
+  const ok = await ctx.confirm({title: t("lots.close"), body: t("lots.close_body", {code: lot.code}), yes: t("lots.close"), interlocks: []});
   if (!ok) return;
   try {
-    await ctx.post(`/api/v1/lots/${current.id}/close`);
-    el.message.textContent = t("lots.closed_msg", {code: current.code});
+    await ctx.post(`/api/v1/lots/${lot.id}/close`);
+    el.message.textContent = t("lots.closed_msg", {code: lot.code});
     current = null;
     renderCurrent();
     await loadList();
