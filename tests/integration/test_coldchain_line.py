@@ -40,7 +40,7 @@ def test_compressor_failure_alarm_through_modbus_metrics_and_api(tmp_path: Path,
         sim = ColdroomModel(ColdroomSimSettings.model_validate({
             "rooms": [{"name": "room-1", "unit_id": 1}, {"name": "room-2", "unit_id": 2}],
             "events": [{"at_s": 0, "unit_id": 2, "action": "compressor_fail"},
-                       {"at_s": 900, "unit_id": 2, "action": "compressor_restore"}],
+                       {"at_s": 600, "unit_id": 2, "action": "compressor_restore"}],
         }), clock=lambda: t0 + (time.monotonic() - t0) * SPEED)
         server = ColdroomServer(sim)
         port = await server.start_tcp()
