@@ -26,7 +26,11 @@ from api.cli import CliParsers
 _PITCH_MM = 110.0
 _MM_PER_PX = 0.8
 _BAND_PX = 160
-_WIDTH_PX = 1280
+# The camera's field along the belt: 640 px at 0.8 mm/px is 512 mm, 4.7 cups of 110 mm, so at one
+# frame per cup every fruit is seen whole in 4-5 frames while its cup turns it 2-3 times. A
+# wider field adds views of the same surface, and vision's time per frame grows with the width
+# (docs/benchmarks.md measures both).
+_WIDTH_PX = 640
 _FPS = 12.0
 _FIRST_OUTLET = 6
 _SCALE_OFFSET = -10
@@ -41,6 +45,7 @@ def register(parsers: CliParsers) -> None:
     bench.add_argument("--seconds", type=float, default=30.0, help="Time with intake on.")
     bench.add_argument("--background-load", type=float, default=0.0, help="Cores kept busy by other processes.")
     bench.add_argument("--fps", type=float, default=_FPS, help="Camera frames per second (one per trigger).")
+    bench.add_argument("--width-px", type=int, default=_WIDTH_PX, help="Camera field along the belt, in pixels at 0.8 mm/px.")
     bench.add_argument("--vision-workers", type=int, default=2)
     bench.add_argument("--vision-split", choices=["lanes", "frames"], default="lanes")
     bench.add_argument("--database-url", help="Store (default: a fresh SQLite file).")
@@ -58,6 +63,7 @@ def bench_config(
     vision_workers: int = 2,
     vision_split: str = "lanes",
     fps: float = _FPS,
+    width_px: int = _WIDTH_PX,
 ) -> Any:
     """The line config both the world and the line are built from (apple, 110 mm cups, 0.8 mm/px)."""
     from api.config import parse_config
@@ -76,7 +82,7 @@ def bench_config(
                 "lanes": lanes, "cups_per_second": cups_per_second, "cup_pitch_mm": _PITCH_MM,
                 "scale_offset_cups": _SCALE_OFFSET,
             },
-            "camera": {"geometry": {"width_px": _WIDTH_PX, "height_px": _BAND_PX * lanes, "fps": fps, "mm_per_px": _MM_PER_PX}},
+            "camera": {"geometry": {"width_px": width_px, "height_px": _BAND_PX * lanes, "fps": fps, "mm_per_px": _MM_PER_PX}},
             "vision": {"workers": vision_workers, "split": vision_split},
             "outlets": outlets,
             "database": {"url": database_url},
@@ -90,7 +96,7 @@ def _bench(args: argparse.Namespace) -> int:
     result = run_bench(
         lanes=args.lanes, cups_per_second=args.cups_per_second, seconds=args.seconds,
         background_load=args.background_load, vision_workers=args.vision_workers, vision_split=args.vision_split,
-        fps=args.fps,
+        fps=args.fps, width_px=args.width_px,
         database_url=args.database_url, seed=args.seed, keep=args.keep,
     )
     if not args.json:
@@ -109,6 +115,7 @@ def run_bench(
     vision_workers: int = 2,
     vision_split: str = "lanes",
     fps: float = _FPS,
+    width_px: int = _WIDTH_PX,
     database_url: str | None = None,
     seed: int = 1,
     keep: Path | None = None,
@@ -121,7 +128,7 @@ def run_bench(
         work = keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         url = database_url or f"sqlite:///{work / 'line.db'}"
-        config = bench_config(lanes, cups_per_second, seed, url, vision_workers, vision_split, fps)
+        config = bench_config(lanes, cups_per_second, seed, url, vision_workers, vision_split, fps, width_px)
         with start_world(config, work / "truth") as world:
             banner = world.banner
             line_path = work / "line.toml"
@@ -145,7 +152,9 @@ def run_bench(
                     line.terminate()
         truth = Truth.read(work / "truth")
         rows = stored_rows(url)
-    field_s = (_WIDTH_PX / (_PITCH_MM / _MM_PER_PX)) / cups_per_second
+    # scored from the first cups that were both weighed and seen whole after intake started
+    lead_cups = max(width_px / (_PITCH_MM / _MM_PER_PX), -_SCALE_OFFSET)
+    field_s = lead_cups / cups_per_second
     return score(
         truth, rows, t_start=t_start + field_s + 0.1, t_end=t_stop - 0.5,
         pitch_cups=banner.camera_trigger_pitch_cups, resolution_g=banner.scale.resolution_g,
@@ -159,6 +168,7 @@ def run_bench(
         "vision_workers": vision_workers,
         "vision_split": vision_split,
         "camera_fps": fps,
+        "camera_width_px": width_px,
         "database": url.split(":", 1)[0],
         "cpu_cores": round((cpu1 - cpu0) / (wall1 - wall0), 3),
         # the line's own account of its last 500 frames: exposure to the end of each stage
