@@ -64,7 +64,17 @@ def _is_finite(source: int | str) -> bool:
     return isinstance(source, str) and not _is_stream_url(source) and not _is_device_path(source)
 
 
-def _default_capture(source: int | str) -> cv2.VideoCapture:
+def _default_capture(source: int | str, settings: OpenCvCameraSettings) -> cv2.VideoCapture:
+    if _is_stream_url(source):
+        # FFmpeg's own timeouts are 30 s. Bounded by the driver's, a stalled stream frees the
+        # camera's thread when the driver gives up on a read, rather than holding it (and
+        # close(), which releases the capture on that thread) for half a minute. Only FFmpeg
+        # is given them: a backend that does not know a parameter refuses to open.
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(settings.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(settings.read_timeout_s * 1000),
+        ]
+        return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
     return cv2.VideoCapture(source)
 
 
@@ -81,12 +91,12 @@ class OpenCvCamera:
         settings: OpenCvCameraSettings,
         *,
         clock: Clock = time.monotonic,
-        capture_factory: CaptureFactory = _default_capture,
+        capture_factory: CaptureFactory | None = None,
     ) -> None:
         self.name = settings.name
         self._settings = settings
         self._clock = clock
-        self._capture_factory = capture_factory
+        self._capture_factory: CaptureFactory = capture_factory or (lambda source: _default_capture(source, settings))
         self._capture: cv2.VideoCapture | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._seq = 0

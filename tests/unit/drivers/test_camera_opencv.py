@@ -171,3 +171,41 @@ def test_dev_path_is_a_live_device_not_a_file() -> None:
 
     asyncio.run(run())
     assert opened == ["/dev/video7"]
+
+
+def test_a_stalled_stream_frees_the_camera_when_the_driver_gives_up_on_it() -> None:
+    """An MJPEG stream that stops sending (the connection kept open): the read fails after the
+    driver's read_timeout_s, and close() then returns promptly, because FFmpeg was given the
+    same timeout instead of its own 30 s, which held the camera's thread, and with it close()
+    and the process's exit."""
+    from simulators.camera_server import MjpegStreamServer, mjpeg_part
+
+    async def main() -> None:
+        server = MjpegStreamServer()
+        await server.start()
+        ok, jpeg = cv2.imencode(".jpg", np.full((HEIGHT, WIDTH, 3), 90, np.uint8))
+        assert ok
+        sending = True
+
+        async def feed() -> None:
+            while sending:
+                server.broadcast(mjpeg_part(jpeg.tobytes()))
+                await asyncio.sleep(0.05)
+
+        feeder = asyncio.create_task(feed())
+        settings = OpenCvCameraSettings(kind="opencv", source=server.url("127.0.0.1"), name="cam-stall", read_timeout_s=1.0)
+        camera = OpenCvCamera(settings)
+        try:
+            await camera.open()
+            assert (await camera.read()).image_bgr.shape == (HEIGHT, WIDTH, 3)
+            sending = False
+            await feeder
+            with pytest.raises(DeviceDisconnected):
+                while True:  # frames already on their way may still arrive
+                    await camera.read()
+            await asyncio.wait_for(camera.close(), 10.0)  # FFmpeg's own timeout would hold it 30 s
+        finally:
+            sending = False
+            await server.stop()
+
+    asyncio.run(main())
