@@ -95,6 +95,7 @@ def launch_gradeline(config: Path, cwd: Path) -> tuple[subprocess.Popen[str], st
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # its own process group: stop_gradeline can end the world with it
         )
+    _STDERR_OF[proc.pid] = errors
     assert proc.stdout is not None
     said = []
     for text in proc.stdout:  # it says that it starts the simulated world first
@@ -108,6 +109,7 @@ def launch_gradeline(config: Path, cwd: Path) -> tuple[subprocess.Popen[str], st
 
 
 STDERR_FILE = "gradeline-run.stderr"
+_STDERR_OF: dict[int, Path] = {}  # pid -> its stderr file, for stop_gradeline's report
 
 
 def stop_gradeline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> int:
@@ -118,9 +120,13 @@ def stop_gradeline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> int:
     try:
         return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # its threads' stacks, to its stderr file: where it hangs
+        time.sleep(1.0)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        raise AssertionError(f"gradeline run did not stop within {timeout_s:.0f} s of SIGINT") from None
+        errors = _STDERR_OF.pop(proc.pid, None)
+        stacks = errors.read_text(encoding="utf-8", errors="replace")[-6000:] if errors is not None else ""
+        raise AssertionError(f"gradeline run did not stop within {timeout_s:.0f} s of SIGINT:\n{stacks}") from None
 
 
 def gradeline_cli(*args: str, cwd: Path, stdin: str | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -85,6 +86,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a line that does not stop
+    # is waiting for, without stopping it
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     config = _load(args.config)
     if config is None:
         return 2
