@@ -27,7 +27,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.plc import CUP_COUNTER_MODULUS, DropEvent, PlcModel
 
-CONTRACT_VERSION = 3
+CONTRACT_VERSION = 2
 
 # Identity (read-only)
 REG_VERSION = 0
@@ -57,7 +57,7 @@ REG_BLOCKED = 1600
 REG_RECIRCULATED = 2200
 REG_LATE = 2300
 REG_WATCHDOG_RECIRCULATED = 2400
-# Ring words, slot-major: RING_BASE + slot * lanes + lane (one belt position's cups side by side)
+# Ring words: RING_BASE + lane * ring_size + slot
 REG_RING_BASE = 4096
 MAX_OUTLETS = 255
 MAX_LANES = 32
@@ -209,14 +209,11 @@ class PlcServer:
                 REG_WATCHDOG_RECIRCULATED,
                 [w for c in m.watchdog_recirculated_per_lane for w in _u32(c)],
             )
-        ring_end = REG_RING_BASE + m.lanes * m.ring_size
-        if want.stop > REG_RING_BASE and want.start < ring_end:
-            rings: dict[int, list[int]] = {}
-            for a in range(max(want.start, REG_RING_BASE), min(want.stop, ring_end)):
-                slot, lane = divmod(a - REG_RING_BASE, m.lanes)
-                if lane not in rings:
-                    rings[lane] = m.ring_lane(lane)
-                out[a] = rings[lane][slot]
+        if want.stop > REG_RING_BASE:
+            for lane in range(m.lanes):
+                base = REG_RING_BASE + lane * m.ring_size
+                if base < want.stop and base + m.ring_size > want.start:
+                    put(base, m.ring_lane(lane))
         return out
 
     async def _action(
@@ -245,7 +242,7 @@ class PlcServer:
                 return ExcCodes.ILLEGAL_VALUE
             now_s = m.now_s()
             for i, word in enumerate(values):
-                slot, lane = divmod(address + i - REG_RING_BASE, m.lanes)
+                lane, slot = divmod(address + i - REG_RING_BASE, m.ring_size)
                 m.write_slot(lane, slot, word)
                 if self._write_file is not None:
                     self._write_file.write(

@@ -3,7 +3,7 @@
 ``LineWorld`` assembles every device the line PC talks to, each behind the wire protocol the
 real device speaks, so the line's real drivers run end to end against it:
 
-* the PLC (``PlcModel`` over Modbus TCP, contract v3): its belt runs at the configured speed
+* the PLC (``PlcModel`` over Modbus TCP, contract v2): its belt runs at the configured speed
   from the moment the world is up, it fires the outlets from the ring the PC writes, and it
   triggers the camera every ``pitch = cups_per_second / fps`` cups;
 * one weighing indicator per lane (``ScaleSimulator`` over TCP, the config's protocol), fed by

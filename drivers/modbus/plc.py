@@ -20,7 +20,7 @@ from drivers.modbus.client import MAX_READ_REGISTERS, ModbusBus
 from drivers.modbus.errors import ModbusConfigError, ModbusCorruptResponse, ModbusExceptionResponse
 from drivers.modbus.settings import ModbusTcpTransport, PlcModbusSettings
 
-CONTRACT_VERSION = 3
+CONTRACT_VERSION = 2
 
 REG_IDENTITY = 0  # version, lanes, ring_size, outlets, watchdog timeout ms, counts per cup, counts per trigger
 IDENTITY_WORDS = 7
@@ -30,7 +30,7 @@ REG_STATUS = 10
 STATUS_WORDS = 8
 REG_WATCHDOG = 20
 REG_OUTLET_FULL = 100
-REG_CARTON_FULL = 200  # optional since contract v2: a PLC without it answers exception 2
+REG_CARTON_FULL = 200  # optional in contract v2: a PLC without it answers exception 2
 REG_OUTLET_OFFSET = 300
 REG_OUTLET_ENABLED = 600
 REG_FIRED = 1000
@@ -64,12 +64,6 @@ class PlcCounters:
     recirculated_per_lane: tuple[int, ...]
     late_per_lane: tuple[int, ...]
     watchdog_recirculated_per_lane: tuple[int, ...]
-
-
-def ring_address(lane: int, slot: int, lanes: int) -> int:
-    """The register of ``lane``'s ring word for ``slot``: slot-major, so the cups of one belt
-    position on every lane sit side by side (contract v3)."""
-    return REG_RING_BASE + slot * lanes + lane
 
 
 def ring_slot_and_word(cup_index: int, outlet: int, ring_size: int) -> tuple[int, int]:
@@ -218,30 +212,32 @@ class ModbusPlc:
         return bool((await self._read(REG_STATUS + 3, 1))[0] & STATUS_WATCHDOG_OK)
 
     def plan_writes(self, decisions: Sequence[OutletDecision]) -> list[tuple[int, list[int]]]:
-        """Group decisions into FC16 requests: (start address, words) over consecutive ring
-        addresses, at most ``max_registers_per_write`` words. The ring is slot-major, so one
-        frame's cups across every lane are usually one request. A later decision for the same
-        slot wins."""
+        """Group decisions into FC16 requests: (start address, words), consecutive slots of one
+        lane per request, at most ``max_registers_per_write`` words. A later decision for the
+        same slot wins."""
         ident = self._require_identity()
-        words: dict[int, int] = {}
+        per_lane: dict[int, dict[int, int]] = {}
         for d in decisions:
             if not 0 <= d.lane < ident.lanes:
                 raise ValueError(f"lane {d.lane} out of range 0..{ident.lanes - 1}")
             slot, word = ring_slot_and_word(d.cup_index, d.outlet, ident.ring_size)
-            words[ring_address(d.lane, slot, ident.lanes)] = word
+            per_lane.setdefault(d.lane, {})[slot] = word
         requests: list[tuple[int, list[int]]] = []
         limit = self.settings.max_registers_per_write
-        run: list[int] = []
-        run_start = -1
-        for address in sorted(words):
-            if run and address == run_start + len(run) and len(run) < limit:
-                run.append(words[address])
-                continue
+        for lane in sorted(per_lane):
+            slots = per_lane[lane]
+            base = REG_RING_BASE + lane * ident.ring_size
+            run: list[int] = []
+            run_start = -1
+            for slot in sorted(slots):
+                if run and slot == run_start + len(run) and len(run) < limit:
+                    run.append(slots[slot])
+                    continue
+                if run:
+                    requests.append((base + run_start, run))
+                run, run_start = [slots[slot]], slot
             if run:
-                requests.append((run_start, run))
-            run, run_start = [words[address]], address
-        if run:
-            requests.append((run_start, run))
+                requests.append((base + run_start, run))
         return requests
 
     async def write_decisions(self, decisions: Sequence[OutletDecision]) -> None:

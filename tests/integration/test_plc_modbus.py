@@ -98,10 +98,10 @@ def test_identity_status_and_counters_over_the_wire() -> None:
     with_plc(body)
 
 
-def test_camera_trigger_over_the_wire() -> None:
+def test_contract_v2_camera_trigger_over_the_wire() -> None:
     async def body(plc: ModbusPlc, model: PlcModel, clock: FakeClock, server: PlcServer) -> None:
         assert plc.identity is not None
-        assert plc.identity.contract_version == 3
+        assert plc.identity.contract_version == 2
         # Registers 5-6 carry the pitch as encoder counts per cup and per trigger: exact
         assert plc.identity.camera_trigger_pitch_cups == 2 / 3
         clock.t_s = 1.25  # position 12.5: triggers at 2/3, 4/3, ..., 18 * 2/3 = 12
@@ -156,9 +156,8 @@ def test_decisions_fire_expected_cups_across_a_speed_change(tmp_path: Path) -> N
         for lane in range(LANES):
             fired_lane = sum(1 for e in expected if e[0] == lane)
             assert counters.recirculated_per_lane[lane] == passed - fired_lane
-        # each batch went as one FC16 request: its cups on every lane are consecutive in the
-        # slot-major ring (contract v3)
-        assert plc.writes == batches
+        # each batch went as one FC16 request per lane (its slots are consecutive)
+        assert plc.writes == LANES * batches
 
     with_plc(body, drop_log=log_path)
     lines = [json.loads(x) for x in log_path.read_text().splitlines()]
@@ -254,34 +253,16 @@ def test_reads_survive_many_lanes_and_outlets_in_chunks() -> None:
         )
         try:
             await plc.open()
-            await plc.write_decisions([OutletDecision(lane, c, 100) for lane in range(16) for c in range(128)])
-            assert plc.writes == 18  # the whole ring, 2048 consecutive words, at most 120 per FC16
+            await plc.write_decisions([OutletDecision(15, c, 100) for c in range(128)])
+            assert plc.writes == 2  # 128 consecutive slots, at most 120 per FC16
             clock.t_s = 12.0
             counters = await plc.read_counters()
             assert (
-                len(counters.fired_per_outlet) == 100 and counters.fired_per_outlet[99] == 19 * 16
-            )  # cups 0..18 of every lane met outlet 100 (offset 102) by position 120
+                len(counters.fired_per_outlet) == 100 and counters.fired_per_outlet[99] == 19
+            )  # cups 0..18 met outlet 100 (offset 102) by position 120
             assert len((await plc.read_status()).outlet_full) == 100
         finally:
             await plc.close()
             await server.stop()
 
     asyncio.run(asyncio.wait_for(main(), 60))
-
-
-def test_a_frames_decisions_on_every_lane_are_one_request_and_reach_their_own_lanes() -> None:
-    """The ring is slot-major (contract v3): cup 20 on four lanes is one FC16, and each word
-    lands in its own lane's ring (read back over the wire and as fired by the model)."""
-
-    async def body(plc: ModbusPlc, model: PlcModel, clock: FakeClock, server: PlcServer) -> None:
-        requests = server.requests
-        await plc.write_decisions([OutletDecision(lane, 20, lane + 1) for lane in range(LANES)])
-        assert server.requests - requests == 1
-        words = await plc.bus.read("plc", 1, "holding", 4096 + 20 * LANES, LANES)
-        assert [w & 0xFF for w in words] == [1, 2, 3, 4]
-        assert [model.ring_lane(lane)[20] & 0xFF for lane in range(LANES)] == [1, 2, 3, 4]
-        clock.t_s = 4.0  # position 40: cup 20 has passed every outlet
-        await plc.read_status()
-        assert fired(model) == {(lane, 20, lane + 1) for lane in range(LANES)}
-
-    with_plc(body)

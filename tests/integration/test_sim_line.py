@@ -101,7 +101,7 @@ async def timed_status(plc: ModbusPlc) -> tuple[float, PlcStatus]:
 # -- (a) the PLC -----------------------------------------------------------------------------
 
 
-def test_plc_reads_the_contract_trigger_pitch_and_a_belt_at_speed(
+def test_plc_reads_contract_v2_trigger_pitch_and_a_belt_at_speed(
     world: WorldProcess, line: LineConfig
 ) -> None:
     async def main() -> list[tuple[float, PlcStatus]]:
@@ -109,7 +109,7 @@ def test_plc_reads_the_contract_trigger_pitch_and_a_belt_at_speed(
         await plc.open()
         try:
             assert plc.identity is not None
-            assert plc.identity.contract_version == 3
+            assert plc.identity.contract_version == 2
             assert plc.identity.lanes == LANES and plc.identity.outlets == 5
             assert plc.identity.camera_trigger_pitch_cups == pytest.approx(2 / 3, abs=1e-15)
             assert await plc.read_outlet_offsets_cups() == (6, 8, 10, 12, 14)

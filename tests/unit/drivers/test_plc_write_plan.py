@@ -6,13 +6,7 @@ import pytest
 
 from drivers.interfaces import OutletDecision
 from drivers.modbus.client import ModbusBus
-from drivers.modbus.plc import (
-    REG_RING_BASE,
-    ModbusPlc,
-    PlcIdentity,
-    ring_address,
-    ring_slot_and_word,
-)
+from drivers.modbus.plc import REG_RING_BASE, ModbusPlc, PlcIdentity, ring_slot_and_word
 from drivers.modbus.settings import ModbusTcpTransport, PlcModbusSettings
 from simulators.plc import ring_word
 
@@ -34,26 +28,21 @@ def test_ring_word_matches_the_model_definition() -> None:
         ring_slot_and_word(0, 256, 256)
 
 
-def test_one_frames_cups_on_every_lane_go_in_one_request() -> None:
+def test_consecutive_slots_of_a_lane_go_in_one_request() -> None:
     plc = make()
-    # cup 10 leaves the field on all four lanes in the same frame, cup 11 on two of them
-    decisions = [OutletDecision(lane, 10, lane + 1) for lane in (3, 1, 0, 2)] + [
-        OutletDecision(0, 11, 5),
-        OutletDecision(1, 11, 4),
+    decisions = [OutletDecision(1, c, 2) for c in range(10, 15)] + [
+        OutletDecision(0, 11, 1),
+        OutletDecision(0, 12, 4),
     ]
     plan = plc.plan_writes(decisions)
-    assert plan == [(REG_RING_BASE + 10 * 4, [1, 2, 3, 4, 5, 4])]  # slot-major: slot 10 lanes 0-3, slot 11 lanes 0-1
-    assert [ring_address(lane, 10, 4) for lane in range(4)] == [REG_RING_BASE + 40 + lane for lane in range(4)]
-
-
-def test_a_lane_without_a_decision_splits_the_request() -> None:
-    plc = make()
-    plan = plc.plan_writes([OutletDecision(lane, 10, 1) for lane in (0, 1, 3)])
-    assert plan == [(REG_RING_BASE + 40, [1, 1]), (REG_RING_BASE + 43, [1])]
+    assert plan == [
+        (REG_RING_BASE + 11, [1, 4]),
+        (REG_RING_BASE + 256 + 10, [2] * 5),
+    ]
 
 
 def test_gaps_ring_wrap_and_size_limit_split_requests() -> None:
-    plc = make(ring=16, lanes=1, max_regs=3)
+    plc = make(ring=16, max_regs=3)
     decisions = [OutletDecision(0, c, 1) for c in (14, 15, 16, 17, 20, 21, 22, 23, 24)]
     plan = plc.plan_writes(decisions)
     # cups 16, 17 are slots 0, 1 of the next lap (epoch 1); 20..24 are slots 4..8
@@ -68,7 +57,7 @@ def test_gaps_ring_wrap_and_size_limit_split_requests() -> None:
 def test_later_decision_for_a_slot_wins_and_bad_lanes_are_refused() -> None:
     plc = make()
     assert plc.plan_writes([OutletDecision(0, 5, 1), OutletDecision(0, 5, 3)]) == [
-        (REG_RING_BASE + 5 * 4, [3])
+        (REG_RING_BASE + 5, [3])
     ]
     with pytest.raises(ValueError):
         plc.plan_writes([OutletDecision(4, 5, 1)])
