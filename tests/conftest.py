@@ -116,6 +116,7 @@ def stop_gradeline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> int:
     """SIGINT, as an operator's Ctrl-C, and its exit code. If it has not stopped within
     ``timeout_s``, its whole process group (the simulated world too) is killed, so nothing
     outlives the test, and the test fails."""
+    errors = _STDERR_OF.pop(proc.pid, None)
     proc.send_signal(signal.SIGINT)
     try:
         return proc.wait(timeout=timeout_s)
@@ -124,7 +125,6 @@ def stop_gradeline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> int:
         time.sleep(1.0)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        errors = _STDERR_OF.pop(proc.pid, None)
         stacks = errors.read_text(encoding="utf-8", errors="replace")[-6000:] if errors is not None else ""
         raise AssertionError(f"gradeline run did not stop within {timeout_s:.0f} s of SIGINT:\n{stacks}") from None
 

@@ -154,9 +154,8 @@ def run_bench(
         rows = stored_rows(url)
     # scored from the first cups that were both weighed and seen whole after intake started
     lead_cups = max(width_px / (_PITCH_MM / _MM_PER_PX), -_SCALE_OFFSET)
-    field_s = lead_cups / cups_per_second
     return score(
-        truth, rows, t_start=t_start + field_s + 0.1, t_end=t_stop - 0.5,
+        truth, rows, t_start=t_start + lead_cups / cups_per_second + 0.1, t_end=t_stop - 0.5,
         pitch_cups=banner.camera_trigger_pitch_cups, resolution_g=banner.scale.resolution_g,
         acknowledged=int(final["fruit_total"]),
     ) | {
