@@ -2,8 +2,9 @@
 
 Owns (1) ``extract_features``: measures of a fruit's surface from its image and mask, each
 chosen for what decay and damage look like (colour and its spread; darkening and loss of
-gloss; wrinkling and mould texture; dark, dull or discoloured regions relative to the
-fruit's own skin; collapse of the outline), and ``colour_statistics``, the plain colour
+gloss; wrinkling and mould texture, also as local binary patterns and gradient statistics;
+dark, dull or discoloured regions relative to the fruit's own skin; collapse of the
+outline), and ``colour_statistics``, the plain colour
 summary the model is compared against; (2) ``QualityModel``: a ridge regression from the
 features to the staff's grade (scikit-learn), its strength chosen by cross-validation that
 keeps each fruit's photos together, with an out-of-distribution check, stored as a small
@@ -52,8 +53,9 @@ __all__ = [
 ]
 
 # 2: features describing decay relative to the fruit's own skin, winsorised inputs, an
-# out-of-distribution check. Version 1 files name features this gradeline no longer computes.
-FORMAT_VERSION = 2
+# out-of-distribution check. 3: local binary patterns and gradient statistics added to the
+# texture group. Files of an earlier version name other features.
+FORMAT_VERSION = 3
 
 # Texture and blemish measures depend on scale; every fruit is resampled so its equivalent
 # diameter is this many pixels, which makes a wrinkle on a small photo count like one on a
@@ -65,6 +67,30 @@ _RIM_SHARE = 0.06
 # Shares, counts and texture energies are heavy-tailed (most fruit near zero, a few far out);
 # the model sees their logarithm so one rotten fruit does not dominate the fit.
 _LOG_FLOOR = 1e-3
+
+# Uniform local binary patterns (Ojala et al.): each skin pixel is compared with P points on
+# a circle of radius r around it; a pattern with at most two 0/1 changes round the circle is
+# "uniform" and named by its count of brighter neighbours (0 = a pit or a dark spot, P = a
+# bump, P/2 = an edge or a crease), all others share one bin. The histogram says how much of
+# the skin is smooth, creased or pitted at each radius, whatever the skin's colour.
+_LBP_RADII_PX = (1, 2, 4)
+_LBP_POINTS = 8
+# A neighbour counts as brighter only if it is this many L* brighter: JPEG noise on smooth
+# skin would otherwise flip patterns at random.
+_LBP_TOLERANCE_L = 0.5
+_LBP_NAMES: tuple[str, ...] = tuple(
+    f"lbp_r{r}_{code}" for r in _LBP_RADII_PX for code in (*map(str, range(_LBP_POINTS + 1)), "other")
+)
+# Lightness gradients at three smoothing scales (mean, 90th percentile, and coherence of
+# their direction: parallel wrinkles are coherent, mould and pitting are not) and lightness
+# steps between pixels 1-8 px apart (mean absolute and mean square), all relative to the
+# skin's own lightness.
+_GRADIENT_SIGMAS_PX = (1, 2, 4)
+_STEP_DISTANCES_PX = (1, 2, 4, 8)
+_GRADIENT_NAMES: tuple[str, ...] = (
+    *(f"{stat}_s{sigma}" for sigma in _GRADIENT_SIGMAS_PX for stat in ("log_gradient_mean", "log_gradient_p90", "gradient_coherence")),
+    *(f"{stat}_{d}px" for d in _STEP_DISTANCES_PX for stat in ("log_step_mean", "log_step_ms")),
+)
 
 FEATURE_NAMES: tuple[str, ...] = (
     # colour of the skin (highlights excluded) and its spread: ripening and browning move
@@ -97,6 +123,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_ridge_4",
     "log_gradient_energy",  # mean lightness gradient, general roughness
     "log_colour_texture",  # local spread of a*, b*: fuzzy, variegated mould
+    # texture as classical descriptors see it: the local patterns of the skin (uniform local
+    # binary patterns at three radii) and how strong and how oriented its lightness steps are
+    *_LBP_NAMES,
+    *_GRADIENT_NAMES,
     # local dark, dull or discoloured regions relative to the fruit's own skin
     "log_blemish_share",  # > 12 L* darker than the skin within ~1/8 of the fruit
     "log_soft_spot_share",  # > 8 L* darker than the skin within ~1/4: broad, sunken patches
@@ -194,6 +224,49 @@ def _outline_roughness_px(fruit: np.ndarray) -> float:
     return float(np.linalg.norm(points - smooth, axis=1)[away].mean())
 
 
+def _lbp_histogram(lightness: np.ndarray, zone: np.ndarray, radius_px: int) -> list[float]:
+    """Shares of the ``zone``'s pixels in each uniform local binary pattern at ``radius_px``
+    (neighbours sampled bilinearly on the circle), ``_LBP_POINTS + 2`` bins."""
+    height, width = lightness.shape
+    centre = lightness[zone] + _LBP_TOLERANCE_L
+    brighter = []
+    for k in range(_LBP_POINTS):
+        angle = 2.0 * math.pi * k / _LBP_POINTS
+        shift = np.array([[1, 0, radius_px * math.cos(angle)], [0, 1, -radius_px * math.sin(angle)]], np.float32)
+        # with WARP_INVERSE_MAP, output (x, y) samples the source at (x + dx, y + dy)
+        neighbour = cv2.warpAffine(
+            lightness, shift, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        brighter.append(neighbour[zone] >= centre)
+    ones = np.sum(brighter, axis=0)
+    changes = sum(brighter[k] != brighter[(k + 1) % _LBP_POINTS] for k in range(_LBP_POINTS))
+    code = np.where(changes <= 2, ones, _LBP_POINTS + 1)
+    counts = np.bincount(code, minlength=_LBP_POINTS + 2).astype(np.float64)
+    return list(counts / max(counts.sum(), 1.0))
+
+
+def _gradient_statistics(lightness: np.ndarray, zone: np.ndarray, relative: float) -> list[float]:
+    """``_GRADIENT_NAMES``' values: gradient strength and coherence, and lightness steps."""
+    out: list[float] = []
+    for sigma in _GRADIENT_SIGMAS_PX:
+        smooth = cv2.GaussianBlur(lightness, (0, 0), sigma)
+        gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+        magnitude = np.hypot(gx, gy)[zone] * sigma / relative  # sigma: scale-normalised
+        # structure tensor over twice the scale: 1 where all steps point one way
+        jxx, jyy, jxy = (cv2.GaussianBlur(v, (0, 0), 2 * sigma) for v in (gx * gx, gy * gy, gx * gy))
+        coherence = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (jxx + jyy + 1e-6)
+        out += [_log(float(magnitude.mean())), _log(float(np.percentile(magnitude, 90))), float(coherence[zone].mean())]
+    for d in _STEP_DISTANCES_PX:
+        across = np.abs(lightness[:, d:] - lightness[:, :-d])[zone[:, d:] & zone[:, :-d]]
+        down = np.abs(lightness[d:, :] - lightness[:-d, :])[zone[d:, :] & zone[:-d, :]]
+        steps = np.concatenate([across, down]) / relative
+        if steps.size == 0:
+            steps = np.zeros(1)
+        out += [_log(float(steps.mean())), math.log(float((steps**2).mean()) + 1e-6)]
+    return out
+
+
 @dataclass(frozen=True)
 class _Surface:
     """A fruit normalised to ``_NORMALISED_DIAMETER_PX``, in CIELAB and HSV."""
@@ -272,6 +345,9 @@ def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     )
     highlight_blobs = cv2.connectedComponents((s.specular & s.inside).astype(np.uint8))[0] - 1
     v_inside = value[s.inside]
+    # patterns of the lightly smoothed skin: the smoothing keeps JPEG blocks out of them
+    patterned = cv2.GaussianBlur(lightness, (0, 0), 0.7)
+    lbp = [share for r in _LBP_RADII_PX for share in _lbp_histogram(patterned, zone, r)]
 
     contours, _ = cv2.findContours(s.fruit, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outline = max(contours, key=cv2.contourArea)
@@ -308,6 +384,8 @@ def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
         "log_ridge_4": _log(float(_ridge_strength(lightness, 4.0)[zone].mean()) / relative),
         "log_gradient_energy": _log(float(gradient[zone].mean()) / relative),
         "log_colour_texture": _log(float(colour_spread[zone].mean())),
+        **dict(zip(_LBP_NAMES, lbp, strict=True)),
+        **dict(zip(_GRADIENT_NAMES, _gradient_statistics(lightness, zone, relative), strict=True)),
         "log_blemish_share": _log(_share(blemish, zone)),
         "log_soft_spot_share": _log(_share(soft_spot, zone)),
         "log_discoloured_share": _log(_share(discoloured, skin)),
@@ -558,7 +636,8 @@ class QualityModel:
             if self.ood_precision is None
             else {
                 "centre": list(self.ood_centre or ()),
-                "precision": [list(row) for row in self.ood_precision],
+                # seven significant digits: the file stays small, distances move < 1e-5
+                "precision": [[float(f"{v:.7g}") for v in row] for row in self.ood_precision],
                 "threshold": self.ood_threshold,
             },
             "notes": self.notes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,10 +12,13 @@ import pytest
 
 from vision.photo import NoFruitFound, segment_fruit, segment_fruits
 from vision.quality import (
+    _GRADIENT_NAMES,
     FEATURE_NAMES,
     FORMAT_VERSION,
     QualityModel,
     QualityModelError,
+    _gradient_statistics,
+    _lbp_histogram,
     bootstrap_interval,
     cross_validate,
     extract_features,
@@ -100,11 +104,12 @@ def _linear_data(n: int = 200, seed: int = 3) -> tuple[np.ndarray, np.ndarray, n
 
 
 def test_fit_recovers_a_linear_grade() -> None:
-    x, grade, true_w = _linear_data()
+    x, grade, true_w = _linear_data(n=600)  # several rows per feature, as in real training sets
     model = QualityModel.fit(x, grade, ridge_lambda=1e-6)
     # Inputs are clipped to the training percentiles, which bends the fit a little at the
     # tails; rows clear of the clip are predicted closely.
-    clear = np.all((x > np.array(model.clip_low)) & (x < np.array(model.clip_high)), axis=1)
+    signal = [0, 5, 12]  # the features the grade depends on
+    clear = np.all((x[:, signal] > np.array(model.clip_low)[signal]) & (x[:, signal] < np.array(model.clip_high)[signal]), axis=1)
     assert clear.sum() > 50
     assert np.allclose(model.grade_value(x[clear]), grade[clear], atol=0.15 * grade.std())
     # Weights are stored for standardised features: undo the scale to compare.
@@ -118,8 +123,10 @@ def test_scores_are_clipped_to_unit_interval_and_ordered() -> None:
     scores = model.score_features(x)
     assert scores.min() >= 0.0 and scores.max() <= 1.0
     assert spearman(scores, grade) > 0.99
-    extreme = x[np.argmax(grade)] * 10
-    assert model.predict_features(extreme).quality_score == 1.0
+    # a fit whose estimate runs past the worst grade seen still scores 1, not more
+    beyond = dataclasses.replace(model, intercept=model.intercept + 100.0)
+    assert beyond.predict_features(x[0]).quality_score == 1.0
+    assert beyond.predict_features(x[0]).predicted_grade == int(model.grade_worst)
 
 
 def test_lambda_is_chosen_by_inner_cv_from_the_grid() -> None:
@@ -163,18 +170,19 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "model.json"
     model.save(path)
     data = json.loads(path.read_text())
-    assert data["format_version"] == FORMAT_VERSION == 2
+    assert data["format_version"] == FORMAT_VERSION == 3
     assert data["feature_names"] == list(FEATURE_NAMES)
     assert set(data["normalisation"]) == {"mean", "scale"}
-    assert path.stat().st_size < 40_000  # small enough to read and to mail
+    assert path.stat().st_size < 160_000  # small enough to read and to mail
     loaded = QualityModel.load(path)
     assert np.allclose(loaded.grade_value(x), model.grade_value(x))
     assert np.allclose(loaded.distance(x), model.distance(x))
 
 
-def test_a_version_1_model_file_asks_for_retraining(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_model_file_of_an_earlier_feature_set_asks_for_retraining(tmp_path: Path, version: int) -> None:
     path = tmp_path / "old.json"
-    path.write_text(json.dumps({"format": "gradeline-quality-model", "format_version": 1, "weights": []}))
+    path.write_text(json.dumps({"format": "gradeline-quality-model", "format_version": version, "weights": []}))
     with pytest.raises(QualityModelError, match="train it again"):
         QualityModel.load(path)
 
@@ -255,8 +263,46 @@ def test_features_have_the_documented_length_and_are_finite() -> None:
 
 def test_wrinkles_raise_texture_features() -> None:
     smooth, wrinkled = _features(_fruit()), _features(_fruit(wrinkles=14))
-    for name in ("log_dog_fine", "log_dog_mid", "log_ridge_1", "log_ridge_2", "log_gradient_energy"):
+    for name in ("log_dog_fine", "log_dog_mid", "log_ridge_1", "log_ridge_2", "log_gradient_energy",
+                 "log_gradient_p90_s1", "log_step_mean_2px"):
         assert _feature(wrinkled, name) > _feature(smooth, name) + 0.3, name
+    # creased skin has fewer flat patterns (code 0 at radius 2) than smooth skin
+    assert _feature(wrinkled, "lbp_r2_0") < _feature(smooth, "lbp_r2_0") - 0.05
+
+
+def test_local_binary_patterns_of_a_flat_field_and_a_step() -> None:
+    """Exact codes: on flat skin no neighbour is brighter (code 0 everywhere); along a
+    vertical step of 10 L*, the dark column's three right-hand neighbours (at -45, 0 and
+    45 degrees, sampled bilinearly) are brighter, a uniform pattern with 3 ones."""
+    flat = np.full((30, 30), 50.0, np.float32)
+    zone = np.zeros((30, 30), bool)
+    zone[5:25, 5:25] = True
+    assert _lbp_histogram(flat, zone, 1) == pytest.approx([1.0] + [0.0] * 9)
+    step = flat.copy()
+    step[:, 15:] = 60.0
+    column = np.zeros_like(zone)
+    column[5:25, 14] = True
+    shares = _lbp_histogram(step, column, 1)
+    assert shares[3] == pytest.approx(1.0)
+    whole = _lbp_histogram(step, zone, 1)
+    assert sum(whole) == pytest.approx(1.0)
+    # the bright column's left neighbours are darker, so it stays 0 like the flat skin
+    assert whole[0] == pytest.approx(19 / 20) and whole[3] == pytest.approx(1 / 20)
+
+
+def test_parallel_creases_are_more_coherent_than_pitting() -> None:
+    """Wrinkles run side by side; mould and pitting have no direction."""
+    yy, xx = np.mgrid[0:160, 0:160].astype(np.float32)
+    zone = np.hypot(xx - 80, yy - 80) < 70
+    creases = (50 + 5 * np.sin(xx / 3.0)).astype(np.float32)
+    pits = (50 + 5 * cv2.GaussianBlur(np.random.default_rng(0).normal(size=(160, 160)).astype(np.float32), (0, 0), 2) * 4)
+    names = list(_GRADIENT_NAMES)
+    a, b = _gradient_statistics(creases, zone, 50.0), _gradient_statistics(pits.astype(np.float32), zone, 50.0)
+    for sigma in (1, 2, 4):
+        k = names.index(f"gradient_coherence_s{sigma}")
+        assert a[k] > 0.9 > b[k] + 0.3, sigma
+    flat = _gradient_statistics(np.full((160, 160), 50.0, np.float32), zone, 50.0)
+    assert all(a[names.index(f"log_step_mean_{d}px")] > flat[names.index(f"log_step_mean_{d}px")] + 2 for d in (1, 2, 4, 8))
 
 
 def test_dark_spot_raises_the_shares_relative_to_the_own_skin() -> None:
