@@ -131,6 +131,8 @@ _MIN_SHARE, _MAX_SHARE = 0.02, 0.97
 # and the quality features read the fruit at 160 px anyway.
 _GRABCUT_SIDE_PX = 320
 _GRABCUT_ITERATIONS = 5
+# The middle ellipse of the second try, for a fruit that covers little of the photo.
+_SMALL_MIDDLE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,11 @@ def _looks_like_fruit(mask: np.ndarray) -> str | None:
         return f"the largest object covers only {share:.1%} of the photo"
     if share > _MAX_SHARE:
         return "no edge between fruit and background is visible"
+    spans = (mask[0].any() and mask[-1].any()) or (mask[:, 0].any() and mask[:, -1].any())
+    if spans and share < 0.5:
+        # from one edge of the photo to the other but not filling it: a board, a slat, a
+        # stripe of background; a fruit that large fills most of a close crop
+        return "the object found runs across the photo (not a fruit)"
     hull = cv2.contourArea(cv2.convexHull(outline))
     solidity = area / hull if hull > 0 else 0.0
     if solidity < _MIN_SOLIDITY:
@@ -198,7 +205,44 @@ def _filled(mask: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _grabcut(image_bgr: np.ndarray) -> np.ndarray:
+# Thin parts attached to a fruit's blob (a crate slat, a finger, a stalk, a stripe of table
+# between two boards) are cut off by an opening with a disc of this share of the blob's
+# largest inscribed radius: a fruit's own outline, curved no tighter than that, survives.
+_ATTACHMENT_SHARE = 0.35
+
+
+def _fruit_body(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without thin attachments: opened by a disc scaled to the blob, keeping the
+    part around its deepest point, holes filled."""
+    inside = (mask > 0).astype(np.uint8)
+    if inside.all():  # nothing outside it to measure a depth against
+        return mask
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    radius_px = int(_ATTACHMENT_SHARE * float(distance.max()))
+    if radius_px < 2:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1, 2 * radius_px + 1))
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    count, labels = cv2.connectedComponents(opened)
+    deepest = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    if count < 2 or labels[deepest] == 0:
+        return mask
+    return _filled((labels == labels[deepest]).astype(np.uint8) * 255)
+
+
+def _as_fruit(mask: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``mask`` if it looks like one fruit; else its body without thin attachments if that
+    does; else ``mask`` and why it is no fruit. A mask that passes is never changed."""
+    why = _looks_like_fruit(mask)
+    if why is None:
+        return mask, None
+    body = _fruit_body(mask)
+    if body is not mask and _looks_like_fruit(body) is None:
+        return body, None
+    return mask, why
+
+
+def _grabcut(image_bgr: np.ndarray, middle_share: float = 0.2) -> np.ndarray:
     """The fruit by OpenCV's GrabCut, seeded as staff are asked to photograph: the fruit near
     the middle, some background along the border. The border strip starts as probable
     background and the rest as probable foreground, so a fruit that fills most of the frame
@@ -211,8 +255,9 @@ def _grabcut(image_bgr: np.ndarray) -> np.ndarray:
     # the first colour models are the middle's and the rim's; a fruit filling the frame wins
     # the rim's pixels back when their colour is the middle's
     seed = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
-    cv2.ellipse(seed, (w // 2, h // 2), (max(1, int(0.2 * w)), max(1, int(0.2 * h))), 0, 0, 360, cv2.GC_PR_FGD, -1)
-    cv2.ellipse(seed, (w // 2, h // 2), (max(1, w // 12), max(1, h // 12)), 0, 0, 360, cv2.GC_FGD, -1)
+    cv2.ellipse(seed, (w // 2, h // 2), (max(1, int(middle_share * w)), max(1, int(middle_share * h))), 0, 0, 360, cv2.GC_PR_FGD, -1)
+    sure = 5.0 / 12.0 * middle_share  # 1/12 of the frame for the default
+    cv2.ellipse(seed, (w // 2, h // 2), (max(1, int(sure * w + 1e-6)), max(1, int(sure * h + 1e-6))), 0, 0, 360, cv2.GC_FGD, -1)
     background_model, foreground_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     # GrabCut seeds its colour models by k-means on OpenCV's global random generator: seed it
     # so a photo's mask does not depend on what was measured before it
@@ -241,7 +286,9 @@ def find_photo_fruit(image_bgr: np.ndarray) -> PhotoFruit:
             masks = segment_fruits(image_bgr)
         except NoFruitFound:
             masks = []
-        why = _looks_like_fruit(masks[0]) if masks else "no fruit stands out from the background"
+        why: str | None = "no fruit stands out from the background"
+        if masks:
+            masks[0], why = _as_fruit(masks[0])
         if why is None:
             plain = PhotoFruit(masks[0], "plain-background", tuple(masks[1:]))
             if _plain_border_share(lab) >= _CLEARLY_PLAIN_BORDER_SHARE:
@@ -250,10 +297,21 @@ def find_photo_fruit(image_bgr: np.ndarray) -> PhotoFruit:
             reason = why
     mask = _grabcut(image_bgr)
     why = _looks_like_fruit(mask)
+    if why is not None and plain is not None:
+        return plain
     if why is not None:
-        if plain is not None:
-            return plain
-        raise NoFruitFound(f"{why} (plain-background search: {reason})")
+        # Nothing else was found, so try twice more before refusing: the same outline
+        # without thin attachments (a slat, a finger), then GrabCut seeded with half the
+        # middle, because a small fruit leaves background inside the middle ellipse and
+        # GrabCut's first colour model takes it for fruit.
+        mask, why = _as_fruit(mask)
+        if why is not None:
+            smaller, smaller_why = _as_fruit(_grabcut(image_bgr, _SMALL_MIDDLE_SHARE))
+            if smaller_why is None:
+                mask, why = smaller, None
+        if why is not None:
+            raise NoFruitFound(f"{why} (plain-background search: {reason})")
+        return PhotoFruit(mask, "grabcut")
     cut = PhotoFruit(mask, "grabcut")
     if plain is None:
         return cut

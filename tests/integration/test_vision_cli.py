@@ -132,7 +132,7 @@ def test_train_then_measure_with_the_model(tmp_path: Path) -> None:
     summary = json.loads(trained.stdout.splitlines()[-1])
     assert summary["photos"] == 24 and summary["photos_left_out"] == 0
     stored = json.loads(model.read_text())
-    assert stored["format_version"] == 2
+    assert stored["format_version"] == 3
     assert stored["notes"]["variety"] == "test"
 
     smooth, wrinkled = tmp_path / "smooth.png", tmp_path / "wrinkled.png"

@@ -112,6 +112,43 @@ def test_the_tomato_is_found_on_a_cluttered_background_or_the_photo_refused(back
     assert sum(iou is not None and iou > 0.9 for iou in found) >= 3, found
 
 
+def _with_shadow(background: np.ndarray, tomato: np.ndarray, mask: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_paste`` with a soft shadow cast down and to the right, as a lamp or a window
+    throws it: the background darkened by up to 55 %, fading over a tenth of the fruit."""
+    photo, truth = _paste(background, tomato, mask, share)
+    ys, xs = np.nonzero(truth)
+    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    centre = (int(xs.mean() + width / 6), int(ys.mean() + height / 5))
+    shade = np.zeros(SIZE, np.float32)
+    cv2.ellipse(shade, centre, (width // 2, int(height * 0.45)), 0, 0, 360, 1.0, -1)
+    shade = cv2.GaussianBlur(shade, (0, 0), width / 10)
+    shaded = (photo.astype(np.float32) * (1 - 0.55 * shade)[..., None]).astype(np.uint8)
+    shaded[truth > 0] = photo[truth > 0]
+    return shaded, truth
+
+
+@pytest.mark.parametrize("background", sorted(BACKGROUNDS))
+def test_a_cast_shadow_or_a_small_fruit_is_still_the_fruit(background: str) -> None:
+    """A shadow beside the fruit, and a fruit a third of the photo's height (the middle
+    ellipse GrabCut starts from is then mostly background), on each background."""
+    rng = np.random.default_rng(21)
+    found = []
+    for index, share in ((8, 0.5), (31, 0.5), (52, 0.5), (12, 0.3), (39, 0.3), (66, 0.3)):
+        tomato, mask = _tomato(index)
+        photo, truth = _with_shadow(BACKGROUNDS[background](rng), tomato, mask, share)
+        try:
+            found.append(round(_iou(find_photo_fruit(photo).mask, truth), 2))
+        except NoFruitFound:
+            found.append(None)
+    # every photo is found (before the second tries, a third of these were refused and
+    # three crate photos gave a slat-and-tomato blob, IoU 0.08-0.16)
+    assert None not in found, found
+    # Known limits, kept as floors: on the table part of the shadow is taken into the fruit
+    # (IoU 0.80-0.89); on the hand one small tomato is found only in part (0.49).
+    assert min(iou for iou in found if iou is not None) > 0.45, found
+    assert float(np.median([iou for iou in found if iou is not None])) > 0.8, found
+
+
 def test_a_tomato_that_fills_most_of_the_frame_is_found() -> None:
     tomato, mask = _tomato(5)
     photo, truth = _paste(_table(np.random.default_rng(1)), tomato, mask, 0.92)
