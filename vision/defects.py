@@ -25,6 +25,7 @@ from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 _PAD = 4  # margin around a blob's box: room for the ring of skin 2-3 pixels out
 _MAX_BLOBS = 64  # per view; more is a rotten fruit, and the first 64 say so
+_COLS = 5  # per blob: theta, phi, area, partial, on the rim
 
 
 def find_defects(
@@ -37,6 +38,7 @@ def find_defects(
     s: VisionSettings,
     min_contrast: float = 0.0,
     code: np.ndarray | None = None,
+    ring_spreads: float = 0.0,
 ) -> list[DefectView]:
     """Connected blobs of defect pixels with their surface area (mm2) and spheroid position.
 
@@ -63,11 +65,11 @@ def find_defects(
         return []
     found = _blobs(
         candidate, weight, usable_weight, zone_lab, np.ascontiguousarray(to_canon, np.float64), min_px, min_weighted,
-        min_contrast, np.zeros(candidate.shape, np.uint8) if code is None else code,
+        min_contrast, np.zeros(candidate.shape, np.uint8) if code is None else code, ring_spreads,
     )
     return [
-        DefectView(theta, phi, area_px * px_area_mm2, partial > 0)
-        for theta, phi, area_px, partial in found.tolist()
+        DefectView(theta, phi, area_px * px_area_mm2, partial > 0, on_rim > 0)
+        for theta, phi, area_px, partial, on_rim in found.tolist()
     ]
 
 
@@ -82,12 +84,15 @@ def _blobs(
     min_weighted: float,
     min_contrast: float,
     code: np.ndarray,
+    ring_spreads: float,
 ) -> np.ndarray:
     """The defect blobs of a box, one row each: polar angle theta and azimuth phi on the
-    spheroid (rad), surface area (pixels), partly hidden (0/1). ``code`` holds each pixel's
-    colour class (``vision.colour.classify_bgr``; all zero when unknown)."""
+    spheroid (rad), surface area (pixels), partly hidden (0/1), on the analysed zone's rim
+    (0/1). ``code`` holds each pixel's colour class (``vision.colour.classify_bgr``; all zero
+    when unknown). A blob must differ from the median of its ring by ``min_contrast`` and by
+    ``ring_spreads`` robust standard deviations of the ring's own L (8-bit Lab units)."""
     h, w = candidate.shape
-    none = np.zeros((0, 4))
+    none = np.zeros((0, _COLS))
     # opening with a 3-pixel cross; as in OpenCV, outside the box counts as set for the
     # erosion and as clear for the dilation
     eroded = np.zeros((h, w), np.uint8)
@@ -116,7 +121,7 @@ def _blobs(
                 n_cand += 1
     if n_cand < min_px:  # the opening often leaves nothing, or too little
         return none
-    out = np.zeros((_MAX_BLOBS, 4))
+    out = np.zeros((_MAX_BLOBS, _COLS))
     n_out = 0
     label = np.zeros((h, w), np.int32)
     pixels = np.empty(h * w, np.int64)  # the current blob's pixels, y * w + x
@@ -171,7 +176,7 @@ def _blobs(
                                 d = max(abs(ny - y), abs(nx - x))
                                 if d < dist[ny, nx]:
                                     dist[ny, nx] = d
-            n_near = n_near_usable = n_ring = n_inner = 0
+            n_near = n_near_usable = n_near_inside = n_ring = n_inner = 0
             ring = np.empty((bh * bw, 3))
             ring_class = np.zeros(bh * bw, np.int64)
             inner = np.empty((bh * bw, 3))
@@ -181,6 +186,7 @@ def _blobs(
                     if dist[y, x] <= 1:
                         n_near += 1
                         n_near_usable += usable[fy, fx] > 0
+                        n_near_inside += weight[fy, fx] > 0
                     elif dist[y, x] <= 3 and usable[fy, fx] > 0 and cand[fy, fx] == 0:
                         # usable skin 2-3 pixels out, clear of every blob
                         for c in range(3):
@@ -208,17 +214,29 @@ def _blobs(
                             n_inner += 1
             if n_ring >= 6:
                 defect = _upper_median3(inner[:n_inner], np.ones(n_inner, np.bool_))
+                skin = _upper_median3(ring[:n_ring], np.ones(n_ring, np.bool_))
+                # How much the skin right around the blob varies by itself (1.4826 MAD of its
+                # L): the grain of an even skin, more where the ring spans two skins, a shading
+                # edge or mottling. A defect must stand out from that, not from a spread taken
+                # over half the fruit, whose broad mottling (wavelengths of centimetres) hardly
+                # changes over the 2-3 pixels to the ring yet would raise the bar for every
+                # blob above many bruises.
+                spread = np.empty((n_ring, 3))
+                for i in range(n_ring):
+                    d = abs(ring[i, 0] - skin[0])
+                    spread[i, 0], spread[i, 1], spread[i, 2] = d, d, d
+                ring_sigma_l8 = 1.4826 * _upper_median3(spread, np.ones(n_ring, np.bool_))[0]
+                contrast = max(min_contrast, ring_spreads * ring_sigma_l8)  # 8-bit Lab units
                 if _between_two_skins(ring[:n_ring], defect) or _explained_by_ring_classes(
-                    ring[:n_ring], ring_class[:n_ring], defect, min_contrast
+                    ring[:n_ring], ring_class[:n_ring], defect, contrast
                 ):
                     continue  # one of the skins around it, or the blurred border of two or three
-                skin = _upper_median3(ring[:n_ring], np.ones(n_ring, np.bool_))
                 if _skin_toward_white(skin, defect):
                     continue  # a highlight too faint to be glare: the skin's own colour, lighter
                 direction = defect - skin
                 span = (direction * direction).sum()
-                if span < min_contrast * min_contrast:
-                    continue  # the skin itself, just across a class border
+                if span < contrast * contrast:
+                    continue  # the skin itself, just across a class border, or its own variation
                 if span >= 100.0:  # else too close to the skin colour to unmix (10 Lab-8 units)
                     # each pixel of the blob or next to it counts by its share of defect
                     # along the line from the skin colour to the defect's
@@ -244,6 +262,8 @@ def _blobs(
             out[n_out, 2] = area_px
             # partly hidden: some pixel next to the blob is not usable (analysed rim or glare)
             out[n_out, 3] = 1.0 if n_near_usable < n_near else 0.0
+            # on the rim: some pixel next to it is outside the analysed zone (not only glare)
+            out[n_out, 4] = 1.0 if n_near_inside < n_near else 0.0
             n_out += 1
     return out[:n_out]
 
@@ -407,4 +427,4 @@ def warm_up() -> None:
     """Compile (or load from numba's on-disk cache) the blob search now, not in the middle
     of the first frame that holds a defect: compiling takes seconds."""
     empty = np.zeros((3, 3), np.uint8)
-    _blobs(empty, empty, empty, np.zeros((3, 3, 3), np.uint8), np.zeros((2, 3)), 1.0, 1.0, 0.0, empty)
+    _blobs(empty, empty, empty, np.zeros((3, 3, 3), np.uint8), np.zeros((2, 3)), 1.0, 1.0, 0.0, empty, 0.0)

@@ -25,9 +25,9 @@ from vision.defects import find_defects
 from vision.segment import FruitBlob
 from vision.skin import (
     NO_GLARE,
-    OWN_SKIN_CONTRAST,
     OWN_SKIN_SPREAD,
     PARAMS,
+    RING_CONTRAST_SPREADS,
     darker_than_own_skin,
     read_pixels,
 )
@@ -151,8 +151,9 @@ def read_skins(
     sums, lab, glare, unclassified = read_pixels(
         code_half, lab_grid, params, boxes, s.rim_fraction, n_classes, s.highlight_grow
     )
+    # candidates from half the contrast a defect needs (at least): the ring test decides
     darker = darker_than_own_skin(
-        code_half, lab_grid, params, boxes, glare, s.rim_fraction, n_classes, 0.75 * s.own_skin_darker_l * 2.55,
+        code_half, lab_grid, params, boxes, glare, s.rim_fraction, n_classes, 0.5 * s.own_skin_darker_l * 2.55,
         OWN_SKIN_SPREAD,
     )
     darker_mm2 = (darker[:, 0] * (2 * s.mm_per_px) ** 2).tolist()
@@ -225,8 +226,43 @@ def search_defects(
     if own_skin:
         candidate = cv2.bitwise_or(candidate, _darker_than_own_skin(lab[..., 0], code, usable, len(s.colour_classes), equatorial_px, skin.darker_l8))
     # a defect stands out from the skin right around it by more than that skin varies by itself
-    contrast = max(s.own_skin_darker_l * 2.55, OWN_SKIN_CONTRAST * skin.skin_sigma_l8)
-    return find_defects(candidate, weight, usable, lab, to_canon, s.mm_per_px, s, contrast, code)
+    contrast = s.own_skin_darker_l * 2.55
+    found = find_defects(candidate, weight, usable, lab, to_canon, s.mm_per_px, s, contrast, code, RING_CONTRAST_SPREADS)
+    return _about_the_spin_axis(found, zone)
+
+
+# The cup rollers hold the spin axis across the belt; the fruit sits in them tilted by a few
+# degrees at most. A line across the belt stays parallel to the image's vertical under a
+# camera looking straight down, so the axis's image is vertical within that tilt.
+MAX_AXIS_TILT_RAD = math.radians(8.0)
+
+
+def _about_the_spin_axis(defects: list[DefectView], zone: Zone) -> list[DefectView]:
+    """The defects' polar angle and azimuth about the spin axis as the rollers hold it.
+
+    The silhouette ellipse's orientation stands for the spin axis, but on a nearly round fruit
+    it is set by noise, the stalk or the perspective stretch away from the image centre (a
+    round fruit's outline is widened radially, so its long axis points at the image centre,
+    up to 45 degrees off the spin axis). Positions measured about such an axis put a pole's
+    cavity on the cheek, and give one defect a different latitude in every view, so the
+    tracker cannot chain it. Where the ellipse's axis is tilted more than the rollers allow,
+    the positions are turned about the line of sight to the nearest tilt they do allow."""
+    tilt = (zone.axis_angle + math.pi / 2) % math.pi - math.pi / 2  # the equatorial axis from +x
+    delta = max(-MAX_AXIS_TILT_RAD, min(MAX_AXIS_TILT_RAD, tilt)) - tilt
+    if not defects or abs(delta) < 1e-9:
+        return defects
+    cd, sd = math.cos(delta), math.sin(delta)
+    a, b = zone.equatorial_px, zone.polar_px
+    out = []
+    for d in defects:
+        # back to the pixel offset from the centre along the ellipse's axes, turned into the
+        # allowed axes, and onto the spheroid again (semi-axes as measured)
+        x = a * math.sin(d.theta) * math.sin(d.phi)
+        y = -b * math.cos(d.theta)
+        u, v = (x * cd + y * sd) / a, (-x * sd + y * cd) / b
+        depth = math.sqrt(max(1e-6, 1.0 - u * u - v * v))
+        out.append(dataclasses.replace(d, theta=math.acos(max(-1.0, min(1.0, -v))), phi=math.atan2(u, depth)))
+    return out
 
 
 def _darker_than_own_skin(

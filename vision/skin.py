@@ -136,13 +136,16 @@ def warm_up() -> None:
 OWN_SKIN_CELLS = 6
 # How far out a pixel must lie, in robust standard deviations of the fruit's own skin around
 # its local reference, to be a candidate darker than its skin: a mottled skin is judged
-# against its own mottling, an even one against a floor. Loose on purpose: whether a
-# candidate blob is a defect is decided against the ring of skin right around it
-# (``vision.defects``), which mottling does not fool.
-OWN_SKIN_SPREAD = 2.5
-# A blob is a defect only when it stands out from the skin right around it by this many of
-# the fruit's own robust standard deviations (and by ``own_skin_darker_l`` at least).
-OWN_SKIN_CONTRAST = 3.0
+# against its own mottling, an even one against a floor (half of ``own_skin_darker_l``, see
+# ``vision.measure.read_skins``). Loose on purpose: whether a candidate blob is a defect is
+# decided against the ring of skin right around it (``vision.defects``), which mottling
+# does not fool, and a second sighting where it sits at the rim (``vision.tracking``).
+OWN_SKIN_SPREAD = 2.0
+# A blob is a defect only when it stands out from the median of the ring of skin 2-3 pixels
+# around it by this many robust standard deviations of that ring's own L (and by
+# ``own_skin_darker_l`` at least): the skin's variation where the blob is, not over half
+# the fruit.
+RING_CONTRAST_SPREADS = 2.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -218,8 +221,10 @@ def darker_than_own_skin(
                 # a sample next to skin of another class sits on a blurred border of two
                 # skins, darker or lighter than either: it counts toward its class's
                 # reference, not as darker skin
-                for ny in range(max(0, y - 2), min(code.shape[0], y + 3)):
-                    for nx in range(max(0, x - 2), min(code.shape[1], x + 3)):
+                # (within the zone's box: only the rows the frame's zones span are coded, the
+                # rest of the buffer holds an earlier frame's codes)
+                for ny in range(max(y0, y - 2), min(y1, y + 3)):
+                    for nx in range(max(x0, x - 2), min(x1, x + 3)):
                         other = code[ny, nx]
                         if 0 < other < 128 and other != c:
                             border[k] = True

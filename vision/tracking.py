@@ -239,6 +239,14 @@ def fuse_defects(views: Sequence[Sequence[DefectView]], max_dtheta: float = 0.2)
                 taken.add(len(chains))
                 chains.append([(index, d)])
     chains = _merge_chains(chains, step, max_dtheta)
+    # One sighting at the rim of the analysed zone is not evidence enough. The rim is where
+    # the view itself makes dark or light patches (a stem or calyx cavity an oblique view
+    # brings in, the limb's shading, the belt blurred into the outline, a highlight sliding
+    # off the limb); they come and go with the fruit's place in the field, not with its spin,
+    # so they rarely chain from one view to the next. A defect on the skin there turns inward
+    # and is seen again. A defect seen once, away from the rim, stands on its own (small
+    # defects are often found only while they face the camera).
+    chains = [c for c in chains if len(c) > 1 or not c[0][1].on_rim]
     out: list[FusedDefect] = []
     for chain in chains:
         seen = [d for _, d in chain]

@@ -46,6 +46,9 @@ class DefectView:
     phi: float  # azimuth in the view frame (rad, 0 = facing the camera, + toward +x)
     area_mm2: float  # surface area (projection corrected by the spheroid's slope)
     partial: bool  # touches the edge of the analysed zone, so part of it is hidden
+    # touches the analysed zone's rim (not only the glare): seen where the rim's own artefacts
+    # are (cavities, limb shading, the belt at the outline), so one such sighting is not enough
+    on_rim: bool = False
 
 
 @dataclass(frozen=True)
