@@ -389,10 +389,19 @@ def _undo_perspective(
     centre = seen_centre * (height - a_mm) / height
     for _ in range(4):
         a_mm, b_mm, tilt = _spheroid_axes(shape)
-        predicted, middle = _image_ellipse(a_mm, b_mm, tilt, centre[0], centre[1], height)
+        try:
+            predicted, middle = _image_ellipse(a_mm, b_mm, tilt, centre[0], centre[1], height)
+        except np.linalg.LinAlgError:
+            # A sliver of a fruit (cut by the frame's edge to a thin crescent, its ellipse
+            # fit far from any spheroid) has no exact outline to match: the correction is
+            # abandoned and the estimate so far kept. Such a view is flagged "edge" anyway.
+            break
         back = (height - a_mm) / height * unstretch
-        shape = shape + back @ (seen - predicted) @ back.T
-        centre = centre + (seen_centre - middle) * (height - a_mm) / height
+        next_shape = shape + back @ (seen - predicted) @ back.T
+        next_centre = centre + (seen_centre - middle) * (height - a_mm) / height
+        if not (np.all(np.isfinite(next_shape)) and np.all(np.isfinite(next_centre))):
+            break
+        shape, centre = next_shape, next_centre
     a_mm, b_mm, _ = _spheroid_axes(shape)
     # areas (the silhouette's, the defects') scale as the outline does
     area_scale = a_mm * b_mm / (zone.equatorial_px * zone.polar_px * mm * mm)

@@ -174,3 +174,17 @@ def test_a_highlight_too_faint_to_be_glare_is_not_a_defect() -> None:
     assert code[0].defect_count == 0
     scar = np.array(_lab_to_bgr((62.0, 8.0, 24.0)), np.float32)
     assert FramePipeline(SETTINGS).measure(frame_with(scar, 1.0))[0].defect_count == 1
+
+
+def test_a_sliver_at_the_frame_edge_does_not_break_the_perspective_correction() -> None:
+    """A mango cut by the bottom edge of a realistic frame (seed 7) left a 16 x 6 px outline
+    whose exact-outline correction met a singular matrix and stopped the whole frame. The
+    correction now keeps its estimate so far: finite sizes, no exception."""
+    from vision.measure import Zone, _undo_perspective
+
+    settings = dataclasses.replace(SETTINGS, mm_per_px=0.8, camera_height_mm=1000.0)
+    zone = Zone(polar_px=6.0052008331994715, equatorial_px=16.16323933030101, axis_angle=0.5988875696213904,
+                x0=172, y0=238, x1=202, y1=262)
+    seen = _undo_perspective(zone, 186.24009324009324, 1047.3776223776224, settings, (640.0, 532.0))
+    assert all(np.isfinite(v) for v in seen)
+    assert 0 < seen.equatorial_mm < 2 * 16.2 * 0.8 * 1.5
