@@ -111,7 +111,6 @@ class Skin(NamedTuple):
     # counted as clear on this fruit
     darker_mm2: float = 0.0
     darker_l8: float = 0.0
-    skin_sigma_l8: float = 0.0  # the skin's own robust spread around its local reference
 
 
 def read_skins(
@@ -165,13 +164,13 @@ def read_skins(
     count = np.maximum(lab[:, 3:], 1.0)
     mean_lab = np.where(lab[:, 3:] > 0, (lab[:, :3] / count - (0.0, 128.0, 128.0)) * (100.0 / 255.0, 1.0, 1.0), 0.0)
     skins: list[Skin] = []
-    for f, u_mm2, m, (disk_x, disk_y, radius), (ux0, uy0, ux1, uy1), d_mm2, (_, d_l8, sigma_l8) in zip(
+    for f, u_mm2, m, (disk_x, disk_y, radius), (ux0, uy0, ux1, uy1), d_mm2, (_, d_l8, _) in zip(
         fractions, unclassified_mm2, mean_lab.tolist(), glare.tolist(), unclassified.tolist(), darker_mm2,
         darker.tolist(), strict=True,
     ):
         box = (2 * ux0, 2 * uy0, 2 * ux1 + 1, 2 * uy1 + 1) if u_mm2 >= search_from_mm2 else (0, 0, 0, 0)
         disk = None if radius == NO_GLARE else ((2.0 * disk_x, 2.0 * disk_y), 2.0 * radius)
-        skins.append(Skin(f, u_mm2, (m[0], m[1], m[2]), box, disk, d_mm2, d_l8, sigma_l8))
+        skins.append(Skin(f, u_mm2, (m[0], m[1], m[2]), box, disk, d_mm2, d_l8))
     return skins
 
 

@@ -127,6 +127,10 @@ _CLEARLY_PLAIN_BORDER_SHARE = 0.5
 _MIN_SOLIDITY = 0.85
 _MIN_ELLIPSE_OVERLAP = 0.85
 _MIN_SHARE, _MAX_SHARE = 0.02, 0.97
+# A blob reaching from one edge of the photo to the other is a fruit only when it fills this
+# much of it (a close crop: the FGrade crops' fruit fill 74 % or more); a thinner one is a
+# board, a slat or a stripe of background.
+_MIN_SPANNING_SHARE = 0.5
 # GrabCut runs on a copy this size (longest side): its graph cut grows with the pixel count,
 # and the quality features read the fruit at 160 px anyway.
 _GRABCUT_SIDE_PX = 320
@@ -163,9 +167,7 @@ def _looks_like_fruit(mask: np.ndarray) -> str | None:
     if share > _MAX_SHARE:
         return "no edge between fruit and background is visible"
     spans = (mask[0].any() and mask[-1].any()) or (mask[:, 0].any() and mask[:, -1].any())
-    if spans and share < 0.5:
-        # from one edge of the photo to the other but not filling it: a board, a slat, a
-        # stripe of background; a fruit that large fills most of a close crop
+    if spans and share < _MIN_SPANNING_SHARE:
         return "the object found runs across the photo (not a fruit)"
     hull = cv2.contourArea(cv2.convexHull(outline))
     solidity = area / hull if hull > 0 else 0.0
@@ -231,11 +233,15 @@ def _fruit_body(mask: np.ndarray) -> np.ndarray:
 
 
 def _as_fruit(mask: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """``mask`` if it looks like one fruit; else its body without thin attachments if that
-    does; else ``mask`` and why it is no fruit. A mask that passes is never changed."""
+    """``mask`` if it looks like one fruit; else ``_body_as_fruit``. A mask that passes is
+    never changed."""
     why = _looks_like_fruit(mask)
-    if why is None:
-        return mask, None
+    return (mask, None) if why is None else _body_as_fruit(mask, why)
+
+
+def _body_as_fruit(mask: np.ndarray, why: str) -> tuple[np.ndarray, str | None]:
+    """For a mask refused for ``why``: its body without thin attachments if that looks like
+    one fruit, else the mask and ``why``."""
     body = _fruit_body(mask)
     if body is not mask and _looks_like_fruit(body) is None:
         return body, None
@@ -304,7 +310,7 @@ def find_photo_fruit(image_bgr: np.ndarray) -> PhotoFruit:
         # without thin attachments (a slat, a finger), then GrabCut seeded with half the
         # middle, because a small fruit leaves background inside the middle ellipse and
         # GrabCut's first colour model takes it for fruit.
-        mask, why = _as_fruit(mask)
+        mask, why = _body_as_fruit(mask, why)
         if why is not None:
             smaller, smaller_why = _as_fruit(_grabcut(image_bgr, _SMALL_MIDDLE_SHARE))
             if smaller_why is None:

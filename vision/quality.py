@@ -337,8 +337,6 @@ def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     count, _labels, stats, _ = cv2.connectedComponentsWithStats(patches, connectivity=8)
     largest_px = int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
 
-    smooth = cv2.GaussianBlur(lightness, (0, 0), 1.0)
-    gradient = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
     colour_spread = np.sqrt(
         np.maximum(cv2.blur(a_star * a_star, (7, 7)) - cv2.blur(a_star, (7, 7)) ** 2, 0)
         + np.maximum(cv2.blur(b_star * b_star, (7, 7)) - cv2.blur(b_star, (7, 7)) ** 2, 0)
@@ -348,6 +346,7 @@ def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     # patterns of the lightly smoothed skin: the smoothing keeps JPEG blocks out of them
     patterned = cv2.GaussianBlur(lightness, (0, 0), 0.7)
     lbp = [share for r in _LBP_RADII_PX for share in _lbp_histogram(patterned, zone, r)]
+    gradients = dict(zip(_GRADIENT_NAMES, _gradient_statistics(lightness, zone, relative), strict=True))
 
     contours, _ = cv2.findContours(s.fruit, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outline = max(contours, key=cv2.contourArea)
@@ -382,10 +381,12 @@ def extract_features(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
         "log_ridge_1": _log(float(_ridge_strength(lightness, 1.0)[zone].mean()) / relative),
         "log_ridge_2": _log(float(_ridge_strength(lightness, 2.0)[zone].mean()) / relative),
         "log_ridge_4": _log(float(_ridge_strength(lightness, 4.0)[zone].mean()) / relative),
-        "log_gradient_energy": _log(float(gradient[zone].mean()) / relative),
+        # the mean gradient at sigma 1, relative to the skin: format 2's name for what the
+        # gradient statistics now also report as log_gradient_mean_s1
+        "log_gradient_energy": gradients["log_gradient_mean_s1"],
         "log_colour_texture": _log(float(colour_spread[zone].mean())),
         **dict(zip(_LBP_NAMES, lbp, strict=True)),
-        **dict(zip(_GRADIENT_NAMES, _gradient_statistics(lightness, zone, relative), strict=True)),
+        **gradients,
         "log_blemish_share": _log(_share(blemish, zone)),
         "log_soft_spot_share": _log(_share(soft_spot, zone)),
         "log_discoloured_share": _log(_share(discoloured, skin)),
