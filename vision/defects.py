@@ -2,10 +2,11 @@
 
 Owns what counts as a defect pixel (skin that falls in no colour class of the recipe and is
 not glare, or skin clearly darker than the fruit's own skin of its class around it; the
-glare disk comes from ``vision.skin``), the cleanup of class-border slivers and of faint
-highlights (the skin's colour mixed with white),
-and each defect's surface area and position on the fitted spheroid, so the tracker can count
-a defect once across views.
+glare disk comes from ``vision.skin``), which blobs of them are defects once compared with
+the ring of skin right around each (not class-border slivers, faint highlights, or the
+skin's own pigment lighter or darker: a defect browns the tissue, so it is duller than its
+skin), and each defect's surface area and position on the
+fitted spheroid, so the tracker can count a defect once across views.
 
 The blob search works on boxes of a few hundred to a few thousand pixels, where a numpy or
 OpenCV call costs more in overhead than in arithmetic (some 35 calls per blob when written
@@ -233,6 +234,8 @@ def _blobs(
                     continue  # one of the skins around it, or the blurred border of two or three
                 if _skin_toward_white(skin, defect):
                     continue  # a highlight too faint to be glare: the skin's own colour, lighter
+                if _same_pigment(skin, defect, contrast):
+                    continue  # the skin's own colour, only lighter or darker: mottling, shading
                 direction = defect - skin
                 span = (direction * direction).sum()
                 if span < contrast * contrast:
@@ -405,22 +408,110 @@ def _explained_by_ring_classes(ring: np.ndarray, ring_class: np.ndarray, colour:
     return False
 
 
+# Damaged tissue browns: a bruise, rot, russet, a scar or a spot is duller than the skin
+# around it. A patch that keeps nine tenths of the skin's chroma and differs from it by less
+# than twice the contrast a defect needs is the skin's own pigment, more or less lit or more
+# or less dense (mottling, a streak, shading); a stronger change is a defect whatever its
+# chroma (a dark spot on pale skin, russet on dark red).
+SAME_PIGMENT_CHROMA = 0.9
+SAME_PIGMENT_CONTRASTS = 2.0
+
+
+@numba.njit(cache=True)
+def _same_pigment(skin: np.ndarray, colour: np.ndarray, contrast: float) -> bool:
+    """True when ``colour`` (8-bit Lab) keeps ``SAME_PIGMENT_CHROMA`` of the skin's chroma
+    and its lightness is within ``SAME_PIGMENT_CONTRASTS`` times ``contrast`` of the skin's."""
+    skin_chroma = math.hypot(skin[1] - 128.0, skin[2] - 128.0)
+    chroma = math.hypot(colour[1] - 128.0, colour[2] - 128.0)
+    return chroma > SAME_PIGMENT_CHROMA * skin_chroma and abs(skin[0] - colour[0]) < SAME_PIGMENT_CONTRASTS * contrast
+
+
+@numba.njit(cache=True)
+def _on_segment(a: np.ndarray, b: np.ndarray, colour: np.ndarray, tolerance: float) -> bool:
+    """True when ``colour`` lies within ``tolerance`` of the segment from ``a`` to ``b``
+    (8-bit Lab), beyond its first tenth: a blend of the two, clearly toward ``b``."""
+    segment = b - a
+    length2 = (segment * segment).sum()
+    if length2 < 1.0:
+        return False
+    t = ((colour - a) * segment).sum() / length2
+    if t < 0.1:
+        return False
+    gap = colour - (a + min(t, 1.0) * segment)
+    return (gap * gap).sum() < tolerance * tolerance
+
+
+_WHITE_LAB8 = np.array([255.0, 128.0, 128.0])
+
+
 @numba.njit(cache=True)
 def _skin_toward_white(skin: np.ndarray, colour: np.ndarray) -> bool:
     """True when ``colour`` (8-bit Lab) is the skin's colour mixed with white light: clearly
     lighter, and within 12 units of the line from the skin colour to white. A specular
     reflection adds the lamp's white to the skin; a scar or russet is lighter than red skin
-    too, but of another hue, so it lies off that line."""
-    white = np.array([255.0, 128.0, 128.0])
-    segment = white - skin
-    length2 = (segment * segment).sum()
-    if length2 < 1.0:
+    too, but of another hue, so it lies off that line.
+
+    The mix is linear in the camera's RGB, where CIELAB bends it (a saturated skin loses its
+    chroma faster than it gains lightness), so the line is also drawn in RGB, in the
+    sensor's encoded values and in linear light alike, as a camera's tone curve lies
+    anywhere between; the gap is measured in encoded 8-bit RGB."""
+    if _on_segment(skin, _WHITE_LAB8, colour, 12.0):
+        return True
+    if colour[0] <= skin[0]:
         return False
-    t = ((colour - skin) * segment).sum() / length2
-    if t < 0.1:
-        return False
-    gap = colour - (skin + min(t, 1.0) * segment)
-    return (gap * gap).sum() < 12.0**2
+    skin_rgb, colour_rgb = _lab8_to_rgb(skin), _lab8_to_rgb(colour)
+    for linear in (False, True):
+        a, c = skin_rgb.copy(), colour_rgb.copy()
+        if linear:
+            for i in range(3):
+                a[i], c[i] = _to_linear(a[i]), _to_linear(c[i])
+        segment = 1.0 - a  # toward white
+        length2 = (segment * segment).sum()
+        if length2 < 1e-6:
+            continue
+        t = ((c - a) * segment).sum() / length2
+        if t < 0.1:
+            continue
+        nearest = a + min(t, 1.0) * segment
+        if linear:
+            for i in range(3):
+                nearest[i] = _to_encoded(nearest[i])
+        gap = (colour_rgb - nearest) * 255.0
+        if (gap * gap).sum() < 12.0**2:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _lab8_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """OpenCV's 8-bit CIELAB (D65) back to sRGB-encoded RGB in 0..1, clipped to the gamut."""
+    fy = (lab[0] * 100.0 / 255.0 + 16.0) / 116.0
+    fx = fy + (lab[1] - 128.0) / 500.0
+    fz = fy - (lab[2] - 128.0) / 200.0
+    xyz = np.empty(3)
+    for i, (f, white) in enumerate(((fx, 0.950456), (fy, 1.0), (fz, 1.088754))):
+        xyz[i] = white * (f * f * f if f > 6.0 / 29.0 else 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0))
+    x, y, z = xyz[0], xyz[1], xyz[2]
+    rgb = np.array(
+        [
+            3.2404542 * x - 1.5371385 * y - 0.4985314 * z,
+            -0.9692660 * x + 1.8760108 * y + 0.0415560 * z,
+            0.0556434 * x - 0.2040259 * y + 1.0572252 * z,
+        ]
+    )
+    for i in range(3):
+        rgb[i] = _to_encoded(min(1.0, max(0.0, rgb[i])))
+    return rgb
+
+
+@numba.njit(cache=True)
+def _to_linear(v: float) -> float:
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+@numba.njit(cache=True)
+def _to_encoded(v: float) -> float:
+    return 12.92 * v if v <= 0.0031308 else 1.055 * v ** (1.0 / 2.4) - 0.055
 
 
 def warm_up() -> None:

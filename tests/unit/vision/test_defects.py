@@ -8,8 +8,8 @@ import math
 import cv2
 import numpy as np
 
-from vision.colour import CANONICAL_CLASSES
-from vision.defects import find_defects
+from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
+from vision.defects import _WHITE_LAB8, _on_segment, _skin_toward_white, find_defects
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 MM_PER_PX = 0.3
@@ -36,10 +36,14 @@ def _spot(radius_px: float, centre: tuple[int, int]) -> tuple[np.ndarray, np.nda
     return _blend(share, BROWN_SPOT, RED_SKIN), share
 
 
+LUT = colour_lut(SETTINGS.colour_classes, SETTINGS.highlight_l, SETTINGS.highlight_chroma / 2)
+
+
 def _search(bgr: np.ndarray, candidate: np.ndarray, usable: np.ndarray | None = None) -> list[DefectView]:
     weight = np.full((SIDE_PX, SIDE_PX), int(WEIGHT_SCALE), np.uint8)  # flat: projected area = surface area
     usable = weight if usable is None else usable
-    return find_defects(candidate, weight, usable, cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab), TO_CANON, MM_PER_PX, SETTINGS)
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)
+    return find_defects(candidate, weight, usable, lab, TO_CANON, MM_PER_PX, SETTINGS, code=classify_bgr(bgr, LUT))
 
 
 def test_spot_area_counts_blurred_edge_pixels_by_their_share() -> None:
@@ -83,3 +87,23 @@ def test_border_between_two_skin_colours_is_not_a_defect() -> None:
     spot[band > 0] = BROWN_SPOT
     assert len(_search(spot, band)) == 1
 
+
+
+def test_a_highlight_is_the_skin_mixed_with_white_in_the_cameras_rgb() -> None:
+    """A highlight adds the lamp's white to the skin in the camera's RGB. On a saturated red
+    skin that mix bends away from the straight line to white in CIELAB (chroma falls faster
+    than lightness rises): at a third of white it is more than 12 units off that line, yet
+    it is still the skin's colour, lighter. A corky scar as light is not."""
+
+    def lab8(bgr: np.ndarray) -> np.ndarray:
+        pixel = np.clip(np.round(bgr), 0, 255).astype(np.uint8).reshape(1, 1, 3)
+        return cv2.cvtColor(pixel, cv2.COLOR_BGR2Lab).reshape(3).astype(np.float64)
+
+    red = np.array([29.0, 18.0, 188.0])  # CIELAB about (40, 62, 42)
+    skin = lab8(red)
+    assert not _on_segment(skin, _WHITE_LAB8, lab8(red + (250.0 - red) * 0.3), 12.0)
+    for mix in (0.15, 0.3, 0.45, 0.6, 0.75):
+        assert _skin_toward_white(skin, lab8(red + (250.0 - red) * mix)), mix
+    scar = cv2.cvtColor(np.array([[[62.0, 8.0, 24.0]]], np.float32), cv2.COLOR_Lab2BGR)[0, 0] * 255.0
+    assert not _skin_toward_white(skin, lab8(scar))
+    assert not _skin_toward_white(skin, lab8(red * 0.7))  # darker: not a highlight

@@ -152,6 +152,21 @@ def test_a_bruise_inside_the_skins_colour_class_is_found_against_the_fruits_own_
     assert view.colour_fractions["red"] > 0.95  # it is still red skin to the colour read
 
 
+def test_a_darker_streak_of_the_skins_own_pigment_is_not_a_defect_but_a_duller_patch_is() -> None:
+    """Mottling darkens the skin without dulling it; bruised tissue browns, so it is duller
+    as well. Both patches are 10 L* darker than the red skin around them (more than the 8
+    a defect needs); only the one that lost a fifth of its chroma is a bruise."""
+
+    def with_patch(patch: tuple[float, float, float]) -> int:
+        img = _frame()
+        _paint_ellipse(img, 300.0, 100.0, 80.0, 76.0, _lab_to_bgr((45.0, 50.0, 30.0)))
+        _paint_ellipse(img, 320.0, 95.0, 9.0, 9.0, _lab_to_bgr(patch))
+        return FramePipeline(SETTINGS).measure(img)[0].defect_count
+
+    assert with_patch((35.0, 51.0, 31.0)) == 0  # same chroma: the skin's own pigment
+    assert with_patch((35.0, 40.0, 24.0)) == 1  # chroma 0.8 of the skin's: a bruise
+
+
 def test_a_highlight_too_faint_to_be_glare_is_not_a_defect() -> None:
     """The skin mixed two thirds toward white is in no colour class and not glare either
     (``L*`` < 80): a blob the colour boxes would call a defect. It lies on the line from the
