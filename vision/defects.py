@@ -5,8 +5,8 @@ not glare, or skin clearly darker than the fruit's own skin of its class around 
 glare disk comes from ``vision.skin``), which blobs of them are defects once compared with
 the ring of skin right around each (not class-border slivers, faint highlights, or the
 skin's own pigment lighter or darker: a defect browns the tissue, so it is duller than its
-skin), and each defect's surface area and position on the
-fitted spheroid, so the tracker can count a defect once across views.
+skin), and each defect's surface area and position on the fitted spheroid, so the tracker
+can count a defect once across views.
 
 The blob search works on boxes of a few hundred to a few thousand pixels, where a numpy or
 OpenCV call costs more in overhead than in arithmetic (some 35 calls per blob when written
@@ -460,26 +460,31 @@ def _skin_toward_white(skin: np.ndarray, colour: np.ndarray) -> bool:
     if colour[0] <= skin[0]:
         return False
     skin_rgb, colour_rgb = _lab8_to_rgb(skin), _lab8_to_rgb(colour)
-    for linear in (False, True):
-        a, c = skin_rgb.copy(), colour_rgb.copy()
-        if linear:
-            for i in range(3):
-                a[i], c[i] = _to_linear(a[i]), _to_linear(c[i])
-        segment = 1.0 - a  # toward white
-        length2 = (segment * segment).sum()
-        if length2 < 1e-6:
-            continue
-        t = ((c - a) * segment).sum() / length2
-        if t < 0.1:
-            continue
-        nearest = a + min(t, 1.0) * segment
-        if linear:
-            for i in range(3):
-                nearest[i] = _to_encoded(nearest[i])
-        gap = (colour_rgb - nearest) * 255.0
-        if (gap * gap).sum() < 12.0**2:
-            return True
-    return False
+    return _near_rgb_line_to_white(skin_rgb, colour_rgb, False) or _near_rgb_line_to_white(skin_rgb, colour_rgb, True)
+
+
+@numba.njit(cache=True)
+def _near_rgb_line_to_white(skin_rgb: np.ndarray, colour_rgb: np.ndarray, linear: bool) -> bool:
+    """True when ``colour_rgb`` (encoded RGB, 0..1) lies within 12 encoded 8-bit units of the
+    segment from ``skin_rgb`` to white, beyond its first tenth, the segment drawn in encoded
+    values or, with ``linear``, in linear light."""
+    a, c = skin_rgb.copy(), colour_rgb.copy()
+    if linear:
+        for i in range(3):
+            a[i], c[i] = _to_linear(a[i]), _to_linear(c[i])
+    segment = 1.0 - a
+    length2 = (segment * segment).sum()
+    if length2 < 1e-6:
+        return False
+    t = ((c - a) * segment).sum() / length2
+    if t < 0.1:
+        return False
+    nearest = a + min(t, 1.0) * segment
+    if linear:
+        for i in range(3):
+            nearest[i] = _to_encoded(nearest[i])
+    gap = (colour_rgb - nearest) * 255.0
+    return (gap * gap).sum() < 12.0**2
 
 
 @numba.njit(cache=True)

@@ -88,7 +88,6 @@ def test_border_between_two_skin_colours_is_not_a_defect() -> None:
     assert len(_search(spot, band)) == 1
 
 
-
 def test_a_highlight_is_the_skin_mixed_with_white_in_the_cameras_rgb() -> None:
     """A highlight adds the lamp's white to the skin in the camera's RGB. On a saturated red
     skin that mix bends away from the straight line to white in CIELAB (chroma falls faster
