@@ -125,7 +125,7 @@ def stop_gradeline(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> int:
         time.sleep(1.0)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        stacks = errors.read_text(encoding="utf-8", errors="replace")[-6000:] if errors is not None else ""
+        stacks = errors.read_text(encoding="utf-8", errors="replace")[-12000:] if errors is not None else ""
         raise AssertionError(f"gradeline run did not stop within {timeout_s:.0f} s of SIGINT:\n{stacks}") from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import faulthandler
 import logging
 import os
@@ -86,9 +87,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a line that does not stop
-    # is waiting for, without stopping it
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # `kill -USR1 <pid>` prints every thread's stack and every pending asyncio task to stderr:
+    # what a line that does not stop is waiting for, without stopping it
+    signal.signal(signal.SIGUSR1, _print_pending_tasks)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
     config = _load(args.config)
     if config is None:
         return 2
@@ -101,6 +103,17 @@ def _run(args: argparse.Namespace) -> int:
         with start_world(config, Path(args.world_truth_dir)) as world:
             return _serve(args, line_config_for_world(config, world.banner))
     return _serve(args, config)
+
+
+def _print_pending_tasks(_sig: int, _frame: object) -> None:
+    """The event loop's pending tasks and where each waits (the threads' stacks do not show
+    it: the loop's own thread only sits in ``select``). Runs in the main thread, the loop's."""
+    loop = asyncio._get_running_loop()
+    tasks = asyncio.all_tasks(loop) if loop is not None else set()
+    print(f"gradeline: {len(tasks)} pending asyncio task(s)", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _ask_for_priority(nice: int) -> None:

@@ -237,6 +237,12 @@ class ModbusBus:
                 raise ModbusCorruptResponse(
                     device, device_id, table, address, f"undecodable response: {exc}"
                 ) from exc
+            # Python 3.11's asyncio.wait_for, which pymodbus awaits each reply with, returns
+            # the reply and drops a cancellation that arrives in the same loop turn. The
+            # cancelled task would poll on, and a stop that gathers it would wait forever.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             if response.isError():
                 self.failures += 1
             return response

@@ -229,13 +229,8 @@ class SensorPoller:
     async def _run_one(self, sensor: ModbusClimateSensor) -> None:
         interval = sensor.settings.poll_interval_s
         next_t = self._clock()
-        task = asyncio.current_task()
         while not self._stopping:
-            await self.poll_once(sensor)
-            # Python 3.11's asyncio.wait_for (used inside pymodbus) can swallow a cancellation
-            # that races with the reply; honour it here instead of polling on.
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
+            await self.poll_once(sensor)  # a cancellation racing the reply: ModbusBus re-raises it
             next_t += interval
             now = self._clock()
             if next_t < now:
