@@ -51,6 +51,7 @@ def test_build_and_ship_a_pallet_on_the_panel(base_url: str, browser: Browser, s
     page.click("#confirm-yes")
     expect(page.locator("#pallet-state")).to_contain_text("已发货")
     expect(page.locator("#pallet-scan")).to_be_disabled()
-    page.wait_for_function("document.querySelector('#pallet-label').naturalWidth === 800")
+    # loaded (Playwright's own script reads it; wait_for_function's eval is refused by the CSP)
+    expect(page.locator("#pallet-label")).to_have_js_property("naturalWidth", 800)
     _shot(page, screenshots, "hmi-pallets-1280x800")
     assert page.errors == []  # type: ignore[attr-defined]
