@@ -5,7 +5,8 @@ not glare, or skin clearly darker than the fruit's own skin of its class around 
 glare disk comes from ``vision.skin``), which blobs of them are defects once compared with
 the ring of skin right around each (not class-border slivers, faint highlights, or the
 skin's own pigment lighter or darker: a defect browns the tissue, so it is duller than its
-skin), and each defect's surface area and position on the fitted spheroid, so the tracker
+skin; a blob with too little usable skin around it to compare is not one), and each
+defect's surface area and position on the fitted spheroid, so the tracker
 can count a defect once across views.
 
 The blob search works on boxes of a few hundred to a few thousand pixels, where a numpy or
@@ -56,7 +57,9 @@ def find_defects(
 
     A blob whose colour differs from the skin around it by less than ``min_contrast``
     (8-bit CIELAB distance; the fruit's own skin variation, ``vision.skin``) is that skin,
-    only on the far side of a colour class's border: no defect.
+    only on the far side of a colour class's border: no defect. A blob with fewer than six
+    usable pixels of skin 2-3 pixels around it (one inside the glare disk) cannot be
+    compared with its skin and is not counted.
     """
     px_area_mm2 = mm_per_px * mm_per_px
     min_weighted = s.min_defect_area_mm2 / px_area_mm2 * WEIGHT_SCALE  # in weight units
@@ -213,47 +216,50 @@ def _blobs(
                             for c in range(3):
                                 inner[n_inner, c] = lab[y + y0, x + x0, c]
                             n_inner += 1
-            if n_ring >= 6:
-                defect = _upper_median3(inner[:n_inner], np.ones(n_inner, np.bool_))
-                skin = _upper_median3(ring[:n_ring], np.ones(n_ring, np.bool_))
-                # How much the skin right around the blob varies by itself (1.4826 MAD of its
-                # L): the grain of an even skin, more where the ring spans two skins, a shading
-                # edge or mottling. A defect must stand out from that, not from a spread taken
-                # over half the fruit, whose broad mottling (wavelengths of centimetres) hardly
-                # changes over the 2-3 pixels to the ring yet would raise the bar for every
-                # blob above many bruises.
-                spread = np.empty((n_ring, 3))
-                for i in range(n_ring):
-                    d = abs(ring[i, 0] - skin[0])
-                    spread[i, 0], spread[i, 1], spread[i, 2] = d, d, d
-                ring_sigma_l8 = 1.4826 * _upper_median3(spread, np.ones(n_ring, np.bool_))[0]
-                contrast = max(min_contrast, ring_spreads * ring_sigma_l8)  # 8-bit Lab units
-                if _between_two_skins(ring[:n_ring], defect) or _explained_by_ring_classes(
-                    ring[:n_ring], ring_class[:n_ring], defect, contrast
-                ):
-                    continue  # one of the skins around it, or the blurred border of two or three
-                if _skin_toward_white(skin, defect):
-                    continue  # a highlight too faint to be glare: the skin's own colour, lighter
-                if _same_pigment(skin, defect, contrast):
-                    continue  # the skin's own colour, only lighter or darker: mottling, shading
-                direction = defect - skin
-                span = (direction * direction).sum()
-                if span < contrast * contrast:
-                    continue  # the skin itself, just across a class border, or its own variation
-                if span >= 100.0:  # else too close to the skin colour to unmix (10 Lab-8 units)
-                    # each pixel of the blob or next to it counts by its share of defect
-                    # along the line from the skin colour to the defect's
-                    unmixed = 0.0
-                    for y in range(bh):
-                        for x in range(bw):
-                            fy, fx = y + y0, x + x0
-                            if dist[y, x] <= 1 and usable[fy, fx] > 0:
-                                alpha = 0.0
-                                for c in range(3):
-                                    alpha += (lab[fy, fx, c] - skin[c]) * direction[c]
-                                alpha = min(1.0, max(0.0, alpha / span))
-                                unmixed += alpha * usable[fy, fx]
-                    area_px = unmixed / WEIGHT_SCALE
+            if n_ring < 6:
+                # too little usable skin around it to tell it from that skin (a blob in
+                # the glare disk, among the highlight's fringe): not judged, not counted
+                continue
+            defect = _upper_median3(inner[:n_inner], np.ones(n_inner, np.bool_))
+            skin = _upper_median3(ring[:n_ring], np.ones(n_ring, np.bool_))
+            # How much the skin right around the blob varies by itself (1.4826 MAD of its
+            # L): the grain of an even skin, more where the ring spans two skins, a shading
+            # edge or mottling. A defect must stand out from that, not from a spread taken
+            # over half the fruit, whose broad mottling (wavelengths of centimetres) hardly
+            # changes over the 2-3 pixels to the ring yet would raise the bar for every
+            # blob above many bruises.
+            spread = np.empty((n_ring, 3))
+            for i in range(n_ring):
+                d = abs(ring[i, 0] - skin[0])
+                spread[i, 0], spread[i, 1], spread[i, 2] = d, d, d
+            ring_sigma_l8 = 1.4826 * _upper_median3(spread, np.ones(n_ring, np.bool_))[0]
+            contrast = max(min_contrast, ring_spreads * ring_sigma_l8)  # 8-bit Lab units
+            if _between_two_skins(ring[:n_ring], defect) or _explained_by_ring_classes(
+                ring[:n_ring], ring_class[:n_ring], defect, contrast
+            ):
+                continue  # one of the skins around it, or the blurred border of two or three
+            if _skin_toward_white(skin, defect):
+                continue  # a highlight too faint to be glare: the skin's own colour, lighter
+            if _same_pigment(skin, defect, contrast):
+                continue  # the skin's own colour, only lighter or darker: mottling, shading
+            direction = defect - skin
+            span = (direction * direction).sum()
+            if span < contrast * contrast:
+                continue  # the skin itself, just across a class border, or its own variation
+            if span >= 100.0:  # else too close to the skin colour to unmix (10 Lab-8 units)
+                # each pixel of the blob or next to it counts by its share of defect
+                # along the line from the skin colour to the defect's
+                unmixed = 0.0
+                for y in range(bh):
+                    for x in range(bw):
+                        fy, fx = y + y0, x + x0
+                        if dist[y, x] <= 1 and usable[fy, fx] > 0:
+                            alpha = 0.0
+                            for c in range(3):
+                                alpha += (lab[fy, fx, c] - skin[c]) * direction[c]
+                            alpha = min(1.0, max(0.0, alpha / span))
+                            unmixed += alpha * usable[fy, fx]
+                area_px = unmixed / WEIGHT_SCALE
             # position on the spheroid from the surface-weighted centre
             cx, cy = m10 / m00, m01 / m00
             cu = to_canon[0, 0] * cx + to_canon[0, 1] * cy + to_canon[0, 2]

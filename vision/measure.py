@@ -148,7 +148,7 @@ def read_skins(
     params = np.array(rows, np.float64).reshape(-1, len(PARAMS))
     boxes = np.array(box_rows, np.int64).reshape(-1, 4)
     sums, lab, glare, unclassified = read_pixels(
-        code_half, lab_grid, params, boxes, s.rim_fraction, n_classes, s.highlight_grow
+        code_half, lab_grid, params, boxes, s.rim_fraction, n_classes, s.highlight_grow, s.own_skin_darker_l * 2.55
     )
     # candidates from half the contrast a defect needs (at least): the ring test decides
     darker = darker_than_own_skin(
@@ -184,7 +184,9 @@ def search_defects(
     Only the box around the unclassified skin found on the half grid is coded again at full
     resolution, with a margin for the ring of skin that ``find_defects`` reads around each
     blob; the glare disk is the half grid's, scaled (a little wider than one found at full
-    resolution, which only hides a sliver more of skin that other views see).
+    resolution, which only hides a sliver more of skin that other views see). Inside the
+    disk, skin darker than the fruit's mean by ``own_skin_darker_l`` stays usable: a highlight
+    only adds light, so that is the skin's own, and a bruise beside a highlight is searched.
     """
     polar_px, equatorial_px, axis_angle, zx0, zy0, zx1, zy1 = zone
     own_skin = skin.darker_mm2 >= darker_search_from_mm2(s)
@@ -213,15 +215,19 @@ def search_defects(
     weight = cv2.warpAffine(
         canon, to_canon, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0
     )
+    lab = cv2.cvtColor(box_bgr, cv2.COLOR_BGR2Lab)
     usable = weight
     if skin.glare is not None:
         (gx, gy), radius = skin.glare
         usable = weight.copy()
         cv2.circle(usable, (int(round(gx - x0)), int(round(gy - band_y0 - y0))), int(math.ceil(radius)), 0, -1)
+        # a highlight only adds light: skin in the disk darker than the fruit's mean is the
+        # skin's own, and stays (as read_pixels counts it on the half grid)
+        dark = lab[..., 0] < skin.mean_lab[0] * 2.55 - s.own_skin_darker_l * 2.55
+        usable[dark] = weight[dark]
     # code 0 (in no class) on usable skin
     candidate = cv2.min(cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1], usable)
     candidate = cv2.threshold(candidate, 0, 255, cv2.THRESH_BINARY, dst=candidate)[1]
-    lab = cv2.cvtColor(box_bgr, cv2.COLOR_BGR2Lab)
     if own_skin:
         candidate = cv2.bitwise_or(candidate, _darker_than_own_skin(lab[..., 0], code, usable, len(s.colour_classes), equatorial_px, skin.darker_l8))
     # a defect stands out from the skin right around it by more than that skin varies by itself

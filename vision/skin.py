@@ -38,6 +38,7 @@ def read_pixels(
     rim: float,
     n_classes: int,
     glare_grow: float,
+    dark_in_glare_l8: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read every fruit of a frame.
 
@@ -52,6 +53,11 @@ def read_pixels(
     count on the quarter grid, (N, 4); the glare disk on the half grid (x, y, radius;
     radius ``NO_GLARE`` when none), (N, 3); the box of the unclassified skin on the half grid
     (x0, y0, x1, y1, inclusive; x1 = -1 when none), (N, 4).
+
+    Inside the glare disk, skin in no class that is more than ``dark_in_glare_l8`` (8-bit L)
+    darker than the fruit's mean is unclassified skin all the same: a highlight only adds
+    light, so its fringe is lighter than the skin, and what is darker there is the skin's own
+    (a bruise the highlight happens to sit beside). Read on the quarter grid, where L is.
     """
     n = params.shape[0]
     sums = np.zeros((n, n_classes + 2))
@@ -116,6 +122,29 @@ def read_pixels(
                     for channel in range(3):
                         lab[i, channel] += lab_grid[y // 2, x // 2, channel]
                     lab[i, 3] += 1.0
+        if core > 0 and lab[i, 3] > 0:
+            # pass 3: skin in no class inside the disk, darker than the fruit's mean
+            dark_below = lab[i, 0] / lab[i, 3] - dark_in_glare_l8
+            radius = glare[i, 2]
+            for y in range(max(y0, int(disk_y - radius)), min(y1, int(disk_y + radius) + 1)):
+                if y % 2 != 0 or y // 2 >= grid_h:
+                    continue
+                dy = 2.0 * y - cy
+                for x in range(max(x0, int(disk_x - radius)), min(x1, int(disk_x + radius) + 1)):
+                    if x % 2 != 0 or x // 2 >= grid_w or code[y, x] != 0:
+                        continue
+                    if (x - disk_x) ** 2 + (y - disk_y) ** 2 > disk_r2 or lab_grid[y // 2, x // 2, 0] >= dark_below:
+                        continue
+                    dx = 2.0 * x - cx
+                    u = (ca * dx + sa * dy) * inv_e
+                    v = (ca * dy - sa * dx) * inv_p
+                    r2 = u * u + v * v
+                    if r2 >= rim2:
+                        continue
+                    # a quarter-grid sample stands for four half-grid pixels
+                    sums[i, 0] += 4.0 * math.sqrt((1.0 + k2m1 * v * v) / (1.0 - r2))
+                    ux0, ux1 = min(ux0, x), max(ux1, x + 1)
+                    uy0, uy1 = min(uy0, y), max(uy1, y + 1)
         if ux1 >= 0:
             unclassified[i, 0], unclassified[i, 1], unclassified[i, 2], unclassified[i, 3] = ux0, uy0, ux1, uy1
     return sums, lab, glare, unclassified
@@ -126,7 +155,7 @@ def warm_up() -> None:
     compiling takes seconds, loading the cache a fraction of one."""
     code, grid = np.zeros((2, 2), np.uint8), np.zeros((1, 1, 3), np.uint8)
     params, boxes = np.ones((1, len(PARAMS))), np.array([[0, 0, 2, 2]], np.int64)
-    read_pixels(code, grid, params, boxes, 0.95, 1, 1.0)
+    read_pixels(code, grid, params, boxes, 0.95, 1, 1.0, 20.0)
     darker_than_own_skin(code, grid, params, boxes, np.full((1, 3), NO_GLARE), 0.95, 1, 20.0, 3.5)
 
 

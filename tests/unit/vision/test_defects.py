@@ -106,3 +106,18 @@ def test_a_highlight_is_the_skin_mixed_with_white_in_the_cameras_rgb() -> None:
     scar = cv2.cvtColor(np.array([[[62.0, 8.0, 24.0]]], np.float32), cv2.COLOR_Lab2BGR)[0, 0] * 255.0
     assert not _skin_toward_white(skin, lab8(scar))
     assert not _skin_toward_white(skin, lab8(red * 0.7))  # darker: not a highlight
+
+
+def test_a_spot_with_no_usable_skin_around_it_is_not_judged_nor_counted() -> None:
+    # e.g. dark pixels kept inside the glare disk, among the highlight's unusable fringe: with
+    # nothing to compare the blob with, it is not a defect
+    bgr, share = _spot(8, (40, 40))
+    candidate = np.where(share > 0.5, 255, 0).astype(np.uint8)
+    around = np.zeros((SIDE_PX, SIDE_PX), np.uint8)
+    cv2.circle(around, (40, 40), 14, 1, -1)
+    usable = np.where(around > 0, 0, int(WEIGHT_SCALE)).astype(np.uint8)
+    usable[candidate > 0] = int(WEIGHT_SCALE)  # the spot itself is usable, its ring is not
+    assert _search(bgr, candidate, usable) == []
+    usable[:, :40] = int(WEIGHT_SCALE)  # half of the ring usable again: judged, and found
+    (found,) = _search(bgr, candidate, usable)
+    assert found.partial

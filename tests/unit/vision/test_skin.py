@@ -34,7 +34,7 @@ def _read(code: np.ndarray, params: np.ndarray, lab_grid: np.ndarray | None = No
     if lab_grid is None:
         lab_grid = np.zeros(((height + 1) // 2, (width + 1) // 2, 3), np.uint8)
     boxes = np.array([[0, 0, width, height]], np.int64)
-    return tuple(read_pixels(code, lab_grid, params, boxes, RIM, N_CLASSES, 3.5))
+    return tuple(read_pixels(code, lab_grid, params, boxes, RIM, N_CLASSES, 3.5, 20.0))
 
 
 def test_a_sphere_reads_its_visible_cap_area() -> None:
@@ -117,3 +117,25 @@ def test_glare_disk_covers_the_glare_core_and_its_fringe() -> None:
     assert (x, y) == (34.0, 22.0) or (x, y) == (35.0, 22.0)
     core_radius = math.sqrt(16 / math.pi)
     assert radius >= (1 + 3.5) * core_radius
+
+
+def test_skin_in_no_class_darker_than_the_fruit_counts_even_inside_the_glare_disk() -> None:
+    # A highlight only adds light: its fringe (in no class, lighter than the skin) stays out,
+    # while a patch in no class that is darker than the fruit's mean is the skin's own.
+    code = np.ones((100, 100), np.uint8)
+    code[48:52, 38:42] = 1 + LUT_GLARE  # a 4 x 4 glare core; its disk reaches > 9 px out
+    lab = np.zeros((50, 50, 3), np.uint8)
+    lab[..., 0], lab[..., 1], lab[..., 2] = 150, 140, 120
+    params = _params(100.0, 100.0, 90.0, 90.0)
+    code[44:48, 44:48] = 0  # in no class, inside the disk
+    lab[22:24, 22:24, 0] = 200  # lighter than the skin: the highlight's fringe
+    sums, _, glare, unclassified = _read(code, params, lab)
+    assert glare[0, 2] != NO_GLARE
+    assert sums[0, 0] == 0.0 and unclassified[0, 2] == -1
+    lab[22:24, 22:24, 0] = 100  # 50 units darker than the skin: a bruise beside the highlight
+    sums, _, _, unclassified = _read(code, params, lab)
+    assert sums[0, 0] > 0.0
+    x0, y0, x1, y1 = unclassified[0]
+    assert x0 <= 44 and y0 <= 44 and x1 >= 47 and y1 >= 47
+    lab[22:24, 22:24, 0] = 140  # 10 darker, less than the 20 asked for: still the fringe's
+    assert _read(code, params, lab)[0][0, 0] == 0.0
