@@ -26,7 +26,7 @@ class VisionSettings:
     min_defect_area_mm2: float = 3.0  # smaller dark blobs are skin texture or noise
     highlight_l: float = 80.0  # CIELAB L above which a low-chroma pixel is a specular highlight
     highlight_chroma: float = 60.0
-    highlight_grow: float = 3.5  # glare mask radius in units of the glare core's radius
+    highlight_grow: float = 1.5  # glare disk radius beyond the core, in core radii (2.5 radii in all)
     double_convexity: float = 0.90  # a silhouette less convex than this holds two fruit (or has a waist)
     misshapen_convexity: float = 0.95
     # A pinhole camera this high above the belt plane, looking down on the image centre:
