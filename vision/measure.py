@@ -223,7 +223,7 @@ def search_defects(
         cv2.circle(usable, (int(round(gx - x0)), int(round(gy - band_y0 - y0))), int(math.ceil(radius)), 0, -1)
         # a highlight only adds light: skin in the disk darker than the fruit's mean is the
         # skin's own, and stays (as read_pixels counts it on the half grid)
-        dark = lab[..., 0] < skin.mean_lab[0] * 2.55 - s.own_skin_darker_l * 2.55
+        dark = lab[..., 0] < (skin.mean_lab[0] - s.own_skin_darker_l) * 2.55
         usable[dark] = weight[dark]
     # code 0 (in no class) on usable skin
     candidate = cv2.min(cv2.threshold(code, 0, 255, cv2.THRESH_BINARY_INV)[1], usable)

@@ -29,6 +29,21 @@ PARAMS = ("cx", "cy", "cos", "sin", "inv_equatorial", "inv_polar", "k2_minus_1")
 NO_GLARE = -1.0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _surface_weight(
+    dx: float, dy: float, ca: float, sa: float, inv_e: float, inv_p: float, k2m1: float, rim2: float
+) -> float:
+    """Surface per projected area of the spheroid at offset (dx, dy) frame pixels from its
+    centre (axes turned by cos/sin ``ca``/``sa``, inverse semi-axes ``inv_e``/``inv_p``);
+    0 outside the analysed rim (squared radius ``rim2`` on the unit ellipse)."""
+    u = (ca * dx + sa * dy) * inv_e
+    v = (ca * dy - sa * dx) * inv_p
+    r2 = u * u + v * v
+    if r2 >= rim2:
+        return 0.0
+    return math.sqrt((1.0 + k2m1 * v * v) / (1.0 - r2))
+
+
 @numba.njit(cache=True, nogil=True)
 def read_pixels(
     code: np.ndarray,
@@ -79,10 +94,7 @@ def read_pixels(
             for x in range(x0, x1):
                 if code[y, x] < LUT_GLARE:
                     continue
-                dx = 2.0 * x - cx
-                u = (ca * dx + sa * dy) * inv_e
-                v = (ca * dy - sa * dx) * inv_p
-                if u * u + v * v >= rim2:
+                if _surface_weight(2.0 * x - cx, dy, ca, sa, inv_e, inv_p, k2m1, rim2) == 0.0:
                     continue
                 core += 1
                 gx0, gx1 = min(gx0, x), max(gx1, x)
@@ -103,15 +115,9 @@ def read_pixels(
             dy = 2.0 * y - cy
             on_grid_row = y % 2 == 0 and y // 2 < grid_h
             for x in range(x0, x1):
-                dx = 2.0 * x - cx
-                u = (ca * dx + sa * dy) * inv_e
-                v = (ca * dy - sa * dx) * inv_p
-                r2 = u * u + v * v
-                if r2 >= rim2:
+                weight = _surface_weight(2.0 * x - cx, dy, ca, sa, inv_e, inv_p, k2m1, rim2)
+                if weight == 0.0 or (x - disk_x) ** 2 + (y - disk_y) ** 2 <= disk_r2:
                     continue
-                if (x - disk_x) ** 2 + (y - disk_y) ** 2 <= disk_r2:
-                    continue
-                weight = math.sqrt((1.0 + k2m1 * v * v) / (1.0 - r2))
                 c = code[y, x]
                 column = n_classes + 1 if c >= LUT_GLARE else c
                 sums[i, column] += weight
@@ -135,14 +141,10 @@ def read_pixels(
                         continue
                     if (x - disk_x) ** 2 + (y - disk_y) ** 2 > disk_r2 or lab_grid[y // 2, x // 2, 0] >= dark_below:
                         continue
-                    dx = 2.0 * x - cx
-                    u = (ca * dx + sa * dy) * inv_e
-                    v = (ca * dy - sa * dx) * inv_p
-                    r2 = u * u + v * v
-                    if r2 >= rim2:
+                    weight = _surface_weight(2.0 * x - cx, dy, ca, sa, inv_e, inv_p, k2m1, rim2)
+                    if weight == 0.0:
                         continue
-                    # a quarter-grid sample stands for four half-grid pixels
-                    sums[i, 0] += 4.0 * math.sqrt((1.0 + k2m1 * v * v) / (1.0 - r2))
+                    sums[i, 0] += 4.0 * weight  # a quarter-grid sample stands for four half-grid pixels
                     ux0, ux1 = min(ux0, x), max(ux1, x + 1)
                     uy0, uy1 = min(uy0, y), max(uy1, y + 1)
         if ux1 >= 0:
@@ -236,16 +238,13 @@ def darker_than_own_skin(
                 c = code[y, x]
                 if c == 0 or c >= 128:  # in no class (the box test's), or glare
                     continue
-                dx = 2.0 * x - cx
-                u = (ca * dx + sa * dy) * inv_e
-                v = (ca * dy - sa * dx) * inv_p
-                r2 = u * u + v * v
-                if r2 >= rim2 or (x - disk_x) ** 2 + (y - disk_y) ** 2 <= disk_r2:
+                pixel_surface = _surface_weight(2.0 * x - cx, dy, ca, sa, inv_e, inv_p, k2m1, rim2)
+                if pixel_surface == 0.0 or (x - disk_x) ** 2 + (y - disk_y) ** 2 <= disk_r2:
                     continue
                 gx = min(cells - 1, int((x - x0) / cell_w))
                 gy = min(cells - 1, int((y - y0) / cell_h))
                 light[k] = lab_grid[y // 2, x // 2, 0]
-                weight[k] = math.sqrt((1.0 + k2m1 * v * v) / (1.0 - r2))
+                weight[k] = pixel_surface
                 klass[k], cell_x[k], cell_y[k] = c, gx, gy
                 # a sample next to skin of another class sits on a blurred border of two
                 # skins, darker or lighter than either: it counts toward its class's
