@@ -449,48 +449,71 @@ def _on_segment(a: np.ndarray, b: np.ndarray, colour: np.ndarray, tolerance: flo
 
 _WHITE_LAB8 = np.array([255.0, 128.0, 128.0])
 
+# The lamp's light as the sensor records it: no brighter than full scale, and no darker than
+# this share of it. The lens's falloff toward the field's corners, a dimmer lane and the
+# drift of the light leave a glint well above it; a grey below it mixed into the skin is the
+# tissue dulled (a bruise, rot), not the lamp.
+LAMP_LEVEL_MIN = 0.6
+
 
 @numba.njit(cache=True)
 def _skin_toward_white(skin: np.ndarray, colour: np.ndarray) -> bool:
-    """True when ``colour`` (8-bit Lab) is the skin's colour mixed with white light: clearly
-    lighter, and within 12 units of the line from the skin colour to white. A specular
-    reflection adds the lamp's white to the skin; a scar or russet is lighter than red skin
-    too, but of another hue, so it lies off that line.
+    """True when ``colour`` (8-bit Lab) is the skin's colour lit by more of the lamp's
+    neutral light: clearly lighter, and within 12 units of the skin mixed with a neutral as
+    light as a glint. A specular reflection adds the lamp's light to the skin; a scar or
+    russet is lighter than red skin too, but of another hue, so it lies off that mix.
 
     The mix is linear in the camera's RGB, where CIELAB bends it (a saturated skin loses its
-    chroma faster than it gains lightness), so the line is also drawn in RGB, in the
-    sensor's encoded values and in linear light alike, as a camera's tone curve lies
-    anywhere between; the gap is measured in encoded 8-bit RGB."""
+    chroma faster than it gains lightness), so it is also judged in RGB, in the sensor's
+    encoded values and in linear light alike, as a camera's tone curve lies anywhere
+    between; the gap is measured in encoded 8-bit RGB. There the lamp's level is not taken
+    as full scale: after the lens's falloff and a lane's own light it is less, and a mix of
+    the skin with that lighter grey lies off the line to full white by more than 12 units
+    once it is a third of the colour."""
     if _on_segment(skin, _WHITE_LAB8, colour, 12.0):
         return True
     if colour[0] <= skin[0]:
         return False
     skin_rgb, colour_rgb = _lab8_to_rgb(skin), _lab8_to_rgb(colour)
-    return _near_rgb_line_to_white(skin_rgb, colour_rgb, False) or _near_rgb_line_to_white(skin_rgb, colour_rgb, True)
+    return _near_skin_plus_lamp(skin_rgb, colour_rgb, False) or _near_skin_plus_lamp(skin_rgb, colour_rgb, True)
 
 
 @numba.njit(cache=True)
-def _near_rgb_line_to_white(skin_rgb: np.ndarray, colour_rgb: np.ndarray, linear: bool) -> bool:
-    """True when ``colour_rgb`` (encoded RGB, 0..1) lies within 12 encoded 8-bit units of the
-    segment from ``skin_rgb`` to white, beyond its first tenth, the segment drawn in encoded
-    values or, with ``linear``, in linear light."""
+def _near_skin_plus_lamp(skin_rgb: np.ndarray, colour_rgb: np.ndarray, linear: bool) -> bool:
+    """True when ``colour_rgb`` (encoded RGB, 0..1) lies within 12 encoded 8-bit units of
+    ``keep * skin + light * (1, 1, 1)``, the mix drawn in encoded values or, with ``linear``,
+    in linear light: the skin keeps at most all of its own colour (``keep`` <= 1), and what
+    it gives up is made up by a neutral at least ``LAMP_LEVEL_MIN`` of full scale and at
+    most full scale (``light`` >= ``LAMP_LEVEL_MIN * (1 - keep)``, ``light`` <= ``1 - keep``
+    once the skin gives some up), and that neutral is at least a tenth of the colour's
+    distance from the skin to full white."""
     a, c = skin_rgb.copy(), colour_rgb.copy()
     if linear:
         for i in range(3):
             a[i], c[i] = _to_linear(a[i]), _to_linear(c[i])
-    segment = 1.0 - a
-    length2 = (segment * segment).sum()
-    if length2 < 1e-6:
+    # least squares of c ~ keep * a + light * (1, 1, 1): the 2 x 2 normal equations
+    aa = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+    a1 = a[0] + a[1] + a[2]
+    ac = a[0] * c[0] + a[1] * c[1] + a[2] * c[2]
+    c1 = c[0] + c[1] + c[2]
+    det = 3.0 * aa - a1 * a1  # zero only for a neutral skin, where white light is any lighter grey
+    if det < 1e-9:
         return False
-    t = ((c - a) * segment).sum() / length2
-    if t < 0.1:
+    keep = min(1.0, max(0.0, (3.0 * ac - a1 * c1) / det))
+    light = (c1 - keep * a1) / 3.0  # the best neutral for that share of the skin
+    given_up = 1.0 - keep
+    light = min(max(light, LAMP_LEVEL_MIN * given_up), given_up if given_up > 0.0 else light)
+    # a tenth of the way to white at least, as a faint highlight's fringe starts
+    room = 3.0 - a1
+    if room < 1e-6 or (keep * a1 + 3.0 * light - a1) < 0.1 * room:
         return False
-    nearest = a + min(t, 1.0) * segment
-    if linear:
-        for i in range(3):
-            nearest[i] = _to_encoded(nearest[i])
-    gap = (colour_rgb - nearest) * 255.0
-    return (gap * gap).sum() < 12.0**2
+    gap2 = 0.0
+    for i in range(3):
+        nearest = keep * a[i] + light
+        if linear:
+            nearest = _to_encoded(min(1.0, max(0.0, nearest)))
+        gap2 += ((colour_rgb[i] - nearest) * 255.0) ** 2
+    return gap2 < 12.0**2
 
 
 @numba.njit(cache=True)

@@ -108,6 +108,36 @@ def test_a_highlight_is_the_skin_mixed_with_white_in_the_cameras_rgb() -> None:
     assert not _skin_toward_white(skin, lab8(red * 0.7))  # darker: not a highlight
 
 
+def test_a_highlight_of_a_lamp_dimmer_than_full_scale_is_still_the_skin_lit() -> None:
+    """Toward the field's corners, or on a dimmer lane, the lamp's glint reaches the sensor
+    at less than full scale: the skin mixed with that lighter grey lies off the line to full
+    white (as a cherry's pink highlight did, read as a defect), yet it is the skin lit. The
+    skin dulled by a darker grey (a bruise browning) and a corky scar are not."""
+
+    def lab8(bgr: np.ndarray) -> np.ndarray:
+        pixel = np.clip(np.round(bgr), 0, 255).astype(np.uint8).reshape(1, 1, 3)
+        return cv2.cvtColor(pixel, cv2.COLOR_BGR2Lab).reshape(3).astype(np.float64)
+
+    # skin and highlight (BGR) as the realistic scene's cherries showed them at 0.8 mm/px:
+    # the skin mixed some 70 % with a grey about 0.8 of full scale, blurred, with noise
+    for skin_bgr, lit_bgr in (
+        ((77, 79, 182), (171, 179, 200)),  # red
+        ((92, 86, 194), (166, 167, 200)),  # red
+        ((77, 157, 193), (147, 182, 198)),  # yellow
+    ):
+        assert _skin_toward_white(lab8(np.array(skin_bgr, float)), lab8(np.array(lit_bgr, float))), skin_bgr
+    red = np.array([45.0, 40.0, 170.0])
+    skin = lab8(red)
+    for lamp in (200.0, 225.0):
+        for mix in (0.3, 0.45, 0.6, 0.75):
+            assert _skin_toward_white(skin, lab8(red + (lamp - red) * mix)), (lamp, mix)
+    assert not _skin_toward_white(skin, lab8(red + (60.0 - red) * 0.5))  # dulled: darker, greyer
+    assert not _skin_toward_white(skin, lab8(red + (110.0 - red) * 0.5))  # a grey far below any glint
+    for scar_lab in ((58.0, 7.0, 21.0), (56.0, 9.0, 32.0)):  # scar, russet
+        scar = cv2.cvtColor(np.array([[scar_lab]], np.float32), cv2.COLOR_Lab2BGR)[0, 0] * 255.0
+        assert not _skin_toward_white(skin, lab8(scar)), scar_lab
+
+
 def test_a_spot_with_no_usable_skin_around_it_is_not_judged_nor_counted() -> None:
     # e.g. dark pixels kept inside the glare disk, among the highlight's unusable fringe: with
     # nothing to compare the blob with, it is not a defect
