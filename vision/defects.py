@@ -238,8 +238,8 @@ def _blobs(
                 ring[:n_ring], ring_class[:n_ring], defect, contrast
             ):
                 continue  # one of the skins around it, or the blurred border of two or three
-            if _skin_toward_white(skin, defect):
-                continue  # a highlight too faint to be glare: the skin's own colour, lighter
+            if _lit_skin(ring[:n_ring], ring_class[:n_ring], skin, defect):
+                continue  # a highlight too faint to be glare: a skin around it, lighter
             if _same_pigment(skin, defect, contrast):
                 continue  # the skin's own colour, only lighter or darker: mottling, shading
             direction = defect - skin
@@ -355,15 +355,12 @@ def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
     gap = colour - (a + t * segment)
     return (gap * gap).sum() < 12.0**2
 
+
 @numba.njit(cache=True)
-def _explained_by_ring_classes(ring: np.ndarray, ring_class: np.ndarray, colour: np.ndarray, min_contrast: float) -> bool:
-    """True when ``colour`` is one of the skins in the ring around a blob (within
-    ``min_contrast`` of a colour class's mean there: the same skin, only across its class
-    border), or a blend of them: within 12 units (8-bit Lab) of the segment between two
-    classes' mean colours, or of the triangle of three. A thin stripe of one skin between
-    two others, or the point where three meet, blurs into such blends; a bruise, russet or
-    rot lies off them. Only pixels in a class count, so the blob's own blurred fringe (in no
-    class) cannot pose as a skin."""
+def _ring_class_means(ring: np.ndarray, ring_class: np.ndarray) -> tuple[np.ndarray, int]:
+    """The mean colour of each colour class with at least three pixels in the ring (rows
+    ``0..k-1`` of the first result; ``k`` the second). Only pixels in a class count, so the
+    blob's own blurred fringe (in no class) cannot pose as a skin."""
     n_max = 8
     sums = np.zeros((n_max, 3))
     counts = np.zeros(n_max)
@@ -373,13 +370,23 @@ def _explained_by_ring_classes(ring: np.ndarray, ring_class: np.ndarray, colour:
             sums[c] += ring[i]
             counts[c] += 1
     means = np.zeros((n_max, 3))
-    present = np.zeros(n_max, np.int64)
     k = 0
     for c in range(1, n_max):
         if counts[c] >= 3:
             means[k] = sums[c] / counts[c]
-            present[k] = c
             k += 1
+    return means, k
+
+
+@numba.njit(cache=True)
+def _explained_by_ring_classes(ring: np.ndarray, ring_class: np.ndarray, colour: np.ndarray, min_contrast: float) -> bool:
+    """True when ``colour`` is one of the skins in the ring around a blob (within
+    ``min_contrast`` of a colour class's mean there: the same skin, only across its class
+    border), or a blend of them: within 12 units (8-bit Lab) of the segment between two
+    classes' mean colours, or of the triangle of three. A thin stripe of one skin between
+    two others, or the point where three meet, blurs into such blends; a bruise, russet or
+    rot lies off them (``_ring_class_means`` says which pixels count)."""
+    means, k = _ring_class_means(ring, ring_class)
     for p in range(k):
         gap = colour - means[p]
         if (gap * gap).sum() < min_contrast * min_contrast:
@@ -476,6 +483,20 @@ def _skin_toward_white(skin: np.ndarray, colour: np.ndarray) -> bool:
         return False
     skin_rgb, colour_rgb = _lab8_to_rgb(skin), _lab8_to_rgb(colour)
     return _near_skin_plus_lamp(skin_rgb, colour_rgb, False) or _near_skin_plus_lamp(skin_rgb, colour_rgb, True)
+
+
+@numba.njit(cache=True)
+def _lit_skin(ring: np.ndarray, ring_class: np.ndarray, skin: np.ndarray, colour: np.ndarray) -> bool:
+    """True when ``colour`` is the ring's median skin lit by the lamp (``_skin_toward_white``),
+    or one of the skins of the ring's colour classes lit. A highlight on a stripe of one
+    skin among another takes the stripe's hue, which the ring's median need not have."""
+    if _skin_toward_white(skin, colour):
+        return True
+    means, k = _ring_class_means(ring, ring_class)
+    for p in range(k):
+        if _skin_toward_white(means[p], colour):
+            return True
+    return False
 
 
 @numba.njit(cache=True)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
-from vision.defects import _WHITE_LAB8, _on_segment, _skin_toward_white, find_defects
+from vision.defects import _WHITE_LAB8, _lit_skin, _on_segment, _skin_toward_white, find_defects
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 MM_PER_PX = 0.3
@@ -136,6 +136,22 @@ def test_a_highlight_of_a_lamp_dimmer_than_full_scale_is_still_the_skin_lit() ->
     for scar_lab in ((58.0, 7.0, 21.0), (56.0, 9.0, 32.0)):  # scar, russet
         scar = cv2.cvtColor(np.array([[scar_lab]], np.float32), cv2.COLOR_Lab2BGR)[0, 0] * 255.0
         assert not _skin_toward_white(skin, lab8(scar)), scar_lab
+
+
+def test_a_highlight_on_a_stripe_is_that_stripes_skin_lit_not_the_rings_median() -> None:
+    # as a cherry showed it (8-bit Lab): red skin with a yellow stripe through the ring, and
+    # a highlight on the stripe, which keeps the stripe's yellow hue and not the red median's
+    red, yellow = np.array([137.0, 163.0, 156.0]), np.array([168.0, 131.0, 173.0])
+    ring = np.array([red] * 60 + [yellow] * 10)
+    ring_class = np.array([2] * 60 + [3] * 10)
+    lit = np.array([193.0, 128.0, 156.0])
+    assert not _skin_toward_white(red, lit)
+    assert _lit_skin(ring, ring_class, red, lit)
+    # russet on the same skins is darker than the stripe and off the red's mix with light
+    russet = np.array([56.0 * 2.55, 137.0, 160.0])
+    assert not _lit_skin(ring, ring_class, red, russet)
+    # with fewer than three stripe pixels in a class the stripe is not a skin of the ring
+    assert not _lit_skin(ring[:62], np.array([2] * 60 + [3] * 2), red, lit)
 
 
 def test_a_spot_with_no_usable_skin_around_it_is_not_judged_nor_counted() -> None:
