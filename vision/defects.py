@@ -490,13 +490,12 @@ def _lit_skin(ring: np.ndarray, ring_class: np.ndarray, skin: np.ndarray, colour
     """True when ``colour`` is the ring's median skin lit by the lamp (``_skin_toward_white``),
     or one of the skins of the ring's colour classes lit. A highlight on a stripe of one
     skin among another takes the stripe's hue, which the ring's median need not have."""
-    if _skin_toward_white(skin, colour):
-        return True
     means, k = _ring_class_means(ring, ring_class)
-    for p in range(k):
-        if _skin_toward_white(means[p], colour):
-            return True
-    return False
+    lit, p = _skin_toward_white(skin, colour), 0
+    while not lit and p < k:  # a loop, not any() over a generator, which numba does not compile
+        lit = _skin_toward_white(means[p], colour)
+        p += 1
+    return lit
 
 
 @numba.njit(cache=True)
