@@ -234,11 +234,12 @@ def _blobs(
                 spread[i, 0], spread[i, 1], spread[i, 2] = d, d, d
             ring_sigma_l8 = 1.4826 * _upper_median3(spread, np.ones(n_ring, np.bool_))[0]
             contrast = max(min_contrast, ring_spreads * ring_sigma_l8)  # 8-bit Lab units
-            if _between_two_skins(ring[:n_ring], defect) or _explained_by_ring_classes(
-                ring[:n_ring], ring_class[:n_ring], defect, contrast
-            ):
+            if _between_two_skins(ring[:n_ring], defect):
+                continue  # the blurred border of two skins
+            ring_skins = _ring_class_means(ring[:n_ring], ring_class[:n_ring])
+            if _explained_by_ring_classes(ring_skins, defect, contrast):
                 continue  # one of the skins around it, or the blurred border of two or three
-            if _lit_skin(ring[:n_ring], ring_class[:n_ring], skin, defect):
+            if _lit_skin(ring_skins, skin, defect):
                 continue  # a highlight too faint to be glare: a skin around it, lighter
             if _same_pigment(skin, defect, contrast):
                 continue  # the skin's own colour, only lighter or darker: mottling, shading
@@ -357,10 +358,11 @@ def _between_two_skins(ring: np.ndarray, colour: np.ndarray) -> bool:
 
 
 @numba.njit(cache=True)
-def _ring_class_means(ring: np.ndarray, ring_class: np.ndarray) -> tuple[np.ndarray, int]:
-    """The mean colour of each colour class with at least three pixels in the ring (rows
-    ``0..k-1`` of the first result; ``k`` the second). Only pixels in a class count, so the
-    blob's own blurred fringe (in no class) cannot pose as a skin."""
+def _ring_class_means(ring: np.ndarray, ring_class: np.ndarray) -> np.ndarray:
+    """The mean colour of each colour class with at least three pixels in the ring, one row
+    each: the skins of the ring. Only pixels in a class count, so the blob's own blurred
+    fringe (in no class) cannot pose as a skin. Read once per blob, by
+    ``_explained_by_ring_classes`` and ``_lit_skin`` alike."""
     n_max = 8
     sums = np.zeros((n_max, 3))
     counts = np.zeros(n_max)
@@ -375,18 +377,19 @@ def _ring_class_means(ring: np.ndarray, ring_class: np.ndarray) -> tuple[np.ndar
         if counts[c] >= 3:
             means[k] = sums[c] / counts[c]
             k += 1
-    return means, k
+    return means[:k]
 
 
 @numba.njit(cache=True)
-def _explained_by_ring_classes(ring: np.ndarray, ring_class: np.ndarray, colour: np.ndarray, min_contrast: float) -> bool:
-    """True when ``colour`` is one of the skins in the ring around a blob (within
+def _explained_by_ring_classes(means: np.ndarray, colour: np.ndarray, min_contrast: float) -> bool:
+    """True when ``colour`` is one of the skins in the ring around a blob (``means``, from
+    ``_ring_class_means``; within
     ``min_contrast`` of a colour class's mean there: the same skin, only across its class
     border), or a blend of them: within 12 units (8-bit Lab) of the segment between two
     classes' mean colours, or of the triangle of three. A thin stripe of one skin between
     two others, or the point where three meet, blurs into such blends; a bruise, russet or
-    rot lies off them (``_ring_class_means`` says which pixels count)."""
-    means, k = _ring_class_means(ring, ring_class)
+    rot lies off them."""
+    k = means.shape[0]
     for p in range(k):
         gap = colour - means[p]
         if (gap * gap).sum() < min_contrast * min_contrast:
@@ -486,13 +489,13 @@ def _skin_toward_white(skin: np.ndarray, colour: np.ndarray) -> bool:
 
 
 @numba.njit(cache=True)
-def _lit_skin(ring: np.ndarray, ring_class: np.ndarray, skin: np.ndarray, colour: np.ndarray) -> bool:
+def _lit_skin(means: np.ndarray, skin: np.ndarray, colour: np.ndarray) -> bool:
     """True when ``colour`` is the ring's median skin lit by the lamp (``_skin_toward_white``),
-    or one of the skins of the ring's colour classes lit. A highlight on a stripe of one
-    skin among another takes the stripe's hue, which the ring's median need not have."""
-    means, k = _ring_class_means(ring, ring_class)
+    or one of the skins of the ring's colour classes (``means``, from ``_ring_class_means``)
+    lit. A highlight on a stripe of one skin among another takes the stripe's hue, which the
+    ring's median need not have."""
     lit, p = _skin_toward_white(skin, colour), 0
-    while not lit and p < k:  # a loop, not any() over a generator, which numba does not compile
+    while not lit and p < means.shape[0]:  # a loop, not any() over a generator, which numba does not compile
         lit = _skin_toward_white(means[p], colour)
         p += 1
     return lit

@@ -9,7 +9,14 @@ import cv2
 import numpy as np
 
 from vision.colour import CANONICAL_CLASSES, classify_bgr, colour_lut
-from vision.defects import _WHITE_LAB8, _lit_skin, _on_segment, _skin_toward_white, find_defects
+from vision.defects import (
+    _WHITE_LAB8,
+    _lit_skin,
+    _on_segment,
+    _ring_class_means,
+    _skin_toward_white,
+    find_defects,
+)
 from vision.views import CANON_SIZE, WEIGHT_SCALE, DefectView, VisionSettings
 
 MM_PER_PX = 0.3
@@ -146,12 +153,12 @@ def test_a_highlight_on_a_stripe_is_that_stripes_skin_lit_not_the_rings_median()
     ring_class = np.array([2] * 60 + [3] * 10)
     lit = np.array([193.0, 128.0, 156.0])
     assert not _skin_toward_white(red, lit)
-    assert _lit_skin(ring, ring_class, red, lit)
+    assert _lit_skin(_ring_class_means(ring, ring_class), red, lit)
     # russet on the same skins is darker than the stripe and off the red's mix with light
     russet = np.array([56.0 * 2.55, 137.0, 160.0])
-    assert not _lit_skin(ring, ring_class, red, russet)
+    assert not _lit_skin(_ring_class_means(ring, ring_class), red, russet)
     # with fewer than three stripe pixels in a class the stripe is not a skin of the ring
-    assert not _lit_skin(ring[:62], np.array([2] * 60 + [3] * 2), red, lit)
+    assert not _lit_skin(_ring_class_means(ring[:62], np.array([2] * 60 + [3] * 2)), red, lit)
 
 
 def test_a_spot_with_no_usable_skin_around_it_is_not_judged_nor_counted() -> None:
