@@ -383,12 +383,11 @@ def _ring_class_means(ring: np.ndarray, ring_class: np.ndarray) -> np.ndarray:
 @numba.njit(cache=True)
 def _explained_by_ring_classes(means: np.ndarray, colour: np.ndarray, min_contrast: float) -> bool:
     """True when ``colour`` is one of the skins in the ring around a blob (``means``, from
-    ``_ring_class_means``; within
-    ``min_contrast`` of a colour class's mean there: the same skin, only across its class
-    border), or a blend of them: within 12 units (8-bit Lab) of the segment between two
-    classes' mean colours, or of the triangle of three. A thin stripe of one skin between
-    two others, or the point where three meet, blurs into such blends; a bruise, russet or
-    rot lies off them."""
+    ``_ring_class_means``), within ``min_contrast`` of a class's mean: the same skin, only
+    across its class border; or a blend of them: within 12 units (8-bit Lab) of the segment
+    between two classes' mean colours, or of the triangle of three. A thin stripe of one
+    skin between two others, or the point where three meet, blurs into such blends; a
+    bruise, russet or rot lies off them."""
     k = means.shape[0]
     for p in range(k):
         gap = colour - means[p]
